@@ -1,5 +1,9 @@
 //! tmp
+mod config;
+mod error;
 mod matcher;
 mod rules;
+pub use config::{AccessLogConfig, AllowConfig, DnsConfig, LogFormat, OnUnresolved, CONFIG_KEY};
+pub use error::Error;
 pub use matcher::{Decision, LinearScan, Matcher};
 pub use rules::{Rule, Target, TargetError, Verdict};

@@ -1,0 +1,533 @@
+//! The `[allow]` configuration: serde types, their defaults, and validation.
+//!
+//! Read from Rocket's figment under the key `allow` (so `[default.allow]` in
+//! Rocket.toml, `ROCKET_ALLOW='{...}'`, or any other figment provider), or built in
+//! code and handed to [`AllowFairing::custom`](crate::AllowFairing::custom).
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use rocket::figment::Figment;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use crate::error::Error;
+use crate::rules::{Rule, Target, Verdict};
+
+/// The figment key the fairing reads: `[default.allow]` in Rocket.toml.
+pub const CONFIG_KEY: &str = "allow";
+
+/// The whole `[allow]` table. Only `rules` is required.
+///
+/// ```
+/// use rocket::figment::{Figment, providers::{Format, Toml}};
+/// use rocket_allow::{AllowConfig, Verdict};
+///
+/// let figment = Figment::new().merge(Toml::string(r#"
+///     [allow]
+///     rules = [{ allow = "127.0.0.1" }, { deny = "all" }]
+/// "#));
+/// let config = AllowConfig::from_figment(&figment).unwrap();
+/// assert_eq!(config.rules.len(), 2);
+/// assert_eq!(config.default, Verdict::Allow);
+/// assert!(config.access_log.is_none());
+/// assert_eq!(config.client_ip_header, "X-Forwarded-For");
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowConfig {
+    /// Verdict when no rule matches: `"allow"` or `"deny"`. Default `"allow"`, as Flask-Allow.
+    #[serde(default)]
+    pub default: Verdict,
+    /// The ordered rules, `[{ allow = "..." }, { deny = "..." }, ...]`; the first match decides.
+    /// Required (an empty list is allowed: then `default` decides every request).
+    #[serde(deserialize_with = "de_rules")]
+    pub rules: Vec<Rule>,
+    /// Where to write the access log; default: no access log.
+    #[serde(default)]
+    pub access_log: Option<AccessLogConfig>,
+    /// Peers whose forwarding header is believed (same value syntax as rules). Default: none,
+    /// so every forwarding header is ignored and the client is the TCP peer.
+    #[serde(default, deserialize_with = "de_targets")]
+    pub trusted_proxies: Vec<Target>,
+    /// The header a trusted proxy puts the client address in. Default `"X-Forwarded-For"`.
+    #[serde(default = "default_client_ip_header")]
+    pub client_ip_header: String,
+    /// How host names are resolved and refreshed. Default: the system resolver.
+    #[serde(default)]
+    pub dns: DnsConfig,
+}
+
+fn default_client_ip_header() -> String {
+    "X-Forwarded-For".into()
+}
+
+impl AllowConfig {
+    /// A configuration with these rules and every other key at its default.
+    ///
+    /// ```
+    /// use rocket_allow::{AllowConfig, Rule};
+    /// let config = AllowConfig::new(vec![Rule::allow("127.0.0.1").unwrap(), Rule::deny("all").unwrap()]);
+    /// assert!(config.validate().is_ok());
+    /// ```
+    pub fn new(rules: Vec<Rule>) -> AllowConfig {
+        AllowConfig {
+            default: Verdict::default(),
+            rules,
+            access_log: None,
+            trusted_proxies: Vec::new(),
+            client_ip_header: default_client_ip_header(),
+            dns: DnsConfig::default(),
+        }
+    }
+
+    /// Reads and validates the `allow` table of a figment (Rocket's, or one of your own).
+    ///
+    /// ```
+    /// use rocket::figment::{Figment, providers::{Format, Toml}};
+    /// use rocket_allow::AllowConfig;
+    ///
+    /// let bad = Figment::new().merge(Toml::string(r#"allow.rules = [{ allow = "10.0.0.0/33" }]"#));
+    /// let err = AllowConfig::from_figment(&bad).unwrap_err().to_string();
+    /// assert!(err.contains("rules[0]") && err.contains("10.0.0.0/33"), "{err}");
+    ///
+    /// let missing = Figment::new();
+    /// assert!(AllowConfig::from_figment(&missing).unwrap_err().to_string().contains("allow"));
+    /// ```
+    pub fn from_figment(figment: &Figment) -> Result<AllowConfig, Error> {
+        if !figment.contains(CONFIG_KEY) {
+            return Err(Error::Invalid {
+                key: CONFIG_KEY.into(),
+                message: "missing: add an `[default.allow]` table with `rules = [...]` to Rocket.toml \
+                          (or set ROCKET_ALLOW)"
+                    .into(),
+            });
+        }
+        let config: AllowConfig = figment.extract_inner(CONFIG_KEY)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: value ranges and combinations.
+    ///
+    /// ```
+    /// use rocket_allow::{AllowConfig, AccessLogConfig};
+    /// let mut config = AllowConfig::new(vec![]);
+    /// config.access_log = Some(AccessLogConfig { max_bytes: 0, ..AccessLogConfig::new("a.log") });
+    /// assert!(config.validate().unwrap_err().to_string().contains("max_bytes"));
+    /// ```
+    pub fn validate(&self) -> Result<(), Error> {
+        let invalid = |key: &str, message: String| {
+            Err(Error::Invalid {
+                key: format!("{CONFIG_KEY}.{key}"),
+                message,
+            })
+        };
+        if let Some(log) = &self.access_log {
+            if log.max_bytes == 0 {
+                return invalid("access_log.max_bytes", "must be a positive number of bytes, found 0".into());
+            }
+            if log.path.as_os_str().is_empty() {
+                return invalid("access_log.path", "must not be empty".into());
+            }
+        }
+        let h = &self.client_ip_header;
+        if h.is_empty() || !h.bytes().all(is_header_name_byte) {
+            return invalid("client_ip_header", format!("`{h}` is not a valid HTTP header name"));
+        }
+        let dns = &self.dns;
+        if dns.timeout_secs == 0 {
+            return invalid("dns.timeout_secs", "must be at least 1 second, found 0".into());
+        }
+        if dns.max_ttl_secs == 0 {
+            return invalid("dns.max_ttl_secs", "must be at least 1 second, found 0".into());
+        }
+        if dns.min_ttl_secs > dns.max_ttl_secs {
+            return invalid(
+                "dns.min_ttl_secs",
+                format!(
+                    "{} is more than max_ttl_secs ({})",
+                    dns.min_ttl_secs, dns.max_ttl_secs
+                ),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// RFC 9110 `token` characters: what a header name may contain.
+fn is_header_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Layout of access log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Flask-Allow's layout: `time - LEVEL - client verdict by rule ... method url user-agent`.
+    #[default]
+    Text,
+    /// One JSON object a line, the same fields by name.
+    Json,
+}
+
+/// `access_log = "path"` or the `[allow.access_log]` table.
+///
+/// ```
+/// use rocket::figment::{Figment, providers::{Format, Toml}};
+/// use rocket_allow::{AllowConfig, LogFormat};
+///
+/// let short = Figment::new().merge(Toml::string(r#"
+///     [allow]
+///     rules = []
+///     access_log = "access.log"
+/// "#));
+/// let log = AllowConfig::from_figment(&short).unwrap().access_log.unwrap();
+/// assert_eq!(log.max_bytes, 5_242_880);
+/// assert_eq!(log.backup_count, 7);
+/// assert_eq!(log.format, LogFormat::Text);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLogConfig {
+    /// The log file; rotated files are `path.1` (newest) to `path.N`.
+    pub path: PathBuf,
+    /// Rotate before a line would make the file larger than this. Default 5242880 (5 MiB).
+    pub max_bytes: u64,
+    /// Rotated files to keep; the oldest beyond this is deleted. Default 7. `0` never rotates
+    /// (the file grows without bound), as Python's RotatingFileHandler.
+    pub backup_count: usize,
+    /// `"text"` (default) or `"json"`.
+    pub format: LogFormat,
+}
+
+impl AccessLogConfig {
+    /// Flask-Allow's defaults for `path`: 5 MiB files, 7 backups, text lines.
+    ///
+    /// ```
+    /// let log = rocket_allow::AccessLogConfig::new("access.log");
+    /// assert_eq!(log.backup_count, 7);
+    /// ```
+    pub fn new(path: impl Into<PathBuf>) -> AccessLogConfig {
+        AccessLogConfig {
+            path: path.into(),
+            max_bytes: 5_242_880,
+            backup_count: 7,
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccessLogTable {
+    path: PathBuf,
+    #[serde(default, deserialize_with = "de_max_bytes")]
+    max_bytes: Option<u64>,
+    #[serde(default)]
+    backup_count: Option<usize>,
+    #[serde(default)]
+    format: LogFormat,
+}
+
+impl<'de> Deserialize<'de> for AccessLogConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = AccessLogConfig;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a file path, or a table with `path`, `max_bytes`, `backup_count`, `format`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(AccessLogConfig::new(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                let t = AccessLogTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                let defaults = AccessLogConfig::new(t.path);
+                Ok(AccessLogConfig {
+                    max_bytes: t.max_bytes.unwrap_or(defaults.max_bytes),
+                    backup_count: t.backup_count.unwrap_or(defaults.backup_count),
+                    format: t.format,
+                    ..defaults
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Accepts any integer so that a negative or zero size gets a message saying what is allowed.
+fn de_max_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = Option<u64>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a positive number of bytes")
+        }
+        fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
+            match n {
+                0 => self.visit_i64(0),
+                n => Ok(Some(n)),
+            }
+        }
+        fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
+            match u64::try_from(n) {
+                Ok(n) if n > 0 => Ok(Some(n)),
+                _ => Err(E::custom(format!(
+                    "access_log.max_bytes must be a positive number of bytes, found {n}"
+                ))),
+            }
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// What to do at ignite with a host name that does not resolve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnUnresolved {
+    /// Ignite fails, naming the host (default).
+    #[default]
+    Fail,
+    /// Start anyway; the rule matches nothing until the name resolves. Dangerous for `deny`
+    /// rules: the addresses they should refuse are let through meanwhile.
+    Warn,
+}
+
+/// `[allow.dns]`: how host-name rules and trusted proxies are resolved and kept fresh.
+///
+/// ```
+/// let dns = rocket_allow::DnsConfig::default();
+/// assert!(dns.nameservers.is_empty()); // the system configuration
+/// assert_eq!((dns.timeout_secs, dns.min_ttl_secs, dns.max_ttl_secs), (2, 30, 3600));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    /// `"address:port"` (or `"address"` for port 53), queried over UDP and TCP. Default: empty,
+    /// which means the system configuration (/etc/resolv.conf and /etc/hosts).
+    #[serde(deserialize_with = "de_nameservers")]
+    pub nameservers: Vec<SocketAddr>,
+    /// Per-query timeout in seconds. Default 2.
+    pub timeout_secs: u64,
+    /// Refresh a name no more often than this, whatever its TTL. Default 30.
+    pub min_ttl_secs: u64,
+    /// Refresh a name at least this often, whatever its TTL. Default 3600.
+    pub max_ttl_secs: u64,
+    /// `"fail"` (default) or `"warn"`.
+    pub on_unresolved: OnUnresolved,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            nameservers: Vec::new(),
+            timeout_secs: 2,
+            min_ttl_secs: 30,
+            max_ttl_secs: 3600,
+            on_unresolved: OnUnresolved::Fail,
+        }
+    }
+}
+
+fn de_nameservers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Error> {
+    let list = Vec::<String>::deserialize(d)?;
+    list.iter()
+        .enumerate()
+        .map(|(i, s)| {
+            s.parse::<SocketAddr>()
+                .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                .map_err(|_| {
+                    de::Error::custom(format!(
+                        "dns.nameservers[{i}]: `{s}` is not an address or address:port"
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// One element of a list as read, before it is checked: kept loose so that every
+/// error can name the element's index.
+enum Loose {
+    Str(String),
+    Table(Vec<(String, Loose)>),
+    Other(String),
+}
+
+impl Loose {
+    fn describe(&self) -> String {
+        match self {
+            Loose::Str(s) => format!("string \"{s}\""),
+            Loose::Table(_) => "a table".into(),
+            Loose::Other(kind) => kind.clone(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Loose {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Loose;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Loose, E> {
+                Ok(Loose::Str(v.into()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Loose, E> {
+                Ok(Loose::Str(v))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Loose, E> {
+                Ok(Loose::Other(format!("boolean {v}")))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Loose, E> {
+                Ok(Loose::Other(format!("integer {v}")))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Loose, E> {
+                Ok(Loose::Other(format!("integer {v}")))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Loose, E> {
+                Ok(Loose::Other(format!("number {v}")))
+            }
+            fn visit_char<E: de::Error>(self, v: char) -> Result<Loose, E> {
+                Ok(Loose::Str(v.into()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Loose, E> {
+                Ok(Loose::Other("nothing".into()))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Loose, E> {
+                Ok(Loose::Other("nothing".into()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Loose, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Loose::Other("a list".into()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Loose, A::Error> {
+                let mut entries = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, Loose>()? {
+                    entries.push((k, v));
+                }
+                Ok(Loose::Table(entries))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A rule table must be exactly `{ allow = "..." }` or `{ deny = "..." }`.
+fn rule_from_loose(index: usize, raw: Loose) -> Result<Rule, String> {
+    let at = format!("rules[{index}]");
+    let shape = "a rule is one table with one key, `{ allow = \"...\" }` or `{ deny = \"...\" }`";
+    let entries = match raw {
+        Loose::Table(entries) => entries,
+        other => return Err(format!("{at}: found {}; {shape}", other.describe())),
+    };
+    if let Some((key, _)) = entries.iter().find(|(k, _)| k != "allow" && k != "deny") {
+        return Err(format!("{at}: unknown key `{key}`; {shape}"));
+    }
+    match entries.len() {
+        0 => Err(format!("{at}: empty table; {shape}")),
+        1 => {
+            let (key, value) = entries.into_iter().next().expect("one entry");
+            let verdict: Verdict = key.parse().expect("key checked above");
+            match value {
+                Loose::Str(s) => Rule::new(verdict, &s).map_err(|e| format!("{at}: {key} = \"{s}\": {e}")),
+                other => Err(format!("{at}: {key} must be a string, found {}", other.describe())),
+            }
+        }
+        _ => Err(format!(
+            "{at}: has both `allow` and `deny`; write one rule per table \
+             (TOML tables do not keep key order, so which comes first cannot be known)"
+        )),
+    }
+}
+
+fn de_rules<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Rule>, D::Error> {
+    let list = Vec::<Loose>::deserialize(d)?;
+    list.into_iter()
+        .enumerate()
+        .map(|(i, raw)| rule_from_loose(i, raw).map_err(de::Error::custom))
+        .collect()
+}
+
+fn de_targets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Target>, D::Error> {
+    let list = Vec::<Loose>::deserialize(d)?;
+    list.into_iter()
+        .enumerate()
+        .map(|(i, raw)| match raw {
+            Loose::Str(s) => Target::parse(&s)
+                .map_err(|e| de::Error::custom(format!("trusted_proxies[{i}]: {e}"))),
+            other => Err(de::Error::custom(format!(
+                "trusted_proxies[{i}]: found {}; expected an address, network or host name string",
+                other.describe()
+            ))),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rocket::figment::providers::{Format, Toml};
+
+    fn load(toml: &str) -> Result<AllowConfig, String> {
+        AllowConfig::from_figment(&Figment::new().merge(Toml::string(toml))).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn full_table() {
+        let c = load(
+            r#"
+            [allow]
+            default = "deny"
+            rules = [{ allow = "127.0.0.1" }, { allow = "proxy.example.com" }, { deny = "all" }]
+            trusted_proxies = ["10.0.0.0/8", "::1"]
+            client_ip_header = "Forwarded"
+            [allow.access_log]
+            path = "x.log"
+            max_bytes = 100
+            backup_count = 0
+            format = "json"
+            [allow.dns]
+            nameservers = ["127.0.0.1:5353", "::1"]
+            timeout_secs = 1
+            min_ttl_secs = 1
+            max_ttl_secs = 2
+            on_unresolved = "warn"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.default, Verdict::Deny);
+        assert_eq!(c.rules[1].target, Target::Host("proxy.example.com".into()));
+        assert_eq!(c.trusted_proxies.len(), 2);
+        let log = c.access_log.unwrap();
+        assert_eq!((log.max_bytes, log.backup_count, log.format), (100, 0, LogFormat::Json));
+        assert_eq!(c.dns.nameservers[1], "[::1]:53".parse().unwrap());
+        assert_eq!(c.dns.on_unresolved, OnUnresolved::Warn);
+    }
+
+    #[test]
+    fn non_string_values_name_the_index() {
+        let e = load(r#"allow.rules = [{ allow = "::1" }, { deny = 5 }]"#).unwrap_err();
+        assert!(e.contains("rules[1]: deny must be a string, found integer 5"), "{e}");
+        let e = load(r#"allow.rules = ["127.0.0.1"]"#).unwrap_err();
+        assert!(e.contains("rules[0]: found string \"127.0.0.1\""), "{e}");
+        let e = load(r#"allow.rules = [{ allow = "::1" }]
+                        allow.trusted_proxies = ["::1", "nope!"]"#)
+        .unwrap_err();
+        assert!(e.contains("trusted_proxies[1]") && e.contains("`nope!`"), "{e}");
+    }
+
+    #[test]
+    fn validation() {
+        let e = load(r#"allow.rules = []
+                        allow.client_ip_header = "X Forwarded""#)
+        .unwrap_err();
+        assert!(e.contains("allow.client_ip_header") && e.contains("`X Forwarded`"), "{e}");
+        let e = load("allow.rules = []\nallow.dns = { min_ttl_secs = 10, max_ttl_secs = 5 }").unwrap_err();
+        assert!(e.contains("allow.dns.min_ttl_secs"), "{e}");
+        let e = load("allow.rules = []\nallow.dns = { nameservers = [\"dns.example\"] }").unwrap_err();
+        assert!(e.contains("dns.nameservers[0]") && e.contains("dns.example"), "{e}");
+    }
+}
