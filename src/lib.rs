@@ -1,6 +1,7 @@
 //! tmp
 mod config;
 mod error;
+mod log;
 mod matcher;
 mod rules;
 pub use config::{AccessLogConfig, AllowConfig, DnsConfig, LogFormat, OnUnresolved, CONFIG_KEY};

@@ -1,0 +1,410 @@
+//! The access log: one line per decision, written off the request path and rotated by size.
+//!
+//! Lines are formatted on the request path (one allocation) and handed to
+//! tracing-appender's non-blocking worker thread, which writes them through
+//! [`RotatingFile`]: file-rotate does the renaming (`access.log` → `.1` → … → `.N`),
+//! and we decide *when*, as Python's RotatingFileHandler does, before a line would
+//! push the file past `max_bytes`, so lines are never split across files.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use file_rotate::{compression::Compression, suffix::AppendCount, ContentLimit, FileRotate};
+use serde::Serialize;
+use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
+
+use crate::config::{AccessLogConfig, LogFormat};
+use crate::error::Error;
+use crate::rules::Verdict;
+
+/// Flask-Allow's levels: allowed by a rule, no rule matched, refused by a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Level {
+    Info,
+    Warning,
+    Error,
+}
+
+impl Level {
+    fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "INFO",
+            Level::Warning => "WARNING",
+            Level::Error => "ERROR",
+        }
+    }
+}
+
+/// One decision, borrowed from the request and the rule set.
+#[derive(Debug, Serialize)]
+pub(crate) struct Entry<'a> {
+    #[serde(skip)]
+    pub level: Level,
+    /// The address the decision was made on.
+    pub client: Option<IpAddr>,
+    /// The TCP peer, when the client address came from a forwarding header (or differs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<IpAddr>,
+    pub verdict: Verdict,
+    /// `None` when no rule matched and the default decided.
+    pub rule: Option<RuleRef<'a>>,
+    /// Why the decision was made on something other than the plain peer, if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<&'a str>,
+    pub method: &'a str,
+    pub url: &'a str,
+    pub user_agent: Option<&'a str>,
+}
+
+/// The rule that decided: its index, the text as written and what it was normalized to.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct RuleRef<'a> {
+    pub index: usize,
+    pub written: &'a str,
+    pub normalized: &'a str,
+}
+
+impl Entry<'_> {
+    /// Flask-Allow's layout, `time - LEVEL - client verdict by rule url user-agent`, with the
+    /// rule's index and normalized form, the peer and the method added. Request text is
+    /// escaped so a client cannot forge extra log lines.
+    fn text(&self, out: &mut String) {
+        out.push_str(&timestamp());
+        let _ = write!(out, " - {:>7} - ", self.level.as_str());
+        match self.client {
+            Some(ip) => {
+                let _ = write!(out, "{ip}");
+            }
+            None => out.push_str("unknown-address"),
+        }
+        if let Some(peer) = self.peer {
+            let _ = write!(out, " via {peer}");
+        }
+        out.push_str(match self.verdict {
+            Verdict::Allow => " allowed",
+            Verdict::Deny => " denied",
+        });
+        match &self.rule {
+            Some(r) => {
+                let _ = write!(out, " by rule #{} {} {} ({})", r.index, self.verdict, r.written, r.normalized);
+            }
+            None => out.push_str(" by default (no rule matched)"),
+        }
+        if let Some(note) = self.note {
+            out.push_str(" [");
+            escape_into(out, note);
+            out.push(']');
+        }
+        out.push(' ');
+        out.push_str(self.method);
+        out.push(' ');
+        escape_into(out, self.url);
+        out.push(' ');
+        escape_into(out, self.user_agent.unwrap_or("-"));
+        out.push('\n');
+    }
+
+    fn json(&self, out: &mut String) {
+        #[derive(Serialize)]
+        struct Line<'a> {
+            timestamp: String,
+            level: &'static str,
+            #[serde(flatten)]
+            entry: &'a Entry<'a>,
+        }
+        let line = Line {
+            timestamp: timestamp(),
+            level: self.level.as_str(),
+            entry: self,
+        };
+        // Serializing borrowed strings and numbers cannot fail.
+        out.push_str(&serde_json::to_string(&line).unwrap_or_default());
+        out.push('\n');
+    }
+
+    /// Reports the decision as a `tracing` event (target `rocket_allow`), for apps with a subscriber.
+    pub fn emit_event(&self) {
+        let rule = self.rule.map(|r| r.index);
+        let written = self.rule.map(|r| r.written);
+        macro_rules! event {
+            ($lvl:expr, $msg:literal) => {
+                tracing::event!(
+                    target: "rocket_allow",
+                    $lvl,
+                    client = ?self.client,
+                    peer = ?self.peer,
+                    verdict = self.verdict.as_str(),
+                    rule = ?rule,
+                    rule_written = ?written,
+                    note = ?self.note,
+                    method = self.method,
+                    url = self.url,
+                    user_agent = ?self.user_agent,
+                    $msg
+                )
+            };
+        }
+        match self.level {
+            Level::Info => event!(tracing::Level::INFO, "request allowed"),
+            Level::Warning => event!(tracing::Level::WARN, "no rule matched; default applied"),
+            Level::Error => event!(tracing::Level::ERROR, "request refused"),
+        }
+    }
+}
+
+/// RFC 3339 in UTC with milliseconds: unambiguous whatever the server's time zone.
+fn timestamp() -> String {
+    use time::format_description::well_known::Rfc3339;
+    let now = time::OffsetDateTime::now_utc();
+    let now = now.replace_nanosecond(now.millisecond() as u32 * 1_000_000).unwrap_or(now);
+    now.format(&Rfc3339).unwrap_or_default()
+}
+
+/// Control characters (CR, LF, ESC...) become `\u{..}` so one request is one line.
+fn escape_into(out: &mut String, s: &str) {
+    for c in s.chars() {
+        if c.is_control() {
+            let _ = write!(out, "{}", c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+}
+
+/// The access log: a cheap handle to the writer thread.
+pub(crate) struct AccessLog {
+    writer: NonBlocking,
+    format: LogFormat,
+    dropped: ErrorCounter,
+    /// How many dropped lines were already reported in the log.
+    reported_drops: AtomicUsize,
+    // Dropping the guard flushes every queued line; it lives as long as the app's state.
+    _guard: WorkerGuard,
+}
+
+impl AccessLog {
+    /// Opens (or creates) the file for appending, failing with the path and the OS error, and
+    /// writes "Access log started".
+    pub fn open(config: &AccessLogConfig) -> Result<AccessLog, Error> {
+        let file = RotatingFile::open(config)?;
+        // Lossy: a full queue drops the line rather than stalling requests on the disk.
+        // Drops are counted and reported in the log itself (see `record`).
+        let (writer, guard) = NonBlockingBuilder::default()
+            .lossy(true)
+            .thread_name("rocket-allow-access-log")
+            .finish(file);
+        let log = AccessLog {
+            dropped: writer.error_counter(),
+            writer,
+            format: config.format,
+            reported_drops: AtomicUsize::new(0),
+            _guard: guard,
+        };
+        log.notice("INFO", "Access log started");
+        Ok(log)
+    }
+
+    /// Queues one decision line. Never blocks on the disk.
+    pub fn record(&self, entry: &Entry<'_>) {
+        let mut line = String::with_capacity(256);
+        match self.format {
+            LogFormat::Text => entry.text(&mut line),
+            LogFormat::Json => entry.json(&mut line),
+        }
+        self.report_drops();
+        let _ = self.writer.clone().write_all(line.as_bytes());
+    }
+
+    /// A line that is not a decision: start-up, dropped lines.
+    fn notice(&self, level: &str, message: &str) {
+        let line = match self.format {
+            LogFormat::Text => format!("{} - {level:>7} - {message}\n", timestamp()),
+            LogFormat::Json => format!(
+                "{}\n",
+                serde_json::json!({ "timestamp": timestamp(), "level": level, "message": message })
+            ),
+        };
+        let _ = self.writer.clone().write_all(line.as_bytes());
+    }
+
+    fn report_drops(&self) {
+        let dropped = self.dropped.dropped_lines();
+        let reported = self.reported_drops.load(Ordering::Relaxed);
+        if dropped > reported
+            && self
+                .reported_drops
+                .compare_exchange(reported, dropped, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let n = dropped - reported;
+            tracing::warn!(target: "rocket_allow", dropped = n, "access log writer fell behind; lines dropped");
+            self.notice(
+                "WARNING",
+                &format!("{n} access log line(s) were dropped: the writer fell behind"),
+            );
+        }
+    }
+}
+
+/// A size-rotated file with RotatingFileHandler's timing, and write failures reported instead
+/// of lost silently: the first failure goes to stderr and `tracing`, and once writing works
+/// again a line in the log says how many lines could not be written.
+struct RotatingFile {
+    inner: FileRotate<AppendCount>,
+    path: PathBuf,
+    size: u64,
+    max_bytes: u64,
+    backup_count: usize,
+    failed: u64,
+    last_error: String,
+}
+
+impl RotatingFile {
+    fn open(config: &AccessLogConfig) -> Result<RotatingFile, Error> {
+        let fail = |source| Error::AccessLog {
+            path: config.path.clone(),
+            source,
+        };
+        // An absolute path keeps writing to the same file if the app changes directory.
+        let path = std::path::absolute(&config.path).map_err(fail)?;
+        // file-rotate opens lazily and would panic on a missing directory; open here first
+        // so that ignite fails with the OS error instead.
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(fail)?;
+        let size = file.metadata().map_err(fail)?.len();
+        drop(file);
+        let inner = FileRotate::new(
+            &path,
+            AppendCount::new(config.backup_count.max(1)),
+            ContentLimit::None,
+            Compression::None,
+            None,
+        );
+        Ok(RotatingFile {
+            inner,
+            path,
+            size,
+            max_bytes: config.max_bytes,
+            backup_count: config.backup_count,
+            failed: 0,
+            last_error: String::new(),
+        })
+    }
+
+    fn try_write(&mut self, buf: &[u8]) -> io::Result<()> {
+        let len = buf.len() as u64;
+        if self.backup_count > 0 && self.size > 0 && self.size + len > self.max_bytes {
+            self.rotate()?;
+        }
+        self.inner.write_all(buf)?;
+        self.size += len;
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        // file-rotate panics if the directory is gone; report that as an error instead.
+        if !self.path.parent().is_some_and(Path::is_dir) {
+            return Err(io::Error::new(io::ErrorKind::NotFound, "log directory is gone"));
+        }
+        self.inner.rotate()?;
+        self.size = 0;
+        // file-rotate drops writes silently if it cannot reopen the file; detect that here.
+        if !self.path.exists() {
+            return Err(io::Error::new(io::ErrorKind::NotFound, "could not reopen the log after rotation"));
+        }
+        Ok(())
+    }
+}
+
+impl Write for RotatingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.try_write(buf) {
+            Ok(()) if self.failed > 0 => {
+                let line = format!(
+                    "{} - WARNING - {} access log line(s) could not be written: {}\n",
+                    timestamp(),
+                    self.failed,
+                    self.last_error
+                );
+                self.failed = 0;
+                let _ = self.try_write(line.as_bytes());
+            }
+            Ok(()) => {}
+            Err(e) => {
+                if self.failed == 0 {
+                    eprintln!("rocket-allow: cannot write access log `{}`: {e}", self.path.display());
+                    tracing::error!(target: "rocket_allow", path = %self.path.display(), error = %e,
+                        "cannot write access log");
+                }
+                self.failed += 1;
+                self.last_error = e.to_string();
+            }
+        }
+        // Always "written": the worker ignores errors, so they are handled above.
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry<'a>(ua: Option<&'a str>, rule: Option<RuleRef<'a>>) -> Entry<'a> {
+        Entry {
+            level: Level::Error,
+            client: Some("192.0.2.9".parse().unwrap()),
+            peer: Some("10.0.0.1".parse().unwrap()),
+            verdict: Verdict::Deny,
+            rule,
+            note: None,
+            method: "GET",
+            url: "http://localhost/x?y",
+            user_agent: ua,
+        }
+    }
+
+    #[test]
+    fn text_line_layout() {
+        let mut s = String::new();
+        let rule = RuleRef { index: 2, written: "0.0.0.0/0", normalized: "0.0.0.0/0" };
+        entry(Some("curl/8"), Some(rule)).text(&mut s);
+        let (_, rest) = s.split_once(" - ").unwrap();
+        assert_eq!(
+            rest,
+            "  ERROR - 192.0.2.9 via 10.0.0.1 denied by rule #2 deny 0.0.0.0/0 (0.0.0.0/0) GET http://localhost/x?y curl/8\n"
+        );
+    }
+
+    #[test]
+    fn request_text_cannot_forge_lines() {
+        let mut s = String::new();
+        entry(Some("evil\n2026-01-01 - INFO - 1.2.3.4 allowed"), None).text(&mut s);
+        assert_eq!(s.lines().count(), 1, "{s}");
+        assert!(s.contains("evil\\u{a}2026"), "{s}");
+    }
+
+    #[test]
+    fn json_line_fields() {
+        let mut s = String::new();
+        entry(None, None).json(&mut s);
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["level"], "ERROR");
+        assert_eq!(v["client"], "192.0.2.9");
+        assert_eq!(v["peer"], "10.0.0.1");
+        assert_eq!(v["verdict"], "deny");
+        assert!(v["rule"].is_null());
+        assert_eq!(v["method"], "GET");
+        assert!(v["user_agent"].is_null());
+        assert!(v["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+}
