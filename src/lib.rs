@@ -1,4 +1,5 @@
 //! tmp
+mod client;
 mod config;
 mod error;
 mod log;
@@ -8,3 +9,4 @@ pub use config::{AccessLogConfig, AllowConfig, DnsConfig, LogFormat, OnUnresolve
 pub use error::Error;
 pub use matcher::{Decision, LinearScan, Matcher};
 pub use rules::{Rule, Target, TargetError, Verdict};
+pub use client::{client_addr, ClientAddr, ClientIpHeader, MAX_HOPS};
