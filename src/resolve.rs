@@ -1,0 +1,239 @@
+//! Host-name rules: hickory lookups at ignite, and refresh by TTL in the background.
+//!
+//! Nothing here runs on the request path. Every name is looked up for all its A and
+//! AAAA records; the answer's TTL, clamped to `[min_ttl_secs, max_ttl_secs]`, says when
+//! to look again. A failed refresh keeps the last known addresses and retries after
+//! `min_ttl_secs`. When any name's addresses change, the caller's rebuild runs once
+//! with the new set.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use hickory_resolver::config::{
+    LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig,
+};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::TokioResolver;
+use rocket::futures::future::join_all;
+use rocket::tokio::time::{sleep_until, Instant};
+
+use crate::config::{DnsConfig, OnUnresolved};
+use crate::error::Error;
+use crate::policy::Addresses;
+use crate::rules::{Rule, Target};
+
+/// A configured resolver and the refresh bounds.
+pub(crate) struct Dns {
+    resolver: TokioResolver,
+    min_ttl: Duration,
+    max_ttl: Duration,
+}
+
+/// The outcome of looking a name up: its sorted addresses and when to look again.
+type Answer = Result<(Vec<IpAddr>, Duration), String>;
+
+impl Dns {
+    pub fn new(config: &DnsConfig) -> Result<Dns, Error> {
+        let invalid = |message: String| Error::Invalid {
+            key: "allow.dns".into(),
+            message,
+        };
+        let mut builder = if config.nameservers.is_empty() {
+            let mut b = TokioResolver::builder_tokio()
+                .map_err(|e| invalid(format!("cannot read the system resolver configuration: {e}")))?;
+            // The system view includes /etc/hosts, so `localhost` is 127.0.0.1 and ::1.
+            b.options_mut().use_hosts_file = ResolveHosts::Always;
+            b
+        } else {
+            let servers = config.nameservers.iter().map(name_server).collect();
+            let mut b = TokioResolver::builder_with_config(
+                ResolverConfig::from_parts(None, vec![], servers),
+                TokioRuntimeProvider::default(),
+            );
+            b.options_mut().use_hosts_file = ResolveHosts::Never;
+            b
+        };
+        let opts = builder.options_mut();
+        opts.timeout = Duration::from_secs(config.timeout_secs);
+        opts.attempts = 1;
+        opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+        // We schedule by TTL ourselves; a cache would hand back stale answers when
+        // max_ttl_secs is shorter than a record's TTL.
+        opts.cache_size = 0;
+        let resolver = builder
+            .build()
+            .map_err(|e| invalid(format!("cannot build the resolver: {e}")))?;
+        Ok(Dns {
+            resolver,
+            min_ttl: Duration::from_secs(config.min_ttl_secs),
+            max_ttl: Duration::from_secs(config.max_ttl_secs),
+        })
+    }
+
+    /// All A and AAAA records of `name`, and how long they may be kept.
+    async fn lookup(&self, name: &str) -> Answer {
+        let started = Instant::now();
+        let lookup = self.resolver.lookup_ip(name).await.map_err(|e| e.to_string())?;
+        let mut addrs: Vec<IpAddr> = lookup.iter().map(|ip| ip.to_canonical()).collect();
+        addrs.sort_unstable();
+        addrs.dedup();
+        if addrs.is_empty() {
+            return Err("no A or AAAA records".into());
+        }
+        let ttl = lookup.valid_until().saturating_duration_since(started.into_std());
+        Ok((addrs, ttl.clamp(self.min_ttl, self.max_ttl)))
+    }
+}
+
+fn name_server(addr: &SocketAddr) -> NameServerConfig {
+    let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
+    for c in &mut ns.connections {
+        c.port = addr.port();
+    }
+    ns
+}
+
+/// Every distinct host name in the rules and trusted proxies, with the key of its first use.
+pub(crate) fn host_names(rules: &[Rule], trusted: &[Target]) -> Vec<(String, String)> {
+    let rule_names = rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (&r.target, format!("allow.rules[{i}]")));
+    let proxy_names = trusted
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t, format!("allow.trusted_proxies[{i}]")));
+    let mut seen = HashMap::new();
+    let mut out = Vec::new();
+    for (target, key) in rule_names.chain(proxy_names) {
+        if let Target::Host(name) = target {
+            if seen.insert(name.clone(), ()).is_none() {
+                out.push((name.clone(), key));
+            }
+        }
+    }
+    out
+}
+
+/// The names' state between refreshes.
+pub(crate) struct Names {
+    addrs: Addresses,
+    due: HashMap<String, Instant>,
+}
+
+impl Names {
+    pub fn addresses(&self) -> &Addresses {
+        &self.addrs
+    }
+
+    /// The earliest time a name wants refreshing.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.due.values().min().copied()
+    }
+}
+
+/// Resolves every name at ignite. With `on_unresolved = "fail"` the first failure is the
+/// error; with `"warn"` the name starts with no addresses and is retried after `min_ttl_secs`.
+pub(crate) async fn resolve_at_ignite(
+    dns: &Dns,
+    names: &[(String, String)],
+    on_unresolved: OnUnresolved,
+) -> Result<Names, Error> {
+    let answers = join_all(names.iter().map(|(name, _)| dns.lookup(name))).await;
+    let now = Instant::now();
+    let mut state = Names {
+        addrs: Addresses::new(),
+        due: HashMap::new(),
+    };
+    for ((name, key), answer) in names.iter().zip(answers) {
+        match answer {
+            Ok((addrs, ttl)) => {
+                log::info!(target: "rocket_allow", "{key}: `{name}` resolved to {addrs:?}; next lookup in {ttl:?}");
+                state.addrs.insert(name.clone(), addrs);
+                state.due.insert(name.clone(), now + ttl);
+            }
+            Err(message) if on_unresolved == OnUnresolved::Fail => {
+                return Err(Error::Unresolved {
+                    key: key.clone(),
+                    name: name.clone(),
+                    message,
+                });
+            }
+            Err(message) => {
+                log::warn!(
+                    target: "rocket_allow",
+                    "{key}: host name `{name}` did not resolve ({message}); it matches nothing until it does"
+                );
+                state.addrs.insert(name.clone(), Vec::new());
+                state.due.insert(name.clone(), now + dns.min_ttl);
+            }
+        }
+    }
+    Ok(state)
+}
+
+/// Refreshes names as they fall due. After every round `after` is told the addresses and
+/// whether they changed; it returns `false` to stop (the app is gone). Rocket's shutdown
+/// ends it by dropping the future.
+pub(crate) async fn refresh_forever(dns: Dns, mut names: Names, after: impl Fn(&Addresses, bool) -> bool) {
+    while let Some(due) = names.next_due() {
+        sleep_until(due).await;
+        let now = Instant::now();
+        let ready: Vec<String> = names
+            .due
+            .iter()
+            .filter(|(_, &at)| at <= now)
+            .map(|(name, _)| name.clone())
+            .collect();
+        let answers = join_all(ready.iter().map(|name| dns.lookup(name))).await;
+        let mut changed = false;
+        for (name, answer) in ready.into_iter().zip(answers) {
+            let next = match answer {
+                Ok((addrs, ttl)) => {
+                    if names.addrs.get(&name) != Some(&addrs) {
+                        log::info!(target: "rocket_allow", "host name `{name}` now resolves to {addrs:?}");
+                        names.addrs.insert(name.clone(), addrs);
+                        changed = true;
+                    }
+                    ttl
+                }
+                Err(message) => {
+                    let kept = names.addrs.get(&name).map_or(0, Vec::len);
+                    log::warn!(
+                        target: "rocket_allow",
+                        "refreshing host name `{name}` failed ({message}); keeping its {kept} last known address(es)"
+                    );
+                    tracing::warn!(target: "rocket_allow", name = %name, error = %message, "host name refresh failed");
+                    dns.min_ttl
+                }
+            };
+            names.due.insert(name, Instant::now() + next);
+        }
+        if !after(&names.addrs, changed) {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_listed_once_with_their_first_key() {
+        let rules = vec![
+            Rule::allow("a.test").unwrap(),
+            Rule::deny("10.0.0.0/8").unwrap(),
+            Rule::deny("A.test.").unwrap(),
+        ];
+        let trusted = vec![Target::parse("b.test").unwrap(), Target::parse("a.test").unwrap()];
+        assert_eq!(
+            host_names(&rules, &trusted),
+            vec![
+                ("a.test".to_string(), "allow.rules[0]".to_string()),
+                ("b.test".to_string(), "allow.trusted_proxies[0]".to_string()),
+            ]
+        );
+    }
+}

@@ -1,0 +1,133 @@
+//! Shared test helpers: an app with counting routes, built from TOML the way Rocket.toml is read.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, Once};
+
+use rocket::figment::providers::{Format, Toml};
+use rocket::http::Method;
+use rocket::local::blocking::Client;
+use rocket::{catch, catchers, get, routes, Build, Request, Rocket};
+use rocket_allow::AllowFairing;
+
+/// How many times any route handler ran.
+#[derive(Default)]
+pub struct Hits(pub AtomicUsize);
+
+#[get("/")]
+fn index(hits: &rocket::State<Hits>) -> &'static str {
+    hits.0.fetch_add(1, Ordering::SeqCst);
+    "hello"
+}
+
+/// Every method, every path: proves that no route at all ran for a refused request.
+#[rocket::route(GET, uri = "/<_..>", rank = 50)]
+fn any_get(hits: &rocket::State<Hits>) -> &'static str {
+    hits.0.fetch_add(1, Ordering::SeqCst);
+    "catch-all"
+}
+
+#[catch(403)]
+fn forbidden(_: &Request<'_>) -> &'static str {
+    "custom 403 page"
+}
+
+/// A figment like `rocket::build()`'s, with `toml` read as Rocket.toml (profiles nested).
+pub fn figment(toml: &str) -> rocket::figment::Figment {
+    // Before any Rocket exists, so that Rocket's own logger does not take the slot.
+    capture_logs();
+    rocket::Config::figment().merge(Toml::string(toml).nested())
+}
+
+/// The app: the fairing from config, `/` counted, and the app's own 403 catcher.
+pub fn app(toml: &str) -> Rocket<Build> {
+    rocket::custom(figment(toml))
+        .attach(AllowFairing::fairing())
+        .manage(Hits::default())
+        .mount("/", routes![index])
+        .register("/", catchers![forbidden])
+}
+
+/// The same app with a catch-all route for every method at the given rank.
+pub fn app_with_catch_all(toml: &str, rank: isize) -> Rocket<Build> {
+    let methods = [
+        Method::Get, Method::Post, Method::Put, Method::Delete, Method::Patch, Method::Options,
+        Method::Trace, Method::Connect,
+    ];
+    let routes: Vec<rocket::Route> = methods
+        .into_iter()
+        .map(|m| {
+            let mut r = routes![any_get].remove(0);
+            r.method = m;
+            r.rank = rank;
+            r
+        })
+        .collect();
+    app(toml).mount("/", routes)
+}
+
+pub fn client(rocket: Rocket<Build>) -> Client {
+    Client::tracked(rocket).expect("valid rocket")
+}
+
+pub fn hits(client: &Client) -> usize {
+    client.rocket().state::<Hits>().unwrap().0.load(Ordering::SeqCst)
+}
+
+pub fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+static LOGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+static INIT: Once = Once::new();
+
+struct Capture;
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        if record.level() <= log::Level::Warn {
+            LOGS.lock().unwrap().push(format!("{}", record.args()));
+        }
+    }
+    fn flush(&self) {}
+}
+
+/// Installs a logger that keeps warnings and errors (Rocket's own logger then stays out).
+pub fn capture_logs() {
+    INIT.call_once(|| {
+        log::set_logger(&Capture).expect("capture_logs() runs before any Rocket is built");
+        log::set_max_level(log::LevelFilter::Warn);
+    });
+}
+
+/// Captured lines containing `needle`.
+pub fn logged(needle: &str) -> Vec<String> {
+    LOGS.lock().unwrap().iter().filter(|l| l.contains(needle)).cloned().collect()
+}
+
+/// Ignites `rocket` expecting the fairing to fail; returns the fairing's error line(s)
+/// that contain `needle`.
+pub fn ignite_error(rocket: Rocket<Build>, needle: &str) -> String {
+    capture_logs();
+    let err = match Client::untracked(rocket) {
+        Ok(_) => panic!("ignite succeeded; expected failure mentioning {needle:?}"),
+        Err(e) => e,
+    };
+    match err.kind() {
+        rocket::error::ErrorKind::FailedFairings(failed) => {
+            assert!(failed.iter().any(|f| f.name == "rocket-allow"), "{failed:?}");
+        }
+        other => panic!("expected FailedFairings, got {other:?}"),
+    }
+    let lines = logged(needle);
+    assert!(
+        lines.iter().any(|l| l.starts_with("rocket-allow: ")),
+        "no rocket-allow error containing {needle:?}; captured: {:?}",
+        LOGS.lock().unwrap()
+    );
+    lines.join("\n")
+}
