@@ -112,7 +112,12 @@ impl ClientAddr {
 /// let c = client_addr("192.0.2.1".parse().unwrap(), &xff, &["127.0.0.1"], &trusted);
 /// assert_eq!(c.ip.to_string(), "192.0.2.1");
 /// ```
-pub fn client_addr(peer: IpAddr, header: &ClientIpHeader, values: &[&str], trusted: &Matcher) -> ClientAddr {
+pub fn client_addr(
+    peer: IpAddr,
+    header: &ClientIpHeader,
+    values: &[&str],
+    trusted: &Matcher,
+) -> ClientAddr {
     let peer = peer.to_canonical();
     if !trusted.contains(peer) || values.is_empty() {
         return ClientAddr::peer(peer, None);
@@ -121,14 +126,24 @@ pub fn client_addr(peer: IpAddr, header: &ClientIpHeader, values: &[&str], trust
         ClientIpHeader::Single(_) => match values {
             [one] => match parse_bare(one) {
                 Some(ip) => ClientAddr::header(ip, peer, None),
-                None => ClientAddr::peer(peer, Some("unreadable client address header; decided on the peer")),
+                None => ClientAddr::peer(
+                    peer,
+                    Some("unreadable client address header; decided on the peer"),
+                ),
             },
-            _ => ClientAddr::peer(peer, Some("client address header sent more than once; decided on the peer")),
+            _ => ClientAddr::peer(
+                peer,
+                Some("client address header sent more than once; decided on the peer"),
+            ),
         },
         ClientIpHeader::XForwardedFor => walk(
             peer,
             trusted,
-            values.iter().rev().flat_map(|v| v.rsplit(',')).map(|e| parse_bare(e).map(Node::Addr)),
+            values
+                .iter()
+                .rev()
+                .flat_map(|v| v.rsplit(','))
+                .map(|e| parse_bare(e).map(Node::Addr)),
         ),
         ClientIpHeader::Forwarded => {
             // Elements are split forward (commas may sit inside quoted strings), then walked backwards.
@@ -136,10 +151,19 @@ pub fn client_addr(peer: IpAddr, header: &ClientIpHeader, values: &[&str], trust
             for v in values {
                 match split_outside_quotes(v, b',') {
                     Some(parts) => elements.extend(parts),
-                    None => return ClientAddr::peer(peer, Some("malformed Forwarded header; decided on the peer")),
+                    None => {
+                        return ClientAddr::peer(
+                            peer,
+                            Some("malformed Forwarded header; decided on the peer"),
+                        )
+                    }
                 }
             }
-            walk(peer, trusted, elements.into_iter().rev().map(parse_forwarded_element))
+            walk(
+                peer,
+                trusted,
+                elements.into_iter().rev().map(parse_forwarded_element),
+            )
         }
     }
 }
@@ -157,12 +181,22 @@ fn walk(peer: IpAddr, trusted: &Matcher, hops: impl Iterator<Item = Option<Node>
     let mut read_any = false;
     for (n, hop) in hops.enumerate() {
         if n >= MAX_HOPS {
-            return ClientAddr::peer(peer, Some("forwarding header longer than 32 trusted hops; decided on the peer"));
+            return ClientAddr::peer(
+                peer,
+                Some("forwarding header longer than 32 trusted hops; decided on the peer"),
+            );
         }
         match hop {
-            None => return ClientAddr::peer(peer, Some("malformed forwarding header; decided on the peer")),
+            None => {
+                return ClientAddr::peer(
+                    peer,
+                    Some("malformed forwarding header; decided on the peer"),
+                )
+            }
             Some(Node::Opaque) => {
-                let note = Some("unknown or obfuscated forwarding hop; decided on the last readable address");
+                let note = Some(
+                    "unknown or obfuscated forwarding hop; decided on the last readable address",
+                );
                 return if read_any {
                     ClientAddr::header(last, peer, note)
                 } else {
@@ -281,7 +315,11 @@ fn parse_forwarded_node(node: &str) -> Option<Node> {
     if let Some(port) = port {
         let ok = match port.strip_prefix('_') {
             Some(obf) => is_obfuscated(obf),
-            None => (1..=5).contains(&port.len()) && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok(),
+            None => {
+                (1..=5).contains(&port.len())
+                    && port.bytes().all(|b| b.is_ascii_digit())
+                    && port.parse::<u16>().is_ok()
+            }
         };
         if !ok {
             return None;
@@ -292,7 +330,9 @@ fn parse_forwarded_node(node: &str) -> Option<Node> {
 
 /// `obfnode`/`obfport` after the underscore: ALPHA / DIGIT / "." / "_" / "-".
 fn is_obfuscated(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 #[cfg(test)]
@@ -303,7 +343,8 @@ mod tests {
     fn trusted(nets: &[&str]) -> Matcher {
         Matcher::new(
             Verdict::Deny,
-            nets.iter().map(|n| (Verdict::Allow, vec![n.parse::<ipnet::IpNet>().unwrap()])),
+            nets.iter()
+                .map(|n| (Verdict::Allow, vec![n.parse::<ipnet::IpNet>().unwrap()])),
         )
     }
 
@@ -312,36 +353,70 @@ mod tests {
     }
 
     fn xff(peer: &str, values: &[&str]) -> ClientAddr {
-        client_addr(ip(peer), &ClientIpHeader::XForwardedFor, values, &trusted(&["10.0.0.0/8", "::1/128"]))
+        client_addr(
+            ip(peer),
+            &ClientIpHeader::XForwardedFor,
+            values,
+            &trusted(&["10.0.0.0/8", "::1/128"]),
+        )
     }
 
     fn fwd(peer: &str, values: &[&str]) -> ClientAddr {
-        client_addr(ip(peer), &ClientIpHeader::Forwarded, values, &trusted(&["10.0.0.0/8", "::1/128"]))
+        client_addr(
+            ip(peer),
+            &ClientIpHeader::Forwarded,
+            values,
+            &trusted(&["10.0.0.0/8", "::1/128"]),
+        )
     }
 
     #[test]
     fn untrusted_peer_ignores_headers() {
         let c = xff("192.0.2.1", &["127.0.0.1"]);
-        assert_eq!((c.ip, c.from_header, c.note), (ip("192.0.2.1"), false, None));
-        let c = client_addr(ip("192.0.2.1"), &ClientIpHeader::from_name("X-Real-IP"), &["127.0.0.1"], &trusted(&[]));
+        assert_eq!(
+            (c.ip, c.from_header, c.note),
+            (ip("192.0.2.1"), false, None)
+        );
+        let c = client_addr(
+            ip("192.0.2.1"),
+            &ClientIpHeader::from_name("X-Real-IP"),
+            &["127.0.0.1"],
+            &trusted(&[]),
+        );
         assert_eq!(c.ip, ip("192.0.2.1"));
     }
 
     #[test]
     fn xff_walks_right_to_left_skipping_trusted() {
-        assert_eq!(xff("10.0.0.1", &["198.51.100.1, 203.0.113.9, 10.0.0.7"]).ip, ip("203.0.113.9"));
+        assert_eq!(
+            xff("10.0.0.1", &["198.51.100.1, 203.0.113.9, 10.0.0.7"]).ip,
+            ip("203.0.113.9")
+        );
         // Occurrences are one list, in order.
-        assert_eq!(xff("10.0.0.1", &["198.51.100.1", "203.0.113.9,10.0.0.7"]).ip, ip("203.0.113.9"));
+        assert_eq!(
+            xff("10.0.0.1", &["198.51.100.1", "203.0.113.9,10.0.0.7"]).ip,
+            ip("203.0.113.9")
+        );
         // All trusted: the leftmost.
         let c = xff("10.0.0.1", &["10.0.0.9, 10.0.0.8"]);
         assert_eq!((c.ip, c.from_header), (ip("10.0.0.9"), true));
         // Garbage left of the client is never read.
-        assert_eq!(xff("10.0.0.1", &["garbage, 203.0.113.9"]).ip, ip("203.0.113.9"));
+        assert_eq!(
+            xff("10.0.0.1", &["garbage, 203.0.113.9"]).ip,
+            ip("203.0.113.9")
+        );
     }
 
     #[test]
     fn xff_malformed_falls_back_to_peer() {
-        for v in ["", " ", "garbage", "203.0.113.9:80", "1.2.3.4,", "203.0.113.9, 10.0.0.2:1"] {
+        for v in [
+            "",
+            " ",
+            "garbage",
+            "203.0.113.9:80",
+            "1.2.3.4,",
+            "203.0.113.9, 10.0.0.2:1",
+        ] {
             let c = xff("10.0.0.1", &[v]);
             assert_eq!((c.ip, c.from_header), (ip("10.0.0.1"), false), "{v:?}");
             assert!(c.note.is_some());
@@ -353,7 +428,10 @@ mod tests {
         let c = xff("::ffff:10.0.0.1", &["::ffff:203.0.113.9"]);
         assert_eq!((c.ip, c.peer), (ip("203.0.113.9"), ip("10.0.0.1")));
         // And a mapped trusted hop is skipped.
-        assert_eq!(xff("::1", &["203.0.113.9, ::ffff:10.1.1.1"]).ip, ip("203.0.113.9"));
+        assert_eq!(
+            xff("::1", &["203.0.113.9, ::ffff:10.1.1.1"]).ip,
+            ip("203.0.113.9")
+        );
     }
 
     #[test]
@@ -369,13 +447,26 @@ mod tests {
     #[test]
     fn forwarded_rfc7239() {
         assert_eq!(fwd("10.0.0.1", &["for=192.0.2.43"]).ip, ip("192.0.2.43"));
-        assert_eq!(fwd("10.0.0.1", &[r#"for="[2001:db8:cafe::17]:4711""#]).ip, ip("2001:db8:cafe::17"));
-        assert_eq!(fwd("10.0.0.1", &[r#"For="192.0.2.43:47011";proto=https"#]).ip, ip("192.0.2.43"));
         assert_eq!(
-            fwd("10.0.0.1", &["for=192.0.2.43, for=198.51.100.17;by=203.0.113.60;proto=http"]).ip,
+            fwd("10.0.0.1", &[r#"for="[2001:db8:cafe::17]:4711""#]).ip,
+            ip("2001:db8:cafe::17")
+        );
+        assert_eq!(
+            fwd("10.0.0.1", &[r#"For="192.0.2.43:47011";proto=https"#]).ip,
+            ip("192.0.2.43")
+        );
+        assert_eq!(
+            fwd(
+                "10.0.0.1",
+                &["for=192.0.2.43, for=198.51.100.17;by=203.0.113.60;proto=http"]
+            )
+            .ip,
             ip("198.51.100.17")
         );
-        assert_eq!(fwd("10.0.0.1", &[r#"for=192.0.2.43;x="a,b", for=10.0.0.3"#]).ip, ip("192.0.2.43"));
+        assert_eq!(
+            fwd("10.0.0.1", &[r#"for=192.0.2.43;x="a,b", for=10.0.0.3"#]).ip,
+            ip("192.0.2.43")
+        );
     }
 
     #[test]
@@ -416,12 +507,30 @@ mod tests {
     fn single_address_headers() {
         let h = ClientIpHeader::from_name("X-Real-IP");
         let t = trusted(&["10.0.0.0/8"]);
-        assert_eq!(client_addr(ip("10.0.0.1"), &h, &["203.0.113.9"], &t).ip, ip("203.0.113.9"));
-        assert_eq!(client_addr(ip("10.0.0.1"), &h, &[" 2001:db8::1 "], &t).ip, ip("2001:db8::1"));
+        assert_eq!(
+            client_addr(ip("10.0.0.1"), &h, &["203.0.113.9"], &t).ip,
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client_addr(ip("10.0.0.1"), &h, &[" 2001:db8::1 "], &t).ip,
+            ip("2001:db8::1")
+        );
         // Trusted or not, the value is taken as it is.
-        assert_eq!(client_addr(ip("10.0.0.1"), &h, &["10.9.9.9"], &t).ip, ip("10.9.9.9"));
-        for bad in [&["1.2.3.4:80"][..], &["a, b"], &["1.2.3.4", "5.6.7.8"], &["1.2.3.4,5.6.7.8"]] {
-            assert_eq!(client_addr(ip("10.0.0.1"), &h, bad, &t).ip, ip("10.0.0.1"), "{bad:?}");
+        assert_eq!(
+            client_addr(ip("10.0.0.1"), &h, &["10.9.9.9"], &t).ip,
+            ip("10.9.9.9")
+        );
+        for bad in [
+            &["1.2.3.4:80"][..],
+            &["a, b"],
+            &["1.2.3.4", "5.6.7.8"],
+            &["1.2.3.4,5.6.7.8"],
+        ] {
+            assert_eq!(
+                client_addr(ip("10.0.0.1"), &h, bad, &t).ip,
+                ip("10.0.0.1"),
+                "{bad:?}"
+            );
         }
     }
 }

@@ -99,12 +99,41 @@ impl AllowConfig {
         if !figment.contains(CONFIG_KEY) {
             return Err(Error::Invalid {
                 key: CONFIG_KEY.into(),
-                message: "missing: add an `[default.allow]` table with `rules = [...]` to Rocket.toml \
+                message:
+                    "missing: add an `[default.allow]` table with `rules = [...]` to Rocket.toml \
                           (or set ROCKET_ALLOW)"
-                    .into(),
+                        .into(),
             });
         }
-        let config: AllowConfig = figment.extract_inner(CONFIG_KEY)?;
+        let value = figment.find_value(CONFIG_KEY).map_err(|e| Error::Invalid {
+            key: CONFIG_KEY.into(),
+            message: e.kind.to_string(),
+        })?;
+        let config: AllowConfig = value.deserialize().map_err(|e| {
+            // figment's own path for `extract_inner` errors comes out reversed
+            // ("default.rules.allow"), so the key is rebuilt here from the inner path.
+            let mut key = CONFIG_KEY.to_string();
+            for part in &e.path {
+                key.push('.');
+                key.push_str(part);
+            }
+            let mut message = e.kind.to_string();
+            // Element errors start with their index, `[2]: ...`, which belongs to the key.
+            if let Some(rest) = message.strip_prefix('[') {
+                if let Some((index, rest)) = rest.split_once("]: ") {
+                    key = format!("{key}[{index}]");
+                    message = rest.to_string();
+                }
+            }
+            if let Some(md) = figment.get_metadata(value.tag()) {
+                let from = md
+                    .source
+                    .as_ref()
+                    .map_or_else(|| md.name.to_string(), |s| s.to_string());
+                message = format!("{message} (in {from})");
+            }
+            Error::Invalid { key, message }
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -126,7 +155,10 @@ impl AllowConfig {
         };
         if let Some(log) = &self.access_log {
             if log.max_bytes == 0 {
-                return invalid("access_log.max_bytes", "must be a positive number of bytes, found 0".into());
+                return invalid(
+                    "access_log.max_bytes",
+                    "must be a positive number of bytes, found 0".into(),
+                );
             }
             if log.path.as_os_str().is_empty() {
                 return invalid("access_log.path", "must not be empty".into());
@@ -134,14 +166,23 @@ impl AllowConfig {
         }
         let h = &self.client_ip_header;
         if h.is_empty() || !h.bytes().all(is_header_name_byte) {
-            return invalid("client_ip_header", format!("`{h}` is not a valid HTTP header name"));
+            return invalid(
+                "client_ip_header",
+                format!("`{h}` is not a valid HTTP header name"),
+            );
         }
         let dns = &self.dns;
         if dns.timeout_secs == 0 {
-            return invalid("dns.timeout_secs", "must be at least 1 second, found 0".into());
+            return invalid(
+                "dns.timeout_secs",
+                "must be at least 1 second, found 0".into(),
+            );
         }
         if dns.max_ttl_secs == 0 {
-            return invalid("dns.max_ttl_secs", "must be at least 1 second, found 0".into());
+            return invalid(
+                "dns.max_ttl_secs",
+                "must be at least 1 second, found 0".into(),
+            );
         }
         if dns.min_ttl_secs > dns.max_ttl_secs {
             return invalid(
@@ -236,7 +277,9 @@ impl<'de> Deserialize<'de> for AccessLogConfig {
         impl<'de> Visitor<'de> for V {
             type Value = AccessLogConfig;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a file path, or a table with `path`, `max_bytes`, `backup_count`, `format`")
+                f.write_str(
+                    "a file path, or a table with `path`, `max_bytes`, `backup_count`, `format`",
+                )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
                 Ok(AccessLogConfig::new(v))
@@ -274,7 +317,7 @@ fn de_max_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error
             match u64::try_from(n) {
                 Ok(n) if n > 0 => Ok(Some(n)),
                 _ => Err(E::custom(format!(
-                    "access_log.max_bytes must be a positive number of bytes, found {n}"
+                    "must be a positive number of bytes, found {n}"
                 ))),
             }
         }
@@ -338,9 +381,7 @@ fn de_nameservers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D:
             s.parse::<SocketAddr>()
                 .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
                 .map_err(|_| {
-                    de::Error::custom(format!(
-                        "dns.nameservers[{i}]: `{s}` is not an address or address:port"
-                    ))
+                    de::Error::custom(format!("[{i}]: `{s}` is not an address or address:port"))
                 })
         })
         .collect()
@@ -417,7 +458,7 @@ impl<'de> Deserialize<'de> for Loose {
 
 /// A rule table must be exactly `{ allow = "..." }` or `{ deny = "..." }`.
 fn rule_from_loose(index: usize, raw: Loose) -> Result<Rule, String> {
-    let at = format!("rules[{index}]");
+    let at = format!("[{index}]");
     let shape = "a rule is one table with one key, `{ allow = \"...\" }` or `{ deny = \"...\" }`";
     let entries = match raw {
         Loose::Table(entries) => entries,
@@ -432,8 +473,13 @@ fn rule_from_loose(index: usize, raw: Loose) -> Result<Rule, String> {
             let (key, value) = entries.into_iter().next().expect("one entry");
             let verdict: Verdict = key.parse().expect("key checked above");
             match value {
-                Loose::Str(s) => Rule::new(verdict, &s).map_err(|e| format!("{at}: {key} = \"{s}\": {e}")),
-                other => Err(format!("{at}: {key} must be a string, found {}", other.describe())),
+                Loose::Str(s) => {
+                    Rule::new(verdict, &s).map_err(|e| format!("{at}: {key} = \"{s}\": {e}"))
+                }
+                other => Err(format!(
+                    "{at}: {key} must be a string, found {}",
+                    other.describe()
+                )),
             }
         }
         _ => Err(format!(
@@ -456,10 +502,11 @@ fn de_targets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Target>, D::Error> 
     list.into_iter()
         .enumerate()
         .map(|(i, raw)| match raw {
-            Loose::Str(s) => Target::parse(&s)
-                .map_err(|e| de::Error::custom(format!("trusted_proxies[{i}]: {e}"))),
+            Loose::Str(s) => {
+                Target::parse(&s).map_err(|e| de::Error::custom(format!("[{i}]: {e}")))
+            }
             other => Err(de::Error::custom(format!(
-                "trusted_proxies[{i}]: found {}; expected an address, network or host name string",
+                "[{i}]: found {}; expected an address, network or host name string",
                 other.describe()
             ))),
         })
@@ -472,7 +519,8 @@ mod tests {
     use rocket::figment::providers::{Format, Toml};
 
     fn load(toml: &str) -> Result<AllowConfig, String> {
-        AllowConfig::from_figment(&Figment::new().merge(Toml::string(toml))).map_err(|e| e.to_string())
+        AllowConfig::from_figment(&Figment::new().merge(Toml::string(toml)))
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -502,7 +550,10 @@ mod tests {
         assert_eq!(c.rules[1].target, Target::Host("proxy.example.com".into()));
         assert_eq!(c.trusted_proxies.len(), 2);
         let log = c.access_log.unwrap();
-        assert_eq!((log.max_bytes, log.backup_count, log.format), (100, 0, LogFormat::Json));
+        assert_eq!(
+            (log.max_bytes, log.backup_count, log.format),
+            (100, 0, LogFormat::Json)
+        );
         assert_eq!(c.dns.nameservers[1], "[::1]:53".parse().unwrap());
         assert_eq!(c.dns.on_unresolved, OnUnresolved::Warn);
     }
@@ -510,24 +561,42 @@ mod tests {
     #[test]
     fn non_string_values_name_the_index() {
         let e = load(r#"allow.rules = [{ allow = "::1" }, { deny = 5 }]"#).unwrap_err();
-        assert!(e.contains("rules[1]: deny must be a string, found integer 5"), "{e}");
+        assert!(
+            e.contains("rules[1]: deny must be a string, found integer 5"),
+            "{e}"
+        );
         let e = load(r#"allow.rules = ["127.0.0.1"]"#).unwrap_err();
         assert!(e.contains("rules[0]: found string \"127.0.0.1\""), "{e}");
-        let e = load(r#"allow.rules = [{ allow = "::1" }]
-                        allow.trusted_proxies = ["::1", "nope!"]"#)
+        let e = load(
+            r#"allow.rules = [{ allow = "::1" }]
+                        allow.trusted_proxies = ["::1", "nope!"]"#,
+        )
         .unwrap_err();
-        assert!(e.contains("trusted_proxies[1]") && e.contains("`nope!`"), "{e}");
+        assert!(
+            e.contains("trusted_proxies[1]") && e.contains("`nope!`"),
+            "{e}"
+        );
     }
 
     #[test]
     fn validation() {
-        let e = load(r#"allow.rules = []
-                        allow.client_ip_header = "X Forwarded""#)
+        let e = load(
+            r#"allow.rules = []
+                        allow.client_ip_header = "X Forwarded""#,
+        )
         .unwrap_err();
-        assert!(e.contains("allow.client_ip_header") && e.contains("`X Forwarded`"), "{e}");
-        let e = load("allow.rules = []\nallow.dns = { min_ttl_secs = 10, max_ttl_secs = 5 }").unwrap_err();
+        assert!(
+            e.contains("allow.client_ip_header") && e.contains("`X Forwarded`"),
+            "{e}"
+        );
+        let e = load("allow.rules = []\nallow.dns = { min_ttl_secs = 10, max_ttl_secs = 5 }")
+            .unwrap_err();
         assert!(e.contains("allow.dns.min_ttl_secs"), "{e}");
-        let e = load("allow.rules = []\nallow.dns = { nameservers = [\"dns.example\"] }").unwrap_err();
-        assert!(e.contains("dns.nameservers[0]") && e.contains("dns.example"), "{e}");
+        let e =
+            load("allow.rules = []\nallow.dns = { nameservers = [\"dns.example\"] }").unwrap_err();
+        assert!(
+            e.contains("dns.nameservers[0]") && e.contains("dns.example"),
+            "{e}"
+        );
     }
 }

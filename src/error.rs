@@ -9,10 +9,8 @@ use std::path::PathBuf;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// The `[allow]` table is missing or its shape is wrong (unknown key, wrong type,
-    /// bad rule value); figment's message carries the key path and where it was read.
-    Config(Box<rocket::figment::Error>),
-    /// A value has the right type but is not acceptable.
+    /// The `[allow]` table is missing, or a value in it is wrong: an unknown key, a wrong
+    /// type, a bad rule, a number out of range.
     Invalid {
         /// The full key, such as `allow.access_log.max_bytes` or `allow.rules[2]`.
         key: String,
@@ -40,16 +38,16 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Config(e) => {
-                // figment's Display names the key path and the source (file or env var).
-                write!(f, "{e}")
-            }
             Error::Invalid { key, message } => write!(f, "{key}: {message}"),
             Error::Unresolved { key, name, message } => {
                 write!(f, "{key}: host name `{name}` did not resolve: {message}")
             }
             Error::AccessLog { path, source } => {
-                write!(f, "allow.access_log: cannot open `{}`: {source}", path.display())
+                write!(
+                    f,
+                    "allow.access_log: cannot open `{}`: {source}",
+                    path.display()
+                )
             }
         }
     }
@@ -58,15 +56,8 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Config(e) => Some(e.as_ref()),
             Error::AccessLog { source, .. } => Some(source),
             _ => None,
         }
-    }
-}
-
-impl From<rocket::figment::Error> for Error {
-    fn from(e: rocket::figment::Error) -> Self {
-        Error::Config(Box::new(e))
     }
 }

@@ -58,7 +58,9 @@ impl AllowFairing {
     /// let rocket = rocket::build().attach(AllowFairing::custom(config));
     /// ```
     pub fn custom(config: AllowConfig) -> AllowFairing {
-        AllowFairing { config: Some(config) }
+        AllowFairing {
+            config: Some(config),
+        }
     }
 }
 
@@ -102,8 +104,17 @@ async fn start(config: AllowConfig) -> Result<Shared, Error> {
         let state = resolve::resolve_at_ignite(&dns, &names, config.dns.on_unresolved).await?;
         (state.addresses().clone(), Some((dns, state)))
     };
-    let log = config.access_log.as_ref().map(AccessLog::open).transpose()?;
-    let policy = Policy::compile(config.default, &config.rules, &config.trusted_proxies, &addrs);
+    let log = config
+        .access_log
+        .as_ref()
+        .map(AccessLog::open)
+        .transpose()?;
+    let policy = Policy::compile(
+        config.default,
+        &config.rules,
+        &config.trusted_proxies,
+        &addrs,
+    );
     Ok(Shared {
         policy: ArcSwap::from_pointee(policy),
         default: config.default,
@@ -132,7 +143,9 @@ impl Fairing for AllowFairing {
         match async { start(config?).await }.await {
             Ok(shared) => {
                 let refused = Route::ranked(isize::MIN, Method::Get, REFUSED_PATH, Refuse);
-                Ok(rocket.manage(AllowState(Arc::new(shared))).mount("/", vec![refused]))
+                Ok(rocket
+                    .manage(AllowState(Arc::new(shared)))
+                    .mount("/", vec![refused]))
             }
             Err(e) => {
                 log::error!(target: "rocket_allow", "rocket-allow: {e}");
@@ -142,15 +155,24 @@ impl Fairing for AllowFairing {
     }
 
     async fn on_liftoff(&self, rocket: &Rocket<Orbit>) {
-        let Some(state) = rocket.state::<AllowState>() else { return };
-        let taken = state.0.refresher.lock().map(|mut r| r.take()).unwrap_or(None);
+        let Some(state) = rocket.state::<AllowState>() else {
+            return;
+        };
+        let taken = state
+            .0
+            .refresher
+            .lock()
+            .map(|mut r| r.take())
+            .unwrap_or(None);
         let Some((dns, names)) = taken else { return };
         // A weak handle: the task must not keep the state (and the log) alive after Rocket is gone.
         let shared: Weak<Shared> = Arc::downgrade(&state.0);
         let shutdown = rocket.shutdown();
         rocket::tokio::spawn(async move {
             let refresh = resolve::refresh_forever(dns, names, move |addrs, changed| {
-                let Some(shared) = shared.upgrade() else { return false };
+                let Some(shared) = shared.upgrade() else {
+                    return false;
+                };
                 if changed {
                     shared.rebuild(addrs);
                 }
@@ -232,7 +254,11 @@ fn record(
     if shared.log.is_none() && !event {
         return;
     }
-    let scheme = if req.rocket().config().tls_enabled() { "https" } else { "http" };
+    let scheme = if req.rocket().config().tls_enabled() {
+        "https"
+    } else {
+        "http"
+    };
     let url = match req.host() {
         Some(host) => format!("{scheme}://{host}{}", req.uri()),
         None => req.uri().to_string(),
@@ -240,7 +266,9 @@ fn record(
     let entry = Entry {
         level,
         client: client.map(|c| c.ip),
-        peer: client.filter(|c| c.from_header || c.ip != c.peer).map(|c| c.peer),
+        peer: client
+            .filter(|c| c.from_header || c.ip != c.peer)
+            .map(|c| c.peer),
         verdict,
         rule: rule.map(|index| RuleRef {
             index,

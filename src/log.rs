@@ -89,7 +89,11 @@ impl Entry<'_> {
         });
         match &self.rule {
             Some(r) => {
-                let _ = write!(out, " by rule #{} {} {} ({})", r.index, self.verdict, r.written, r.normalized);
+                let _ = write!(
+                    out,
+                    " by rule #{} {} {} ({})",
+                    r.index, self.verdict, r.written, r.normalized
+                );
             }
             None => out.push_str(" by default (no rule matched)"),
         }
@@ -159,7 +163,9 @@ impl Entry<'_> {
 fn timestamp() -> String {
     use time::format_description::well_known::Rfc3339;
     let now = time::OffsetDateTime::now_utc();
-    let now = now.replace_nanosecond(now.millisecond() as u32 * 1_000_000).unwrap_or(now);
+    let now = now
+        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
+        .unwrap_or(now);
     now.format(&Rfc3339).unwrap_or_default()
 }
 
@@ -310,13 +316,19 @@ impl RotatingFile {
     fn rotate(&mut self) -> io::Result<()> {
         // file-rotate panics if the directory is gone; report that as an error instead.
         if !self.path.parent().is_some_and(Path::is_dir) {
-            return Err(io::Error::new(io::ErrorKind::NotFound, "log directory is gone"));
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "log directory is gone",
+            ));
         }
         self.inner.rotate()?;
         self.size = 0;
         // file-rotate drops writes silently if it cannot reopen the file; detect that here.
         if !self.path.exists() {
-            return Err(io::Error::new(io::ErrorKind::NotFound, "could not reopen the log after rotation"));
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "could not reopen the log after rotation",
+            ));
         }
         Ok(())
     }
@@ -338,7 +350,10 @@ impl Write for RotatingFile {
             Ok(()) => {}
             Err(e) => {
                 if self.failed == 0 {
-                    eprintln!("rocket-allow: cannot write access log `{}`: {e}", self.path.display());
+                    eprintln!(
+                        "rocket-allow: cannot write access log `{}`: {e}",
+                        self.path.display()
+                    );
                     tracing::error!(target: "rocket_allow", path = %self.path.display(), error = %e,
                         "cannot write access log");
                 }
@@ -376,7 +391,11 @@ mod tests {
     #[test]
     fn text_line_layout() {
         let mut s = String::new();
-        let rule = RuleRef { index: 2, written: "0.0.0.0/0", normalized: "0.0.0.0/0" };
+        let rule = RuleRef {
+            index: 2,
+            written: "0.0.0.0/0",
+            normalized: "0.0.0.0/0",
+        };
         entry(Some("curl/8"), Some(rule)).text(&mut s);
         let (_, rest) = s.split_once(" - ").unwrap();
         assert_eq!(

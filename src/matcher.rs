@@ -72,8 +72,12 @@ impl Matcher {
             verdicts.push(verdict);
             for net in nets {
                 match net {
-                    IpNet::V4(n) => v4.push((u32::from(n.network()), u32::from(n.broadcast()), index)),
-                    IpNet::V6(n) => v6.push((u128::from(n.network()), u128::from(n.broadcast()), index)),
+                    IpNet::V4(n) => {
+                        v4.push((u32::from(n.network()), u32::from(n.broadcast()), index))
+                    }
+                    IpNet::V6(n) => {
+                        v6.push((u128::from(n.network()), u128::from(n.broadcast()), index))
+                    }
                 }
             }
         }
@@ -102,7 +106,10 @@ impl Matcher {
             },
         };
         if index == NONE {
-            Decision { verdict: self.default, rule: None }
+            Decision {
+                verdict: self.default,
+                rule: None,
+            }
         } else {
             Decision {
                 verdict: self.verdicts[index as usize],
@@ -331,16 +338,40 @@ mod tests {
     fn first_match_wins_in_both_orders() {
         let a = Matcher::new(
             Verdict::Allow,
-            [(Verdict::Allow, nets(&["127.0.0.1/32"])), (Verdict::Deny, nets(&["0.0.0.0/0"]))],
+            [
+                (Verdict::Allow, nets(&["127.0.0.1/32"])),
+                (Verdict::Deny, nets(&["0.0.0.0/0"])),
+            ],
         );
-        assert_eq!(a.decide(ip("127.0.0.1")), Decision { verdict: Verdict::Allow, rule: Some(0) });
-        assert_eq!(a.decide(ip("127.0.0.2")), Decision { verdict: Verdict::Deny, rule: Some(1) });
+        assert_eq!(
+            a.decide(ip("127.0.0.1")),
+            Decision {
+                verdict: Verdict::Allow,
+                rule: Some(0)
+            }
+        );
+        assert_eq!(
+            a.decide(ip("127.0.0.2")),
+            Decision {
+                verdict: Verdict::Deny,
+                rule: Some(1)
+            }
+        );
         // Swapped: the deny-all shadows localhost (Flask-Allow's documented behaviour).
         let b = Matcher::new(
             Verdict::Allow,
-            [(Verdict::Deny, nets(&["0.0.0.0/0"])), (Verdict::Allow, nets(&["127.0.0.1/32"]))],
+            [
+                (Verdict::Deny, nets(&["0.0.0.0/0"])),
+                (Verdict::Allow, nets(&["127.0.0.1/32"])),
+            ],
         );
-        assert_eq!(b.decide(ip("127.0.0.1")), Decision { verdict: Verdict::Deny, rule: Some(0) });
+        assert_eq!(
+            b.decide(ip("127.0.0.1")),
+            Decision {
+                verdict: Verdict::Deny,
+                rule: Some(0)
+            }
+        );
     }
 
     #[test]
@@ -348,16 +379,35 @@ mod tests {
         let m = Matcher::new(Verdict::Allow, [(Verdict::Deny, nets(&["10.1.0.0/16"]))]);
         assert_eq!(m.decide(ip("10.1.0.0")).verdict, Verdict::Deny);
         assert_eq!(m.decide(ip("10.1.255.255")).verdict, Verdict::Deny);
-        assert_eq!(m.decide(ip("10.0.255.255")), Decision { verdict: Verdict::Allow, rule: None });
-        assert_eq!(m.decide(ip("10.2.0.0")), Decision { verdict: Verdict::Allow, rule: None });
+        assert_eq!(
+            m.decide(ip("10.0.255.255")),
+            Decision {
+                verdict: Verdict::Allow,
+                rule: None
+            }
+        );
+        assert_eq!(
+            m.decide(ip("10.2.0.0")),
+            Decision {
+                verdict: Verdict::Allow,
+                rule: None
+            }
+        );
     }
 
     #[test]
     fn network_boundaries_ipv6() {
         let m = Matcher::new(Verdict::Allow, [(Verdict::Deny, nets(&["2001:db8::/32"]))]);
         assert_eq!(m.decide(ip("2001:db8::")).verdict, Verdict::Deny);
-        assert_eq!(m.decide(ip("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff")).verdict, Verdict::Deny);
-        assert_eq!(m.decide(ip("2001:db7:ffff:ffff:ffff:ffff:ffff:ffff")).rule, None);
+        assert_eq!(
+            m.decide(ip("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff"))
+                .verdict,
+            Verdict::Deny
+        );
+        assert_eq!(
+            m.decide(ip("2001:db7:ffff:ffff:ffff:ffff:ffff:ffff")).rule,
+            None
+        );
         assert_eq!(m.decide(ip("2001:db9::")).rule, None);
     }
 
@@ -367,14 +417,20 @@ mod tests {
             Verdict::Allow,
             [
                 (Verdict::Deny, nets(&["255.255.255.255/32", "0.0.0.0/32"])),
-                (Verdict::Deny, nets(&["ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128", "::/128"])),
+                (
+                    Verdict::Deny,
+                    nets(&["ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128", "::/128"]),
+                ),
             ],
         );
         assert_eq!(m.decide(ip("255.255.255.255")).rule, Some(0));
         assert_eq!(m.decide(ip("0.0.0.0")).rule, Some(0));
         assert_eq!(m.decide(ip("255.255.255.254")).rule, None);
         assert_eq!(m.decide(ip("0.0.0.1")).rule, None);
-        assert_eq!(m.decide(ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")).rule, Some(1));
+        assert_eq!(
+            m.decide(ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")).rule,
+            Some(1)
+        );
         assert_eq!(m.decide(ip("::")).rule, Some(1));
         assert_eq!(m.decide(ip("::2")).rule, None);
     }
@@ -383,14 +439,20 @@ mod tests {
     fn mapped_clients_match_ipv4_rules_but_loopback_v6_stays_v6() {
         let m = Matcher::new(
             Verdict::Deny,
-            [(Verdict::Allow, nets(&["192.0.2.0/24"])), (Verdict::Allow, nets(&["0.0.0.1/32"]))],
+            [
+                (Verdict::Allow, nets(&["192.0.2.0/24"])),
+                (Verdict::Allow, nets(&["0.0.0.1/32"])),
+            ],
         );
         assert_eq!(m.decide(ip("::ffff:192.0.2.7")).rule, Some(0));
         // `::1` must not be read as 0.0.0.1 (what Ipv6Addr::to_ipv4 would do).
         assert_eq!(m.decide(ip("::1")).rule, None);
         let s = LinearScan::new(
             Verdict::Deny,
-            [(Verdict::Allow, nets(&["192.0.2.0/24"])), (Verdict::Allow, nets(&["0.0.0.1/32"]))],
+            [
+                (Verdict::Allow, nets(&["192.0.2.0/24"])),
+                (Verdict::Allow, nets(&["0.0.0.1/32"])),
+            ],
         );
         assert_eq!(s.decide(ip("::1")).rule, None);
     }
@@ -399,7 +461,10 @@ mod tests {
     fn empty_rules_keep_their_index() {
         let m = Matcher::new(
             Verdict::Deny,
-            [(Verdict::Deny, nets(&[])), (Verdict::Allow, nets(&["::1/128"]))],
+            [
+                (Verdict::Deny, nets(&[])),
+                (Verdict::Allow, nets(&["::1/128"])),
+            ],
         );
         assert_eq!(m.decide(ip("::1")).rule, Some(1));
     }
@@ -433,7 +498,8 @@ mod tests {
                 IpNet::from(ipnet::Ipv4Net::new(a.into(), p).unwrap().trunc())
             }),
             (0u128..16, 0u8..=128).prop_map(|(hi, p)| {
-                let addr = std::net::Ipv6Addr::from(hi << 124 | hi.wrapping_mul(0x0101_0101_0101_0101));
+                let addr =
+                    std::net::Ipv6Addr::from(hi << 124 | hi.wrapping_mul(0x0101_0101_0101_0101));
                 IpNet::from(ipnet::Ipv6Net::new(addr, p).unwrap().trunc())
             }),
             (96u8..=128, any::<u32>()).prop_map(|(p, a)| {
@@ -461,14 +527,20 @@ mod tests {
             match net {
                 IpNet::V4(n) => {
                     let (lo, hi) = (u32::from(n.network()), u32::from(n.broadcast()));
-                    for a in [Some(lo), Some(hi), lo.checked_sub(1), hi.checked_add(1)].into_iter().flatten() {
+                    for a in [Some(lo), Some(hi), lo.checked_sub(1), hi.checked_add(1)]
+                        .into_iter()
+                        .flatten()
+                    {
                         out.push(IpAddr::from(std::net::Ipv4Addr::from(a)));
                         out.push(IpAddr::from(std::net::Ipv4Addr::from(a).to_ipv6_mapped()));
                     }
                 }
                 IpNet::V6(n) => {
                     let (lo, hi) = (u128::from(n.network()), u128::from(n.broadcast()));
-                    for a in [Some(lo), Some(hi), lo.checked_sub(1), hi.checked_add(1)].into_iter().flatten() {
+                    for a in [Some(lo), Some(hi), lo.checked_sub(1), hi.checked_add(1)]
+                        .into_iter()
+                        .flatten()
+                    {
                         out.push(IpAddr::from(std::net::Ipv6Addr::from(a)));
                     }
                 }

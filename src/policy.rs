@@ -24,8 +24,18 @@ pub(crate) struct Policy {
 }
 
 impl Policy {
-    pub fn compile(default: Verdict, rules: &[Rule], trusted: &[Target], addrs: &Addresses) -> Policy {
-        let matcher = Matcher::new(default, rules.iter().map(|r| (r.verdict, networks(&r.target, addrs))));
+    pub fn compile(
+        default: Verdict,
+        rules: &[Rule],
+        trusted: &[Target],
+        addrs: &Addresses,
+    ) -> Policy {
+        let matcher = Matcher::new(
+            default,
+            rules
+                .iter()
+                .map(|r| (r.verdict, networks(&r.target, addrs))),
+        );
         let trusted = Matcher::new(
             Verdict::Deny,
             trusted.iter().map(|t| (Verdict::Allow, networks(t, addrs))),
@@ -72,15 +82,24 @@ mod tests {
 
     #[test]
     fn host_rules_use_current_addresses() {
-        let rules = vec![Rule::allow("proxy.test").unwrap(), Rule::deny("all").unwrap()];
+        let rules = vec![
+            Rule::allow("proxy.test").unwrap(),
+            Rule::deny("all").unwrap(),
+        ];
         let mut addrs = Addresses::new();
         let p = Policy::compile(Verdict::Allow, &rules, &[], &addrs);
         assert_eq!(p.matcher.decide("192.0.2.1".parse().unwrap()).rule, Some(1));
         assert_eq!(p.normalized[0], "proxy.test: unresolved");
-        addrs.insert("proxy.test".into(), vec!["192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap()]);
+        addrs.insert(
+            "proxy.test".into(),
+            vec!["192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap()],
+        );
         let p = Policy::compile(Verdict::Allow, &rules, &[], &addrs);
         assert_eq!(p.matcher.decide("192.0.2.1".parse().unwrap()).rule, Some(0));
-        assert_eq!(p.matcher.decide("2001:db8::1".parse().unwrap()).rule, Some(0));
+        assert_eq!(
+            p.matcher.decide("2001:db8::1".parse().unwrap()).rule,
+            Some(0)
+        );
         assert_eq!(p.normalized[0], "proxy.test: 192.0.2.1, 2001:db8::1");
         assert_eq!(p.normalized[1], "0.0.0.0/0, ::/0");
     }

@@ -10,9 +10,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use hickory_resolver::config::{
-    LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig,
-};
+use hickory_resolver::config::{LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::TokioResolver;
 use rocket::futures::future::join_all;
@@ -40,8 +38,11 @@ impl Dns {
             message,
         };
         let mut builder = if config.nameservers.is_empty() {
-            let mut b = TokioResolver::builder_tokio()
-                .map_err(|e| invalid(format!("cannot read the system resolver configuration: {e}")))?;
+            let mut b = TokioResolver::builder_tokio().map_err(|e| {
+                invalid(format!(
+                    "cannot read the system resolver configuration: {e}"
+                ))
+            })?;
             // The system view includes /etc/hosts, so `localhost` is 127.0.0.1 and ::1.
             b.options_mut().use_hosts_file = ResolveHosts::Always;
             b
@@ -74,14 +75,20 @@ impl Dns {
     /// All A and AAAA records of `name`, and how long they may be kept.
     async fn lookup(&self, name: &str) -> Answer {
         let started = Instant::now();
-        let lookup = self.resolver.lookup_ip(name).await.map_err(|e| e.to_string())?;
+        let lookup = self
+            .resolver
+            .lookup_ip(name)
+            .await
+            .map_err(|e| e.to_string())?;
         let mut addrs: Vec<IpAddr> = lookup.iter().map(|ip| ip.to_canonical()).collect();
         addrs.sort_unstable();
         addrs.dedup();
         if addrs.is_empty() {
             return Err("no A or AAAA records".into());
         }
-        let ttl = lookup.valid_until().saturating_duration_since(started.into_std());
+        let ttl = lookup
+            .valid_until()
+            .saturating_duration_since(started.into_std());
         Ok((addrs, ttl.clamp(self.min_ttl, self.max_ttl)))
     }
 }
@@ -176,7 +183,11 @@ pub(crate) async fn resolve_at_ignite(
 /// Refreshes names as they fall due. After every round `after` is told the addresses and
 /// whether they changed; it returns `false` to stop (the app is gone). Rocket's shutdown
 /// ends it by dropping the future.
-pub(crate) async fn refresh_forever(dns: Dns, mut names: Names, after: impl Fn(&Addresses, bool) -> bool) {
+pub(crate) async fn refresh_forever(
+    dns: Dns,
+    mut names: Names,
+    after: impl Fn(&Addresses, bool) -> bool,
+) {
     while let Some(due) = names.next_due() {
         sleep_until(due).await;
         let now = Instant::now();
@@ -227,7 +238,10 @@ mod tests {
             Rule::deny("10.0.0.0/8").unwrap(),
             Rule::deny("A.test.").unwrap(),
         ];
-        let trusted = vec![Target::parse("b.test").unwrap(), Target::parse("a.test").unwrap()];
+        let trusted = vec![
+            Target::parse("b.test").unwrap(),
+            Target::parse("a.test").unwrap(),
+        ];
         assert_eq!(
             host_names(&rules, &trusted),
             vec![

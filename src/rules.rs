@@ -138,11 +138,14 @@ impl Target {
         if v.eq_ignore_ascii_case("all") {
             return Ok(Target::All);
         }
-        let invalid = || TargetError::Invalid { value: value.to_string() };
+        let invalid = || TargetError::Invalid {
+            value: value.to_string(),
+        };
         if let Some((addr, prefix)) = v.split_once('/') {
             let addr: IpAddr = addr.parse().map_err(|_| invalid())?;
             // Only plain decimal digits: `+8` or ` 8` are not prefixes.
-            if prefix.is_empty() || prefix.len() > 3 || !prefix.bytes().all(|b| b.is_ascii_digit()) {
+            if prefix.is_empty() || prefix.len() > 3 || !prefix.bytes().all(|b| b.is_ascii_digit())
+            {
                 return Err(invalid());
             }
             let max = if addr.is_ipv4() { 32 } else { 128 };
@@ -316,13 +319,19 @@ mod tests {
     #[test]
     fn single_addresses_become_full_length_networks() {
         assert_eq!(Target::parse("127.0.0.1").unwrap(), net("127.0.0.1/32"));
-        assert_eq!(Target::parse(" 2001:db8::1 ").unwrap(), net("2001:db8::1/128"));
+        assert_eq!(
+            Target::parse(" 2001:db8::1 ").unwrap(),
+            net("2001:db8::1/128")
+        );
     }
 
     #[test]
     fn networks_are_normalized() {
         assert_eq!(Target::parse("10.1.2.3/8").unwrap(), net("10.0.0.0/8"));
-        assert_eq!(Target::parse("2001:db8::1/32").unwrap(), net("2001:db8::/32"));
+        assert_eq!(
+            Target::parse("2001:db8::1/32").unwrap(),
+            net("2001:db8::/32")
+        );
         assert_eq!(Target::parse("0.0.0.0/0").unwrap(), net("0.0.0.0/0"));
         assert_eq!(Target::parse("::/0").unwrap(), net("::/0"));
         assert!(Target::host_bits_set("2001:db8::1/32"));
@@ -330,10 +339,16 @@ mod tests {
 
     #[test]
     fn mapped_networks_become_ipv4() {
-        assert_eq!(Target::parse("::ffff:192.0.2.7").unwrap(), net("192.0.2.7/32"));
+        assert_eq!(
+            Target::parse("::ffff:192.0.2.7").unwrap(),
+            net("192.0.2.7/32")
+        );
         assert_eq!(Target::parse("::ffff:0:0/96").unwrap(), net("0.0.0.0/0"));
         // Wider than the mapped range: stays IPv6.
-        assert_eq!(Target::parse("::ffff:0:0/95").unwrap(), net("::fffe:0:0/95"));
+        assert_eq!(
+            Target::parse("::ffff:0:0/95").unwrap(),
+            net("::fffe:0:0/95")
+        );
         // `::1` is not mapped.
         assert_eq!(Target::parse("::1").unwrap(), net("::1/128"));
     }
@@ -350,7 +365,10 @@ mod tests {
         for (v, max) in [("10.0.0.0/33", 32), ("::/129", 128), ("1.2.3.4/255", 32)] {
             assert_eq!(
                 Target::parse(v),
-                Err(TargetError::PrefixOutOfRange { value: v.into(), max })
+                Err(TargetError::PrefixOutOfRange {
+                    value: v.into(),
+                    max
+                })
             );
         }
     }
@@ -390,8 +408,14 @@ mod tests {
             Target::parse("Proxy.Example.COM.").unwrap(),
             Target::Host("proxy.example.com".into())
         );
-        assert_eq!(Target::parse("localhost").unwrap(), Target::Host("localhost".into()));
-        assert_eq!(Target::parse("a1-b.example").unwrap(), Target::Host("a1-b.example".into()));
+        assert_eq!(
+            Target::parse("localhost").unwrap(),
+            Target::Host("localhost".into())
+        );
+        assert_eq!(
+            Target::parse("a1-b.example").unwrap(),
+            Target::Host("a1-b.example".into())
+        );
     }
 
     #[test]
@@ -399,6 +423,9 @@ mod tests {
         let e = Target::parse("nope!").unwrap_err().to_string();
         assert!(e.contains("`nope!`"), "{e}");
         let e = Target::parse("10.0.0.0/40").unwrap_err().to_string();
-        assert!(e.contains("`10.0.0.0/40`") && e.contains("prefix out of range"), "{e}");
+        assert!(
+            e.contains("`10.0.0.0/40`") && e.contains("prefix out of range"),
+            "{e}"
+        );
     }
 }

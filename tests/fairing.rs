@@ -33,17 +33,34 @@ fn every_method_and_path_is_refused_even_with_a_catch_all() {
     for rank in [-1000, -1, 0, 50, isize::MAX, isize::MIN + 1] {
         let client = client(app_with_catch_all(LOCALHOST_ONLY, rank));
         // The catch-all really catches for an allowed client...
-        let ok = client.post("/anything/at/all").remote(addr("127.0.0.1:1")).dispatch();
+        let ok = client
+            .post("/anything/at/all")
+            .remote(addr("127.0.0.1:1"))
+            .dispatch();
         assert_eq!(ok.status(), Status::Ok, "rank {rank}");
         assert_eq!(hits(&client), 1);
         // ...and never runs for a refused one.
         for method in [
-            Method::Get, Method::Post, Method::Put, Method::Delete, Method::Patch, Method::Options,
-            Method::Trace, Method::Connect, Method::Head,
+            Method::Get,
+            Method::Post,
+            Method::Put,
+            Method::Delete,
+            Method::Patch,
+            Method::Options,
+            Method::Trace,
+            Method::Connect,
+            Method::Head,
         ] {
             for path in ["/", "/anything/at/all", "/no/such/route?x=1"] {
-                let res = client.req(method, path).remote(addr("192.0.2.7:1")).dispatch();
-                assert_eq!(res.status(), Status::Forbidden, "{method} {path} rank {rank}");
+                let res = client
+                    .req(method, path)
+                    .remote(addr("192.0.2.7:1"))
+                    .dispatch();
+                assert_eq!(
+                    res.status(),
+                    Status::Forbidden,
+                    "{method} {path} rank {rank}"
+                );
                 if method == Method::Head {
                     assert!(res.into_string().unwrap_or_default().is_empty());
                 } else {
@@ -51,7 +68,11 @@ fn every_method_and_path_is_refused_even_with_a_catch_all() {
                 }
             }
         }
-        assert_eq!(hits(&client), 1, "a route ran for a refused request at rank {rank}");
+        assert_eq!(
+            hits(&client),
+            1,
+            "a route ran for a refused request at rank {rank}"
+        );
     }
 }
 
@@ -92,16 +113,17 @@ fn x_real_ip_never_changes_a_decision() {
 
 #[test]
 fn ipv6_and_mapped_clients() {
-    let client = client(app(
-        r#"
+    let client = client(app(r#"
         [default.allow]
         default = "deny"
         rules = [{ allow = "2001:db8::/32" }, { allow = "192.0.2.0/24" }, { deny = "::1" }]
-        "#,
-    ));
+        "#));
     let status = |a: &str| client.get("/").remote(addr(a)).dispatch().status();
     assert_eq!(status("[2001:db8::1]:1"), Status::Ok);
-    assert_eq!(status("[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:1"), Status::Ok);
+    assert_eq!(
+        status("[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:1"),
+        Status::Ok
+    );
     assert_eq!(status("[2001:db9::]:1"), Status::Forbidden);
     // A dual-stack listener reports IPv4 clients as mapped addresses.
     assert_eq!(status("[::ffff:192.0.2.7]:1"), Status::Ok);
@@ -116,7 +138,14 @@ fn first_match_wins_and_default_applies() {
         rules = [{ deny = "all" }, { allow = "127.0.0.1" }]
     "#;
     let client1 = client(app(deny_first));
-    assert_eq!(client1.get("/").remote(addr("127.0.0.1:1")).dispatch().status(), Status::Forbidden);
+    assert_eq!(
+        client1
+            .get("/")
+            .remote(addr("127.0.0.1:1"))
+            .dispatch()
+            .status(),
+        Status::Forbidden
+    );
 
     let default_deny = r#"
         [default.allow]
@@ -124,24 +153,55 @@ fn first_match_wins_and_default_applies() {
         rules = [{ allow = "10.0.0.0/8" }]
     "#;
     let client2 = client(app(default_deny));
-    assert_eq!(client2.get("/").remote(addr("10.255.255.255:1")).dispatch().status(), Status::Ok);
-    assert_eq!(client2.get("/").remote(addr("11.0.0.0:1")).dispatch().status(), Status::Forbidden);
-    assert_eq!(client2.get("/").remote(addr("9.255.255.255:1")).dispatch().status(), Status::Forbidden);
+    assert_eq!(
+        client2
+            .get("/")
+            .remote(addr("10.255.255.255:1"))
+            .dispatch()
+            .status(),
+        Status::Ok
+    );
+    assert_eq!(
+        client2
+            .get("/")
+            .remote(addr("11.0.0.0:1"))
+            .dispatch()
+            .status(),
+        Status::Forbidden
+    );
+    assert_eq!(
+        client2
+            .get("/")
+            .remote(addr("9.255.255.255:1"))
+            .dispatch()
+            .status(),
+        Status::Forbidden
+    );
 }
 
 #[test]
 fn host_bits_are_normalized_with_a_warning() {
     capture_logs();
-    let client = client(app(
-        r#"
+    let client = client(app(r#"
         [default.allow]
         default = "deny"
         rules = [{ allow = "10.1.2.3/8" }]
-        "#,
-    ));
-    assert_eq!(client.get("/").remote(addr("10.200.0.1:1")).dispatch().status(), Status::Ok);
+        "#));
+    assert_eq!(
+        client
+            .get("/")
+            .remote(addr("10.200.0.1:1"))
+            .dispatch()
+            .status(),
+        Status::Ok
+    );
     let warned = logged("`10.1.2.3/8` has host bits set");
-    assert!(warned.iter().any(|l| l.contains("rules[0]") && l.contains("10.0.0.0/8")), "{warned:?}");
+    assert!(
+        warned
+            .iter()
+            .any(|l| l.contains("rules[0]") && l.contains("10.0.0.0/8")),
+        "{warned:?}"
+    );
 }
 
 #[test]
@@ -155,20 +215,46 @@ fn custom_config_in_code() {
         .manage(Hits::default())
         .mount("/", rocket::routes![]);
     let client = client(rocket);
-    assert_eq!(client.get("/").remote(addr("192.0.2.1:1")).dispatch().status(), Status::NotFound);
-    assert_eq!(client.get("/").remote(addr("192.0.3.1:1")).dispatch().status(), Status::Forbidden);
+    assert_eq!(
+        client
+            .get("/")
+            .remote(addr("192.0.2.1:1"))
+            .dispatch()
+            .status(),
+        Status::NotFound
+    );
+    assert_eq!(
+        client
+            .get("/")
+            .remote(addr("192.0.3.1:1"))
+            .dispatch()
+            .status(),
+        Status::Forbidden
+    );
 }
 
 #[test]
 fn host_name_rules_resolve_at_ignite() {
     // /etc/hosts via the system resolver: localhost is at least 127.0.0.1.
-    let client = client(app(
-        r#"
+    let client = client(app(r#"
         [default.allow]
         default = "deny"
         rules = [{ allow = "localhost" }]
-        "#,
-    ));
-    assert_eq!(client.get("/").remote(addr("127.0.0.1:1")).dispatch().status(), Status::Ok);
-    assert_eq!(client.get("/").remote(addr("127.0.0.2:1")).dispatch().status(), Status::Forbidden);
+        "#));
+    assert_eq!(
+        client
+            .get("/")
+            .remote(addr("127.0.0.1:1"))
+            .dispatch()
+            .status(),
+        Status::Ok
+    );
+    assert_eq!(
+        client
+            .get("/")
+            .remote(addr("127.0.0.2:1"))
+            .dispatch()
+            .status(),
+        Status::Forbidden
+    );
 }

@@ -52,8 +52,14 @@ pub fn app(toml: &str) -> Rocket<Build> {
 /// The same app with a catch-all route for every method at the given rank.
 pub fn app_with_catch_all(toml: &str, rank: isize) -> Rocket<Build> {
     let methods = [
-        Method::Get, Method::Post, Method::Put, Method::Delete, Method::Patch, Method::Options,
-        Method::Trace, Method::Connect,
+        Method::Get,
+        Method::Post,
+        Method::Put,
+        Method::Delete,
+        Method::Patch,
+        Method::Options,
+        Method::Trace,
+        Method::Connect,
     ];
     let routes: Vec<rocket::Route> = methods
         .into_iter()
@@ -72,7 +78,12 @@ pub fn client(rocket: Rocket<Build>) -> Client {
 }
 
 pub fn hits(client: &Client) -> usize {
-    client.rocket().state::<Hits>().unwrap().0.load(Ordering::SeqCst)
+    client
+        .rocket()
+        .state::<Hits>()
+        .unwrap()
+        .0
+        .load(Ordering::SeqCst)
 }
 
 pub fn addr(s: &str) -> SocketAddr {
@@ -106,28 +117,37 @@ pub fn capture_logs() {
 
 /// Captured lines containing `needle`.
 pub fn logged(needle: &str) -> Vec<String> {
-    LOGS.lock().unwrap().iter().filter(|l| l.contains(needle)).cloned().collect()
+    LOGS.lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains(needle))
+        .cloned()
+        .collect()
 }
 
-/// Ignites `rocket` expecting the fairing to fail; returns the fairing's error line(s)
-/// that contain `needle`.
-pub fn ignite_error(rocket: Rocket<Build>, needle: &str) -> String {
+/// Ignites `rocket` expecting the fairing to fail (FailedFairings names it), and returns
+/// the fairing's error line that contains every one of `needles`.
+pub fn ignite_error(rocket: Rocket<Build>, needles: &[&str]) -> String {
     capture_logs();
     let err = match Client::untracked(rocket) {
-        Ok(_) => panic!("ignite succeeded; expected failure mentioning {needle:?}"),
+        Ok(_) => panic!("ignite succeeded; expected failure mentioning {needles:?}"),
         Err(e) => e,
     };
     match err.kind() {
         rocket::error::ErrorKind::FailedFairings(failed) => {
-            assert!(failed.iter().any(|f| f.name == "rocket-allow"), "{failed:?}");
+            assert!(
+                failed.iter().any(|f| f.name == "rocket-allow"),
+                "{failed:?}"
+            );
         }
         other => panic!("expected FailedFairings, got {other:?}"),
     }
-    let lines = logged(needle);
-    assert!(
-        lines.iter().any(|l| l.starts_with("rocket-allow: ")),
-        "no rocket-allow error containing {needle:?}; captured: {:?}",
-        LOGS.lock().unwrap()
-    );
-    lines.join("\n")
+    let logs = LOGS.lock().unwrap();
+    match logs
+        .iter()
+        .find(|l| l.starts_with("rocket-allow: ") && needles.iter().all(|n| l.contains(n)))
+    {
+        Some(line) => line.clone(),
+        None => panic!("no rocket-allow error containing all of {needles:?}; captured: {logs:#?}"),
+    }
 }
