@@ -259,9 +259,12 @@ fn record(
     } else {
         "http"
     };
-    let url = match req.host() {
-        Some(host) => format!("{scheme}://{host}{}", req.uri()),
-        None => req.uri().to_string(),
+    // Rocket's parsed Host, else the raw header (local clients only set the latter); the
+    // log escapes control characters either way.
+    let url = match (req.host(), req.headers().get_one("Host")) {
+        (Some(host), _) => format!("{scheme}://{host}{}", req.uri()),
+        (None, Some(raw)) => format!("{scheme}://{raw}{}", req.uri()),
+        (None, None) => req.uri().to_string(),
     };
     let entry = Entry {
         level,

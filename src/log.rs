@@ -159,14 +159,14 @@ impl Entry<'_> {
     }
 }
 
-/// RFC 3339 in UTC with milliseconds: unambiguous whatever the server's time zone.
+/// RFC 3339 in UTC with milliseconds, fixed width: unambiguous whatever the server's time zone.
 fn timestamp() -> String {
-    use time::format_description::well_known::Rfc3339;
-    let now = time::OffsetDateTime::now_utc();
-    let now = now
-        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
-        .unwrap_or(now);
-    now.format(&Rfc3339).unwrap_or_default()
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::now_utc()
+        .format(FORMAT)
+        .unwrap_or_default()
 }
 
 /// Control characters (CR, LF, ESC...) become `\u{..}` so one request is one line.

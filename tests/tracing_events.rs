@@ -1,0 +1,83 @@
+//! Decisions are `tracing` events (target `rocket_allow`) for apps that have a subscriber,
+//! and the fairing installs no subscriber of its own.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use rocket::http::Status;
+use tracing::field::{Field, Visit};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::Layer;
+
+#[derive(Clone, Default)]
+struct Events(Arc<Mutex<Vec<(tracing::Level, String)>>>);
+
+struct Fields(String);
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0.push_str(&format!("{}={:?} ", field.name(), value));
+    }
+}
+
+impl<S: tracing::Subscriber> Layer<S> for Events {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        if event.metadata().target() == "rocket_allow" {
+            let mut f = Fields(String::new());
+            event.record(&mut f);
+            self.0
+                .lock()
+                .unwrap()
+                .push((*event.metadata().level(), f.0));
+        }
+    }
+}
+
+#[test]
+fn decisions_are_tracing_events_and_no_subscriber_is_installed() {
+    // The fairing must leave the global dispatcher alone.
+    let client = client(app(r#"
+        [default.allow]
+        rules = [{ allow = "127.0.0.1" }, { deny = "192.0.2.0/24" }]
+    "#));
+    assert_eq!(
+        client
+            .get("/")
+            .remote(addr("127.0.0.1:1"))
+            .dispatch()
+            .status(),
+        Status::Ok
+    );
+    assert!(
+        !tracing::dispatcher::has_been_set(),
+        "the fairing installed a global subscriber"
+    );
+
+    // An app that has a subscriber sees every decision.
+    let events = Events::default();
+    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(events.clone()))
+        .unwrap();
+    client.get("/").remote(addr("127.0.0.1:1")).dispatch();
+    client.get("/a").remote(addr("192.0.2.1:1")).dispatch();
+    client.get("/b").remote(addr("203.0.113.1:1")).dispatch();
+    let seen = events.0.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3, "{seen:#?}");
+    assert_eq!(seen[0].0, tracing::Level::INFO);
+    assert!(
+        seen[0].1.contains("client=Some(127.0.0.1)")
+            && seen[0].1.contains("verdict=\"allow\"")
+            && seen[0].1.contains("rule=Some(0)"),
+        "{}",
+        seen[0].1
+    );
+    assert_eq!(seen[1].0, tracing::Level::ERROR);
+    assert!(
+        seen[1].1.contains("verdict=\"deny\"") && seen[1].1.contains("url=\"/a\""),
+        "{}",
+        seen[1].1
+    );
+    assert_eq!(seen[2].0, tracing::Level::WARN);
+    assert!(seen[2].1.contains("rule=None"), "{}", seen[2].1);
+}
