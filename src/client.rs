@@ -533,4 +533,37 @@ mod tests {
             );
         }
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Any header content from an untrusted peer leaves the peer as the client.
+        #[test]
+        fn untrusted_peer_is_always_the_client(
+            peer in any::<u32>().prop_filter("untrusted", |a| a >> 24 != 10),
+            kind in 0usize..3,
+            values in prop::collection::vec(".{0,80}", 0..4),
+        ) {
+            let header = [ClientIpHeader::XForwardedFor, ClientIpHeader::Forwarded, ClientIpHeader::from_name("X-Real-IP")];
+            let peer = IpAddr::from(std::net::Ipv4Addr::from(peer));
+            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            let c = client_addr(peer, &header[kind], &values, &trusted(&["10.0.0.0/8"]));
+            prop_assert_eq!((c.ip, c.from_header), (peer, false));
+        }
+
+        /// From a trusted peer, arbitrary content never panics and yields the peer or an address
+        /// that literally appears in the header.
+        #[test]
+        fn trusted_peer_never_panics_or_invents(
+            kind in 0usize..3,
+            values in prop::collection::vec(".{0,80}", 0..4),
+        ) {
+            let header = [ClientIpHeader::XForwardedFor, ClientIpHeader::Forwarded, ClientIpHeader::from_name("X-Real-IP")];
+            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            let c = client_addr(ip("10.0.0.1"), &header[kind], &values, &trusted(&["10.0.0.0/8"]));
+            prop_assert!(c.ip == ip("10.0.0.1") || c.from_header);
+        }
+    }
 }
