@@ -1,6 +1,8 @@
 //! Shared test helpers: an app with counting routes, built from TOML the way Rocket.toml is read.
 #![allow(dead_code)]
 
+pub mod dns;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, Once};
@@ -133,6 +135,36 @@ pub fn ignite_error(rocket: Rocket<Build>, needles: &[&str]) -> String {
         Ok(_) => panic!("ignite succeeded; expected failure mentioning {needles:?}"),
         Err(e) => e,
     };
+    match err.kind() {
+        rocket::error::ErrorKind::FailedFairings(failed) => {
+            assert!(
+                failed.iter().any(|f| f.name == "rocket-allow"),
+                "{failed:?}"
+            );
+        }
+        other => panic!("expected FailedFairings, got {other:?}"),
+    }
+    let logs = LOGS.lock().unwrap();
+    match logs
+        .iter()
+        .find(|l| l.starts_with("rocket-allow: ") && needles.iter().all(|n| l.contains(n)))
+    {
+        Some(line) => line.clone(),
+        None => panic!("no rocket-allow error containing all of {needles:?}; captured: {logs:#?}"),
+    }
+}
+
+/// [`ignite_error`] for async tests (the blocking client cannot run inside a runtime).
+pub async fn ignite_error_async(rocket: Rocket<Build>, needles: &[&str]) -> String {
+    capture_logs();
+    let err = match rocket::local::asynchronous::Client::untracked(rocket).await {
+        Ok(_) => panic!("ignite succeeded; expected failure mentioning {needles:?}"),
+        Err(e) => e,
+    };
+    check_ignite_error(err, needles)
+}
+
+fn check_ignite_error(err: rocket::Error, needles: &[&str]) -> String {
     match err.kind() {
         rocket::error::ErrorKind::FailedFairings(failed) => {
             assert!(
