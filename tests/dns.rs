@@ -215,3 +215,14 @@ async fn the_refresh_task_stops_when_rocket_shuts_down() {
     assert_eq!(status(&client, "192.0.2.10").await, Status::Ok);
     assert_eq!(status(&client, "192.0.2.20").await, Status::Forbidden);
 }
+
+#[rocket::async_test]
+async fn refresh_is_at_least_as_often_as_the_ceiling() {
+    let dns = TestDns::start("test.").await;
+    // TTL 1 h, but the ceiling says 1 s.
+    dns.set("app.test.", 3600, &["192.0.2.10"]).await;
+    let client = launch(&rules(&dns, "min_ttl_secs = 1\nmax_ttl_secs = 1")).await;
+    dns.set("app.test.", 3600, &["192.0.2.20"]).await;
+    let took = time_until(&client, "192.0.2.20", Status::Ok, Duration::from_secs(4)).await;
+    assert!(took.is_some(), "the ceiling did not force a refresh (or a cache served the old answer)");
+}
