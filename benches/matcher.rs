@@ -26,10 +26,18 @@ impl Rng {
 fn rules(n: usize, rng: &mut Rng) -> Vec<(Verdict, Vec<IpNet>)> {
     (0..n)
         .map(|i| {
-            let verdict = if i % 3 == 0 { Verdict::Allow } else { Verdict::Deny };
+            let verdict = if i % 3 == 0 {
+                Verdict::Allow
+            } else {
+                Verdict::Deny
+            };
             let net = if i % 2 == 0 {
                 let prefix = 8 + (rng.next() % 25) as u8; // /8 ../32
-                IpNet::V4(Ipv4Net::new(Ipv4Addr::from(rng.next() as u32), prefix).unwrap().trunc())
+                IpNet::V4(
+                    Ipv4Net::new(Ipv4Addr::from(rng.next() as u32), prefix)
+                        .unwrap()
+                        .trunc(),
+                )
             } else {
                 let prefix = 16 + (rng.next() % 113) as u8; // /16 ../128
                 let addr = (rng.next() as u128) << 64 | rng.next() as u128;
@@ -54,7 +62,9 @@ fn clients(rules: &[(Verdict, Vec<IpNet>)], rng: &mut Rng) -> Vec<IpAddr> {
                     }
                 }
                 (true, false) => IpAddr::V4(Ipv4Addr::from(rng.next() as u32)),
-                (false, false) => IpAddr::V6(Ipv6Addr::from((rng.next() as u128) << 64 | rng.next() as u128)),
+                (false, false) => IpAddr::V6(Ipv6Addr::from(
+                    (rng.next() as u128) << 64 | rng.next() as u128,
+                )),
             }
         })
         .collect()
@@ -97,7 +107,11 @@ fn compile(c: &mut Criterion) {
     for n in [10_000usize, 100_000] {
         let rules = rules(n, &mut Rng(0x9e37_79b9_7f4a_7c15));
         group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
-            b.iter_batched(|| rules.clone(), |r| Matcher::new(Verdict::Allow, r), BatchSize::LargeInput)
+            b.iter_batched(
+                || rules.clone(),
+                |r| Matcher::new(Verdict::Allow, r),
+                BatchSize::LargeInput,
+            )
         });
     }
     group.finish();

@@ -12,7 +12,7 @@ use rocket::{Build, Data, Orbit, Request, Rocket};
 use crate::client::{client_addr, ClientAddr, ClientIpHeader};
 use crate::config::AllowConfig;
 use crate::error::Error;
-use crate::log::{AccessLog, Entry, Level, RuleRef};
+use crate::log::{AccessLog, Entry, Level, RuleRef, Url};
 use crate::policy::{Addresses, Policy};
 use crate::resolve::{self, Dns, Names};
 use crate::rules::{Rule, Target, Verdict};
@@ -261,10 +261,17 @@ fn record(
     };
     // Rocket's parsed Host, else the raw header (local clients only set the latter); the
     // log escapes control characters either way.
-    let url = match (req.host(), req.headers().get_one("Host")) {
-        (Some(host), _) => format!("{scheme}://{host}{}", req.uri()),
-        (None, Some(raw)) => format!("{scheme}://{raw}{}", req.uri()),
-        (None, None) => req.uri().to_string(),
+    let parsed = req.host();
+    let raw = req.headers().get_one("Host");
+    let host: Option<&dyn std::fmt::Display> = match (&parsed, &raw) {
+        (Some(host), _) => Some(host),
+        (None, Some(raw)) => Some(raw),
+        (None, None) => None,
+    };
+    let url = Url {
+        scheme,
+        host,
+        origin: req.uri(),
     };
     let entry = Entry {
         level,
@@ -280,7 +287,7 @@ fn record(
         }),
         note,
         method: req.method().as_str(),
-        url: &url,
+        url,
         user_agent: req.headers().get_one("User-Agent"),
     };
     if let Some(log) = &shared.log {

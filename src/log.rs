@@ -6,7 +6,7 @@
 //! and we decide *when*, as Python's RotatingFileHandler does, before a line would
 //! push the file past `max_bytes`, so lines are never split across files.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -55,8 +55,38 @@ pub(crate) struct Entry<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<&'a str>,
     pub method: &'a str,
-    pub url: &'a str,
+    pub url: Url<'a>,
     pub user_agent: Option<&'a str>,
+}
+
+/// The request URL, written straight into the line: `scheme://host/path?query`, or only
+/// the origin when the request named no host.
+#[derive(Clone, Copy)]
+pub(crate) struct Url<'a> {
+    pub scheme: &'static str,
+    pub host: Option<&'a dyn fmt::Display>,
+    pub origin: &'a dyn fmt::Display,
+}
+
+impl fmt::Display for Url<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.host {
+            Some(host) => write!(f, "{}://{host}{}", self.scheme, self.origin),
+            None => self.origin.fmt(f),
+        }
+    }
+}
+
+impl Serialize for Url<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl fmt::Debug for Url<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 /// The rule that decided: its index, the text as written and what it was normalized to.
@@ -105,7 +135,7 @@ impl Entry<'_> {
         out.push(' ');
         out.push_str(self.method);
         out.push(' ');
-        escape_into(out, self.url);
+        let _ = write!(Escaped(out), "{}", self.url);
         out.push(' ');
         escape_into(out, self.user_agent.unwrap_or("-"));
         out.push('\n');
@@ -145,7 +175,7 @@ impl Entry<'_> {
                     rule_written = ?written,
                     note = ?self.note,
                     method = self.method,
-                    url = self.url,
+                    url = %self.url,
                     user_agent = ?self.user_agent,
                     $msg
                 )
@@ -171,12 +201,22 @@ fn timestamp() -> String {
 
 /// Control characters (CR, LF, ESC...) become `\u{..}` so one request is one line.
 fn escape_into(out: &mut String, s: &str) {
-    for c in s.chars() {
-        if c.is_control() {
-            let _ = write!(out, "{}", c.escape_unicode());
-        } else {
-            out.push(c);
+    let _ = Escaped(out).write_str(s);
+}
+
+/// A `fmt::Write` that escapes control characters on the way into the line.
+struct Escaped<'a>(&'a mut String);
+
+impl fmt::Write for Escaped<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for c in s.chars() {
+            if c.is_control() {
+                write!(self.0, "{}", c.escape_unicode())?;
+            } else {
+                self.0.push(c);
+            }
         }
+        Ok(())
     }
 }
 
@@ -258,15 +298,24 @@ impl AccessLog {
 /// A size-rotated file with RotatingFileHandler's timing, and write failures reported instead
 /// of lost silently: the first failure goes to stderr and `tracing`, and once writing works
 /// again a line in the log says how many lines could not be written.
+///
+/// Lines are batched: the worker thread calls `flush` whenever its queue runs empty, so a
+/// burst costs one `write` system call instead of one per line.
 struct RotatingFile {
     inner: FileRotate<AppendCount>,
     path: PathBuf,
+    /// Bytes in the live file, counting the batch not yet written.
     size: u64,
     max_bytes: u64,
     backup_count: usize,
+    batch: Vec<u8>,
+    batch_lines: u64,
     failed: u64,
     last_error: String,
 }
+
+/// Write a batch out once it reaches this size, even if the queue is not empty yet.
+const BATCH_BYTES: usize = 64 * 1024;
 
 impl RotatingFile {
     fn open(config: &AccessLogConfig) -> Result<RotatingFile, Error> {
@@ -298,19 +347,55 @@ impl RotatingFile {
             size,
             max_bytes: config.max_bytes,
             backup_count: config.backup_count,
+            batch: Vec::with_capacity(BATCH_BYTES),
+            batch_lines: 0,
             failed: 0,
             last_error: String::new(),
         })
     }
 
-    fn try_write(&mut self, buf: &[u8]) -> io::Result<()> {
-        let len = buf.len() as u64;
-        if self.backup_count > 0 && self.size > 0 && self.size + len > self.max_bytes {
-            self.rotate()?;
+    /// Writes the batch to the live file; on failure its lines are counted as lost.
+    fn commit(&mut self) {
+        if self.batch.is_empty() {
+            return;
         }
-        self.inner.write_all(buf)?;
-        self.size += len;
-        Ok(())
+        let result = self.inner.write_all(&self.batch);
+        let lines = std::mem::take(&mut self.batch_lines);
+        self.batch.clear();
+        match result {
+            Ok(()) => self.recovered(),
+            Err(e) => self.lost(lines, e),
+        }
+    }
+
+    /// Once writing works again, say in the log how many lines were lost.
+    fn recovered(&mut self) {
+        if self.failed > 0 {
+            let line = format!(
+                "{} - WARNING - {} access log line(s) could not be written: {}\n",
+                timestamp(),
+                self.failed,
+                self.last_error
+            );
+            self.failed = 0;
+            self.size += line.len() as u64;
+            if let Err(e) = self.inner.write_all(line.as_bytes()) {
+                self.lost(0, e);
+            }
+        }
+    }
+
+    fn lost(&mut self, lines: u64, e: io::Error) {
+        if self.failed == 0 {
+            eprintln!(
+                "rocket-allow: cannot write access log `{}`: {e}",
+                self.path.display()
+            );
+            tracing::error!(target: "rocket_allow", path = %self.path.display(), error = %e,
+                "cannot write access log");
+        }
+        self.failed += lines.max(1);
+        self.last_error = e.to_string();
     }
 
     fn rotate(&mut self) -> io::Result<()> {
@@ -322,7 +407,6 @@ impl RotatingFile {
             ));
         }
         self.inner.rotate()?;
-        self.size = 0;
         // file-rotate drops writes silently if it cannot reopen the file; detect that here.
         if !self.path.exists() {
             return Err(io::Error::new(
@@ -330,43 +414,42 @@ impl RotatingFile {
                 "could not reopen the log after rotation",
             ));
         }
+        self.size = 0;
         Ok(())
     }
 }
 
 impl Write for RotatingFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self.try_write(buf) {
-            Ok(()) if self.failed > 0 => {
-                let line = format!(
-                    "{} - WARNING - {} access log line(s) could not be written: {}\n",
-                    timestamp(),
-                    self.failed,
-                    self.last_error
-                );
-                self.failed = 0;
-                let _ = self.try_write(line.as_bytes());
-            }
-            Ok(()) => {}
-            Err(e) => {
-                if self.failed == 0 {
-                    eprintln!(
-                        "rocket-allow: cannot write access log `{}`: {e}",
-                        self.path.display()
-                    );
-                    tracing::error!(target: "rocket_allow", path = %self.path.display(), error = %e,
-                        "cannot write access log");
-                }
-                self.failed += 1;
-                self.last_error = e.to_string();
+    /// Takes one whole line (the non-blocking writer hands over one message per call).
+    fn write(&mut self, line: &[u8]) -> io::Result<usize> {
+        let len = line.len() as u64;
+        if self.backup_count > 0 && self.size > 0 && self.size + len > self.max_bytes {
+            self.commit();
+            if let Err(e) = self.rotate() {
+                // Not written anywhere: counted, and reported once writing works again.
+                self.lost(1, e);
+                return Ok(line.len());
             }
         }
-        // Always "written": the worker ignores errors, so they are handled above.
-        Ok(buf.len())
+        self.batch.extend_from_slice(line);
+        self.batch_lines += 1;
+        self.size += len;
+        if self.batch.len() >= BATCH_BYTES {
+            self.commit();
+        }
+        // Always "written": the worker ignores errors, so they are handled here.
+        Ok(line.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        self.commit();
         self.inner.flush()
+    }
+}
+
+impl Drop for RotatingFile {
+    fn drop(&mut self) {
+        self.commit();
     }
 }
 
@@ -383,7 +466,11 @@ mod tests {
             rule,
             note: None,
             method: "GET",
-            url: "http://localhost/x?y",
+            url: Url {
+                scheme: "http",
+                host: Some(&"localhost"),
+                origin: &"/x?y",
+            },
             user_agent: ua,
         }
     }

@@ -228,7 +228,7 @@ fn existing_log_is_appended_to() {
 }
 
 #[test]
-fn write_failures_do_not_stop_requests() {
+fn write_failures_do_not_stop_requests_and_are_reported() {
     let dir = tempfile::tempdir().unwrap();
     let logdir = dir.path().join("logs");
     fs::create_dir(&logdir).unwrap();
@@ -244,5 +244,28 @@ fn write_failures_do_not_stop_requests() {
         let res = client.get("/").remote(addr("192.0.2.1:1")).dispatch();
         assert_eq!(res.status(), Status::Forbidden);
     }
+    // Give the writer thread time to fail on those lines before the directory returns.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    fs::create_dir(&logdir).unwrap();
+    client.get("/after").remote(addr("127.0.0.1:1")).dispatch();
     drop(client);
+    let all: String = ["access.log", "access.log.1", "access.log.2"]
+        .iter()
+        .map(|f| read(&logdir.join(f)))
+        .collect();
+    let report = all
+        .lines()
+        .find(|l| l.contains("access log line(s) could not be written"))
+        .unwrap_or_else(|| panic!("no report of the lost lines in: {all}"));
+    let lost: u64 = report
+        .split(" - WARNING - ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(lost >= 39, "{report}");
+    assert!(all.contains("/after"), "logging resumed: {all}");
 }

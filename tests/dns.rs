@@ -224,5 +224,8 @@ async fn refresh_is_at_least_as_often_as_the_ceiling() {
     let client = launch(&rules(&dns, "min_ttl_secs = 1\nmax_ttl_secs = 1")).await;
     dns.set("app.test.", 3600, &["192.0.2.20"]).await;
     let took = time_until(&client, "192.0.2.20", Status::Ok, Duration::from_secs(4)).await;
-    assert!(took.is_some(), "the ceiling did not force a refresh (or a cache served the old answer)");
+    assert!(
+        took.is_some(),
+        "the ceiling did not force a refresh (or a cache served the old answer)"
+    );
 }

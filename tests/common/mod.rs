@@ -35,11 +35,12 @@ fn forbidden(_: &Request<'_>) -> &'static str {
     "custom 403 page"
 }
 
-/// A figment like `rocket::build()`'s, with `toml` read as Rocket.toml (profiles nested).
+/// Rocket's defaults with `toml` read as Rocket.toml (profiles nested). The repository's own
+/// Rocket.toml (the example's) and ROCKET_* variables are deliberately not read.
 pub fn figment(toml: &str) -> rocket::figment::Figment {
     // Before any Rocket exists, so that Rocket's own logger does not take the slot.
     capture_logs();
-    rocket::Config::figment().merge(Toml::string(toml).nested())
+    rocket::figment::Figment::from(rocket::Config::default()).merge(Toml::string(toml).nested())
 }
 
 /// The app: the fairing from config, `/` counted, and the app's own 403 catcher.
