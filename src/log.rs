@@ -102,7 +102,7 @@ impl Entry<'_> {
     /// rule's index and normalized form, the peer and the method added. Request text is
     /// escaped so a client cannot forge extra log lines.
     fn text(&self, out: &mut String) {
-        out.push_str(&timestamp());
+        write_timestamp(out);
         let _ = write!(out, " - {:>7} - ", self.level.as_str());
         match self.client {
             Some(ip) => {
@@ -191,12 +191,31 @@ impl Entry<'_> {
 
 /// RFC 3339 in UTC with milliseconds, fixed width: unambiguous whatever the server's time zone.
 fn timestamp() -> String {
-    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    time::OffsetDateTime::now_utc()
-        .format(FORMAT)
-        .unwrap_or_default()
+    let mut out = String::with_capacity(24);
+    write_timestamp(&mut out);
+    out
+}
+
+/// Appends the timestamp. The `YYYY-MM-DDTHH:MM:SS` part is formatted once per second per
+/// thread; only the milliseconds are written per line.
+fn write_timestamp(out: &mut String) {
+    use std::cell::RefCell;
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    thread_local! {
+        static SECOND: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let unix = now.unix_timestamp();
+    SECOND.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != unix {
+            cached.1 = now.format(FORMAT).unwrap_or_default();
+            cached.0 = unix;
+        }
+        out.push_str(&cached.1);
+    });
+    let _ = write!(out, ".{:03}Z", now.millisecond());
 }
 
 /// Control characters (CR, LF, ESC...) become `\u{..}` so one request is one line.
