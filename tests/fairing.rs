@@ -235,7 +235,7 @@ fn custom_config_in_code() {
 
 #[test]
 fn host_name_rules_resolve_at_ignite() {
-    // /etc/hosts via the system resolver: localhost is at least 127.0.0.1.
+    // The system resolver answers `localhost` with 127.0.0.1 and ::1 (RFC 6761, /etc/hosts).
     let client = client(app(r#"
         [default.allow]
         default = "deny"
