@@ -1,4 +1,14 @@
-//! tmp
+#![doc = include_str!("../README.md")]
+//!
+//! # Where things live
+//!
+//! - [`AllowFairing`]: the fairing (ignite, per-request decision, refusal route).
+//! - [`AllowConfig`] and friends: the `[allow]` schema, defaults and validation.
+//! - [`Rule`], [`Target`], [`Verdict`]: rule values and their parser.
+//! - [`Matcher`], [`LinearScan`]: the compiled first-match matcher and its reference.
+//! - [`client_addr`], [`ClientIpHeader`]: which address is the client behind proxies.
+//! - [`Error`]: why ignite failed.
+
 mod client;
 mod config;
 mod error;
@@ -8,6 +18,7 @@ mod matcher;
 mod policy;
 mod resolve;
 mod rules;
+
 pub use client::{client_addr, ClientAddr, ClientIpHeader, MAX_HOPS};
 pub use config::{AccessLogConfig, AllowConfig, DnsConfig, LogFormat, OnUnresolved, CONFIG_KEY};
 pub use error::Error;
