@@ -1,0 +1,86 @@
+//! An allowed request costs no heap allocation in the decision: with the fairing (no access
+//! log, no tracing subscriber) a request allocates as much as without it, plus only the box
+//! Rocket puts every fairing's future in — whether there is one rule or 100,000.
+//! One test in its own binary: it counts every allocation of the process.
+
+// A counting global allocator needs `unsafe impl GlobalAlloc`; the library itself has none.
+#![allow(unsafe_code)]
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::*;
+use rocket::http::Status;
+use rocket::local::blocking::Client;
+
+struct Counting;
+
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Fewest allocations seen for one allowed request (the minimum filters out noise from
+/// other threads of the runtime).
+fn allocations_per_request(client: &Client) -> usize {
+    (0..50)
+        .map(|_| {
+            let before = ALLOCS.load(Ordering::SeqCst);
+            let res = client.get("/").remote(addr("127.0.0.1:1")).dispatch();
+            let n = ALLOCS.load(Ordering::SeqCst) - before;
+            assert_eq!(res.status(), Status::Ok);
+            n
+        })
+        .min()
+        .unwrap()
+}
+
+#[test]
+fn allowed_requests_allocate_nothing_in_the_decision() {
+    let without = client(
+        rocket::custom(figment("[default.allow]\nrules = []"))
+            .manage(Hits::default())
+            .mount("/", rocket::routes![index_route]),
+    );
+    let base = allocations_per_request(&without);
+
+    let many: Vec<String> = (0..100_000u32)
+        .map(|i| {
+            format!(
+                "{{ deny = \"{}/32\" }}",
+                std::net::Ipv4Addr::from(0x0b00_0000 + i)
+            )
+        })
+        .collect();
+    for rules in [
+        "rules = [{ allow = \"127.0.0.1\" }]".to_string(),
+        format!("rules = [{}, {{ allow = \"127.0.0.1\" }}]", many.join(", ")),
+    ] {
+        let with = client(app(&format!("[default.allow]\n{rules}")));
+        let n = allocations_per_request(&with);
+        eprintln!("allocations per allowed request: without fairing {base}, with {n}");
+        assert!(
+            n <= base + 1,
+            "fairing added {} allocations per request (base {base})",
+            n - base
+        );
+    }
+}
+
+#[rocket::get("/")]
+fn index_route(hits: &rocket::State<Hits>) -> &'static str {
+    hits.0.fetch_add(1, Ordering::SeqCst);
+    "hello"
+}
