@@ -19,22 +19,8 @@ fn rocket_config_file_and_rocket_allow_override() {
     std::env::set_var("ROCKET_CONFIG", &path);
 
     let from_file = client(rocket::build().attach(rocket_allow::AllowFairing::fairing()));
-    assert_eq!(
-        from_file
-            .get("/")
-            .remote(addr("192.0.2.1:1"))
-            .dispatch()
-            .status(),
-        Status::NotFound
-    );
-    assert_eq!(
-        from_file
-            .get("/")
-            .remote(addr("198.51.100.1:1"))
-            .dispatch()
-            .status(),
-        Status::Forbidden
-    );
+    assert_eq!(status(&from_file, "192.0.2.1:1", &[]), Status::NotFound);
+    assert_eq!(status(&from_file, "198.51.100.1:1", &[]), Status::Forbidden);
     drop(from_file);
 
     // The environment overrides the file, as for every Rocket key.
@@ -43,20 +29,6 @@ fn rocket_config_file_and_rocket_allow_override() {
         r#"{default="deny",rules=[{allow="198.51.100.0/24"}]}"#,
     );
     let from_env = client(rocket::build().attach(rocket_allow::AllowFairing::fairing()));
-    assert_eq!(
-        from_env
-            .get("/")
-            .remote(addr("198.51.100.1:1"))
-            .dispatch()
-            .status(),
-        Status::NotFound
-    );
-    assert_eq!(
-        from_env
-            .get("/")
-            .remote(addr("192.0.2.1:1"))
-            .dispatch()
-            .status(),
-        Status::Forbidden
-    );
+    assert_eq!(status(&from_env, "198.51.100.1:1", &[]), Status::NotFound);
+    assert_eq!(status(&from_env, "192.0.2.1:1", &[]), Status::Forbidden);
 }

@@ -40,17 +40,7 @@ fn every_method_and_path_is_refused_even_with_a_catch_all() {
         assert_eq!(ok.status(), Status::Ok, "rank {rank}");
         assert_eq!(hits(&client), 1);
         // ...and never runs for a refused one.
-        for method in [
-            Method::Get,
-            Method::Post,
-            Method::Put,
-            Method::Delete,
-            Method::Patch,
-            Method::Options,
-            Method::Trace,
-            Method::Connect,
-            Method::Head,
-        ] {
+        for method in ROUTE_METHODS.into_iter().chain([Method::Head]) {
             for path in ["/", "/anything/at/all", "/no/such/route?x=1"] {
                 let res = client
                     .req(method, path)
@@ -138,14 +128,7 @@ fn first_match_wins_and_default_applies() {
         rules = [{ deny = "all" }, { allow = "127.0.0.1" }]
     "#;
     let client1 = client(app(deny_first));
-    assert_eq!(
-        client1
-            .get("/")
-            .remote(addr("127.0.0.1:1"))
-            .dispatch()
-            .status(),
-        Status::Forbidden
-    );
+    assert_eq!(status(&client1, "127.0.0.1:1", &[]), Status::Forbidden);
 
     let default_deny = r#"
         [default.allow]
@@ -153,30 +136,9 @@ fn first_match_wins_and_default_applies() {
         rules = [{ allow = "10.0.0.0/8" }]
     "#;
     let client2 = client(app(default_deny));
-    assert_eq!(
-        client2
-            .get("/")
-            .remote(addr("10.255.255.255:1"))
-            .dispatch()
-            .status(),
-        Status::Ok
-    );
-    assert_eq!(
-        client2
-            .get("/")
-            .remote(addr("11.0.0.0:1"))
-            .dispatch()
-            .status(),
-        Status::Forbidden
-    );
-    assert_eq!(
-        client2
-            .get("/")
-            .remote(addr("9.255.255.255:1"))
-            .dispatch()
-            .status(),
-        Status::Forbidden
-    );
+    assert_eq!(status(&client2, "10.255.255.255:1", &[]), Status::Ok);
+    assert_eq!(status(&client2, "11.0.0.0:1", &[]), Status::Forbidden);
+    assert_eq!(status(&client2, "9.255.255.255:1", &[]), Status::Forbidden);
 }
 
 #[test]
@@ -187,14 +149,7 @@ fn host_bits_are_normalized_with_a_warning() {
         default = "deny"
         rules = [{ allow = "10.1.2.3/8" }]
         "#));
-    assert_eq!(
-        client
-            .get("/")
-            .remote(addr("10.200.0.1:1"))
-            .dispatch()
-            .status(),
-        Status::Ok
-    );
+    assert_eq!(status(&client, "10.200.0.1:1", &[]), Status::Ok);
     let warned = logged("`10.1.2.3/8` has host bits set");
     assert!(
         warned
@@ -215,22 +170,8 @@ fn custom_config_in_code() {
         .manage(Hits::default())
         .mount("/", rocket::routes![]);
     let client = client(rocket);
-    assert_eq!(
-        client
-            .get("/")
-            .remote(addr("192.0.2.1:1"))
-            .dispatch()
-            .status(),
-        Status::NotFound
-    );
-    assert_eq!(
-        client
-            .get("/")
-            .remote(addr("192.0.3.1:1"))
-            .dispatch()
-            .status(),
-        Status::Forbidden
-    );
+    assert_eq!(status(&client, "192.0.2.1:1", &[]), Status::NotFound);
+    assert_eq!(status(&client, "192.0.3.1:1", &[]), Status::Forbidden);
 }
 
 #[test]
@@ -241,20 +182,7 @@ fn host_name_rules_resolve_at_ignite() {
         default = "deny"
         rules = [{ allow = "localhost" }]
         "#));
-    assert_eq!(
-        client
-            .get("/")
-            .remote(addr("127.0.0.1:1"))
-            .dispatch()
-            .status(),
-        Status::Ok
-    );
-    assert_eq!(
-        client
-            .get("/")
-            .remote(addr("127.0.0.2:1"))
-            .dispatch()
-            .status(),
-        Status::Forbidden
-    );
+    assert_eq!(status(&client, "127.0.0.1:1", &[]), Status::Ok);
+    assert_eq!(status(&client, "[::1]:1", &[]), Status::Ok);
+    assert_eq!(status(&client, "127.0.0.2:1", &[]), Status::Forbidden);
 }

@@ -42,14 +42,7 @@ fn decisions_are_tracing_events_and_no_subscriber_is_installed() {
         [default.allow]
         rules = [{ allow = "127.0.0.1" }, { deny = "192.0.2.0/24" }]
     "#));
-    assert_eq!(
-        client
-            .get("/")
-            .remote(addr("127.0.0.1:1"))
-            .dispatch()
-            .status(),
-        Status::Ok
-    );
+    assert_eq!(status(&client, "127.0.0.1:1", &[]), Status::Ok);
     assert!(
         !tracing::dispatcher::has_been_set(),
         "the fairing installed a global subscriber"

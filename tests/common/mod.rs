@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, Once};
 
 use rocket::figment::providers::{Format, Toml};
-use rocket::http::Method;
+use rocket::http::{Header, Method, Status};
 use rocket::local::blocking::Client;
 use rocket::{catch, catchers, get, routes, Build, Request, Rocket};
 use rocket_allow::AllowFairing;
@@ -52,19 +52,21 @@ pub fn app(toml: &str) -> Rocket<Build> {
         .register("/", catchers![forbidden])
 }
 
+/// Every method a route can have (HEAD is served by GET routes).
+pub const ROUTE_METHODS: [Method; 8] = [
+    Method::Get,
+    Method::Post,
+    Method::Put,
+    Method::Delete,
+    Method::Patch,
+    Method::Options,
+    Method::Trace,
+    Method::Connect,
+];
+
 /// The same app with a catch-all route for every method at the given rank.
 pub fn app_with_catch_all(toml: &str, rank: isize) -> Rocket<Build> {
-    let methods = [
-        Method::Get,
-        Method::Post,
-        Method::Put,
-        Method::Delete,
-        Method::Patch,
-        Method::Options,
-        Method::Trace,
-        Method::Connect,
-    ];
-    let routes: Vec<rocket::Route> = methods
+    let routes: Vec<rocket::Route> = ROUTE_METHODS
         .into_iter()
         .map(|m| {
             let mut r = routes![any_get].remove(0);
@@ -87,6 +89,15 @@ pub fn hits(client: &Client) -> usize {
         .unwrap()
         .0
         .load(Ordering::SeqCst)
+}
+
+/// The status of `GET /` from `peer` with these headers.
+pub fn status(client: &Client, peer: &str, headers: &[(&str, &str)]) -> Status {
+    let mut req = client.get("/").remote(addr(peer));
+    for (name, value) in headers {
+        req.add_header(Header::new(name.to_string(), value.to_string()));
+    }
+    req.dispatch().status()
 }
 
 pub fn addr(s: &str) -> SocketAddr {
@@ -136,23 +147,7 @@ pub fn ignite_error(rocket: Rocket<Build>, needles: &[&str]) -> String {
         Ok(_) => panic!("ignite succeeded; expected failure mentioning {needles:?}"),
         Err(e) => e,
     };
-    match err.kind() {
-        rocket::error::ErrorKind::FailedFairings(failed) => {
-            assert!(
-                failed.iter().any(|f| f.name == "rocket-allow"),
-                "{failed:?}"
-            );
-        }
-        other => panic!("expected FailedFairings, got {other:?}"),
-    }
-    let logs = LOGS.lock().unwrap();
-    match logs
-        .iter()
-        .find(|l| l.starts_with("rocket-allow: ") && needles.iter().all(|n| l.contains(n)))
-    {
-        Some(line) => line.clone(),
-        None => panic!("no rocket-allow error containing all of {needles:?}; captured: {logs:#?}"),
-    }
+    check_ignite_error(err, needles)
 }
 
 /// [`ignite_error`] for async tests (the blocking client cannot run inside a runtime).
