@@ -77,6 +77,16 @@ pub struct ClientAddr {
 }
 
 impl ClientAddr {
+    /// The peer itself is the client (IPv4-mapped addresses shown as IPv4).
+    ///
+    /// ```
+    /// let c = rocket_allow::ClientAddr::from_peer("::ffff:192.0.2.1".parse().unwrap());
+    /// assert_eq!((c.ip.to_string(), c.from_header), ("192.0.2.1".into(), false));
+    /// ```
+    pub fn from_peer(peer: IpAddr) -> ClientAddr {
+        ClientAddr::peer(peer.to_canonical(), None)
+    }
+
     fn peer(peer: IpAddr, note: Option<&'static str>) -> ClientAddr {
         ClientAddr {
             ip: peer,

@@ -205,12 +205,12 @@ fn decide(req: &Request<'_>) -> Verdict {
     let policy = shared.policy.load();
     let client = req.remote().map(|peer| {
         let peer = peer.ip();
-        // Headers are only collected when a trusted proxy could vouch for them.
+        // Headers are only read (and collected) when a trusted proxy could vouch for them.
         if policy.trusted.contains(peer.to_canonical()) {
             let values: Vec<&str> = req.headers().get(shared.header.name()).collect();
             client_addr(peer, &shared.header, &values, &policy.trusted)
         } else {
-            client_addr(peer, &shared.header, &[], &policy.trusted)
+            ClientAddr::from_peer(peer)
         }
     });
     let (verdict, rule, level, note) = match client {

@@ -111,11 +111,11 @@ pub(crate) fn host_names(rules: &[Rule], trusted: &[Target]) -> Vec<(String, Str
         .iter()
         .enumerate()
         .map(|(i, t)| (t, format!("allow.trusted_proxies[{i}]")));
-    let mut seen = HashMap::new();
+    let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
     for (target, key) in rule_names.chain(proxy_names) {
         if let Target::Host(name) = target {
-            if seen.insert(name.clone(), ()).is_none() {
+            if seen.insert(name.clone()) {
                 out.push((name.clone(), key));
             }
         }
