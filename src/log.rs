@@ -285,13 +285,7 @@ impl AccessLog {
 
     /// A line that is not a decision: start-up, dropped lines.
     fn notice(&self, level: &str, message: &str) {
-        let line = match self.format {
-            LogFormat::Text => format!("{} - {level:>7} - {message}\n", timestamp()),
-            LogFormat::Json => format!(
-                "{}\n",
-                serde_json::json!({ "timestamp": timestamp(), "level": level, "message": message })
-            ),
-        };
+        let line = notice_line(self.format, level, message);
         let _ = self.writer.clone().write_all(line.as_bytes());
     }
 
@@ -314,6 +308,17 @@ impl AccessLog {
     }
 }
 
+/// A line that is not a decision, in the log's format (start-up, dropped or lost lines).
+fn notice_line(format: LogFormat, level: &str, message: &str) -> String {
+    match format {
+        LogFormat::Text => format!("{} - {level:>7} - {message}\n", timestamp()),
+        LogFormat::Json => format!(
+            "{}\n",
+            serde_json::json!({ "timestamp": timestamp(), "level": level, "message": message })
+        ),
+    }
+}
+
 /// A size-rotated file with RotatingFileHandler's timing, and write failures reported instead
 /// of lost silently: the first failure goes to stderr and `tracing`, and once writing works
 /// again a line in the log says how many lines could not be written.
@@ -327,6 +332,7 @@ struct RotatingFile {
     size: u64,
     max_bytes: u64,
     backup_count: usize,
+    format: LogFormat,
     batch: Vec<u8>,
     batch_lines: u64,
     failed: u64,
@@ -366,6 +372,7 @@ impl RotatingFile {
             size,
             max_bytes: config.max_bytes,
             backup_count: config.backup_count,
+            format: config.format,
             batch: Vec::with_capacity(BATCH_BYTES),
             batch_lines: 0,
             failed: 0,
@@ -390,12 +397,11 @@ impl RotatingFile {
     /// Once writing works again, say in the log how many lines were lost.
     fn recovered(&mut self) {
         if self.failed > 0 {
-            let line = format!(
-                "{} - WARNING - {} access log line(s) could not be written: {}\n",
-                timestamp(),
-                self.failed,
-                self.last_error
+            let message = format!(
+                "{} access log line(s) could not be written: {}",
+                self.failed, self.last_error
             );
+            let line = notice_line(self.format, "WARNING", &message);
             self.failed = 0;
             self.size += line.len() as u64;
             if let Err(e) = self.inner.write_all(line.as_bytes()) {

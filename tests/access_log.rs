@@ -269,3 +269,42 @@ fn write_failures_do_not_stop_requests_and_are_reported() {
     assert!(lost >= 39, "{report}");
     assert!(all.contains("/after"), "logging resumed: {all}");
 }
+
+#[test]
+fn json_logs_stay_json_through_write_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let logdir = dir.path().join("logs");
+    fs::create_dir(&logdir).unwrap();
+    let client = client(app(&config(
+        &logdir,
+        "max_bytes = 300\nbackup_count = 2\nformat = \"json\"",
+    )));
+    fs::remove_dir_all(&logdir).unwrap();
+    for i in 0..10 {
+        client
+            .get(format!("/{i}"))
+            .remote(addr("127.0.0.1:1"))
+            .dispatch();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    fs::create_dir(&logdir).unwrap();
+    client.get("/after").remote(addr("127.0.0.1:1")).dispatch();
+    drop(client);
+    let all: String = ["access.log", "access.log.1", "access.log.2"]
+        .iter()
+        .map(|f| read(&logdir.join(f)))
+        .collect();
+    let lines: Vec<serde_json::Value> = all
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let report = lines
+        .iter()
+        .find(|v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("could not be written"))
+        })
+        .unwrap_or_else(|| panic!("no report of the lost lines in: {all}"));
+    assert_eq!(report["level"], "WARNING");
+}
