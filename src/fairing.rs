@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use arc_swap::ArcSwap;
 use rocket::fairing::{self, Fairing, Info, Kind};
-use rocket::http::{Method, Status};
+use rocket::http::{uri::Origin, Method, Status};
 use rocket::route::{Handler, Outcome, Route};
 use rocket::{Build, Data, Orbit, Request, Rocket};
 
@@ -86,8 +86,8 @@ impl Shared {
 /// Private wrapper so the state cannot clash with the app's own managed types.
 struct AllowState(Arc<Shared>);
 
+/// Builds the state from a validated configuration: warnings, DNS, the log, the first policy.
 async fn start(config: AllowConfig) -> Result<Shared, Error> {
-    config.validate()?;
     for (i, rule) in config.rules.iter().enumerate() {
         if Target::host_bits_set(&rule.written) {
             log::warn!(
@@ -136,8 +136,9 @@ impl Fairing for AllowFairing {
     }
 
     async fn on_ignite(&self, rocket: Rocket<Build>) -> fairing::Result {
+        // Both paths validate: from_figment does it itself, custom configs are checked here.
         let config = match &self.config {
-            Some(config) => Ok(config.clone()),
+            Some(config) => config.validate().map(|()| config.clone()),
             None => AllowConfig::from_figment(rocket.figment()),
         };
         match async { start(config?).await }.await {
@@ -192,7 +193,9 @@ impl Fairing for AllowFairing {
             if req.method() != Method::Head {
                 req.set_method(Method::Get);
             }
-            req.set_uri(rocket::uri!("/__rocket_allow/refused"));
+            // A constant, so parsing cannot fail (every refusal test goes through here).
+            let refused = Origin::parse(REFUSED_PATH).expect("REFUSED_PATH is an origin URI");
+            req.set_uri(refused);
         }
     }
 }

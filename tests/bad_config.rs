@@ -145,3 +145,16 @@ fn unresolvable_host_name() {
         &["allow.rules[1]", "`nowhere.invalid`", "did not resolve"],
     );
 }
+
+#[test]
+fn custom_config_is_validated_too() {
+    let mut config = rocket_allow::AllowConfig::new(vec![]);
+    config.access_log = Some(rocket_allow::AccessLogConfig {
+        max_bytes: 0,
+        ..rocket_allow::AccessLogConfig::new("x.log")
+    });
+    let rocket = rocket::custom(figment(""))
+        .attach(rocket_allow::AllowFairing::custom(config))
+        .manage(Hits::default());
+    ignite_error(rocket, &["allow.access_log.max_bytes", "found 0"]);
+}
