@@ -54,6 +54,12 @@ pub struct AllowConfig {
     /// The header a trusted proxy puts the client address in. Default `"X-Forwarded-For"`.
     #[serde(default = "default_client_ip_header")]
     pub client_ip_header: String,
+    /// What to do when a trusted proxy sends no `client_ip_header` at all: `"refuse"`
+    /// (default) or `"peer"` (decide on the proxy's own address, for proxies that send
+    /// health checks of their own). Rocket drops header values that are not valid UTF-8,
+    /// so a missing header may be one a client made unreadable.
+    #[serde(default)]
+    pub missing_header: MissingHeader,
     /// How host names are resolved and refreshed. Default: the system resolver.
     #[serde(default)]
     pub dns: DnsConfig,
@@ -78,6 +84,7 @@ impl AllowConfig {
             access_log: None,
             trusted_proxies: Vec::new(),
             client_ip_header: default_client_ip_header(),
+            missing_header: MissingHeader::default(),
             dns: DnsConfig::default(),
         }
     }
@@ -202,6 +209,29 @@ fn is_header_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
+/// What a request from a trusted proxy without the client address header gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MissingHeader {
+    /// Refused, with a note in the log line (default): the header may have been dropped
+    /// because a client put a byte in it that is not valid UTF-8.
+    #[default]
+    Refuse,
+    /// Decided on the proxy's own address, as 0.1 did.
+    Peer,
+}
+
+/// What happens to a decision line when the access log writer is a full queue behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFull {
+    /// The line is dropped and counted; the log says how many (default). Requests never wait.
+    #[default]
+    Drop,
+    /// The request waits until the writer has room: no line is lost to a full queue.
+    Block,
+}
+
 /// Layout of access log lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -240,6 +270,8 @@ pub struct AccessLogConfig {
     pub backup_count: usize,
     /// `"text"` (default) or `"json"`.
     pub format: LogFormat,
+    /// `"drop"` (default) or `"block"`: what to do when the writer is a full queue behind.
+    pub on_full: OnFull,
 }
 
 impl AccessLogConfig {
@@ -255,6 +287,7 @@ impl AccessLogConfig {
             max_bytes: 5_242_880,
             backup_count: 7,
             format: LogFormat::Text,
+            on_full: OnFull::Drop,
         }
     }
 }
@@ -269,6 +302,8 @@ struct AccessLogTable {
     backup_count: Option<usize>,
     #[serde(default)]
     format: LogFormat,
+    #[serde(default)]
+    on_full: OnFull,
 }
 
 impl<'de> Deserialize<'de> for AccessLogConfig {
@@ -278,7 +313,7 @@ impl<'de> Deserialize<'de> for AccessLogConfig {
             type Value = AccessLogConfig;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(
-                    "a file path, or a table with `path`, `max_bytes`, `backup_count`, `format`",
+                    "a file path, or a table with `path`, `max_bytes`, `backup_count`, `format`, `on_full`",
                 )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
@@ -291,6 +326,7 @@ impl<'de> Deserialize<'de> for AccessLogConfig {
                     max_bytes: t.max_bytes.unwrap_or(defaults.max_bytes),
                     backup_count: t.backup_count.unwrap_or(defaults.backup_count),
                     format: t.format,
+                    on_full: t.on_full,
                     ..defaults
                 })
             }

@@ -21,7 +21,10 @@ mod resolve;
 mod rules;
 
 pub use client::{client_addr, ClientAddr, ClientIpHeader, MAX_HOPS};
-pub use config::{AccessLogConfig, AllowConfig, DnsConfig, LogFormat, OnUnresolved, CONFIG_KEY};
+pub use config::{
+    AccessLogConfig, AllowConfig, DnsConfig, LogFormat, MissingHeader, OnFull, OnUnresolved,
+    CONFIG_KEY,
+};
 pub use error::Error;
 pub use fairing::{AllowFairing, REFUSED_PATH};
 pub use matcher::{Decision, LinearScan, Matcher};
