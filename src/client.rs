@@ -2,15 +2,17 @@
 //!
 //! Nothing a client sends can change the address unless the TCP peer is a trusted
 //! proxy. Then the configured header is read from the right (the end the proxies
-//! append to), skipping trusted hops, and the first untrusted address is the client,
-//! as nginx's `real_ip_recursive on` does. Anything unreadable on that walk makes the
-//! decision fall back to the peer, with a note for the log. No Rocket types here.
+//! append to), line by line from the last one back, skipping trusted hops; the first
+//! untrusted address is the client, as nginx's `real_ip_recursive on` does. Anything
+//! unreadable on that walk refuses the request ([`Unreadable`]): a client must never be
+//! able to pass as its proxy by garbling the header. Text to the left of the entry that
+//! decides is never parsed. No Rocket types here.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use crate::matcher::Matcher;
 
-/// The most addresses read from a list header before giving up (and deciding on the peer).
+/// The most hops read from a list header before giving up (and refusing the request).
 /// Only trusted hops can make a walk this long, so no client can trigger it.
 pub const MAX_HOPS: usize = 32;
 
@@ -72,7 +74,7 @@ pub struct ClientAddr {
     pub peer: IpAddr,
     /// Whether `ip` was read from the forwarding header.
     pub from_header: bool,
-    /// Why the header was not (fully) used, when that matters for the log.
+    /// Why the header was not fully used, when that matters for the log.
     pub note: Option<&'static str>,
 }
 
@@ -106,6 +108,42 @@ impl ClientAddr {
     }
 }
 
+/// Why a trusted proxy's header could not be read up to the client. The request is
+/// refused: deciding on the proxy's own address instead would let a client that garbles
+/// the header pass as its proxy.
+///
+/// ```
+/// use rocket_allow::{client_addr, ClientIpHeader, Matcher, Unreadable, Verdict};
+/// let trusted = Matcher::new(Verdict::Deny, [(Verdict::Allow, vec!["10.0.0.0/8".parse().unwrap()])]);
+/// let peer = "10.0.0.1".parse().unwrap();
+/// let xff = ClientIpHeader::XForwardedFor;
+/// assert_eq!(client_addr(peer, &xff, &[], &trusted), Err(Unreadable::Missing));
+/// assert!(matches!(client_addr(peer, &xff, &["garbage"], &trusted), Err(Unreadable::Malformed(_))));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreadable {
+    /// The header is absent. Rocket drops a header value that is not valid UTF-8 before any
+    /// fairing sees it, so this may be a header a client spoiled; `missing_header = "peer"`
+    /// decides such requests on the proxy's address instead.
+    Missing,
+    /// The header could not be read up to the client; says what was wrong.
+    Malformed(&'static str),
+}
+
+impl Unreadable {
+    /// The reason, for the log line.
+    ///
+    /// ```
+    /// assert!(rocket_allow::Unreadable::Missing.reason().contains("no client address header"));
+    /// ```
+    pub fn reason(self) -> &'static str {
+        match self {
+            Unreadable::Missing => "no client address header from a trusted proxy",
+            Unreadable::Malformed(reason) => reason,
+        }
+    }
+}
+
 /// Finds the client address of a request from its TCP `peer`, the values of the
 /// configured header (every occurrence, in order) and the trusted proxies.
 ///
@@ -116,35 +154,39 @@ impl ClientAddr {
 ///
 /// // A trusted proxy's report is believed, walking from the right past trusted hops.
 /// let c = client_addr("10.0.0.1".parse().unwrap(), &xff, &["1.1.1.1, 203.0.113.9, 10.0.0.2"], &trusted);
-/// assert_eq!(c.ip.to_string(), "203.0.113.9");
+/// assert_eq!(c.unwrap().ip.to_string(), "203.0.113.9");
+///
+/// // Text left of the client is never read.
+/// let c = client_addr("10.0.0.1".parse().unwrap(), &xff, &["garbage", "203.0.113.9:4711"], &trusted);
+/// assert_eq!(c.unwrap().ip.to_string(), "203.0.113.9");
 ///
 /// // An untrusted peer's header is ignored.
 /// let c = client_addr("192.0.2.1".parse().unwrap(), &xff, &["127.0.0.1"], &trusted);
-/// assert_eq!(c.ip.to_string(), "192.0.2.1");
+/// assert_eq!(c.unwrap().ip.to_string(), "192.0.2.1");
 /// ```
 pub fn client_addr(
     peer: IpAddr,
     header: &ClientIpHeader,
     values: &[&str],
     trusted: &Matcher,
-) -> ClientAddr {
+) -> Result<ClientAddr, Unreadable> {
     let peer = peer.to_canonical();
-    if !trusted.contains(peer) || values.is_empty() {
-        return ClientAddr::peer(peer, None);
+    if !trusted.contains(peer) {
+        return Ok(ClientAddr::peer(peer, None));
+    }
+    if values.is_empty() {
+        return Err(Unreadable::Missing);
     }
     match header {
         ClientIpHeader::Single(_) => match values {
-            [one] => match parse_bare(one) {
-                Some(ip) => ClientAddr::header(ip, peer, None),
-                None => ClientAddr::peer(
-                    peer,
-                    Some("unreadable client address header; decided on the peer"),
-                ),
-            },
-            _ => ClientAddr::peer(
-                peer,
-                Some("client address header sent more than once; decided on the peer"),
-            ),
+            [one] => parse_bare(one)
+                .map(|ip| ClientAddr::header(ip.to_canonical(), peer, None))
+                .ok_or(Unreadable::Malformed(
+                    "unreadable client address header from a trusted proxy",
+                )),
+            _ => Err(Unreadable::Malformed(
+                "client address header sent more than once",
+            )),
         },
         ClientIpHeader::XForwardedFor => walk(
             peer,
@@ -153,28 +195,17 @@ pub fn client_addr(
                 .iter()
                 .rev()
                 .flat_map(|v| v.rsplit(','))
-                .map(|e| parse_bare(e).map(Node::Addr)),
+                .map(|e| parse_listed(e).map(Node::Addr)),
         ),
-        ClientIpHeader::Forwarded => {
-            // Elements are split forward (commas may sit inside quoted strings), then walked backwards.
-            let mut elements = Vec::new();
-            for v in values {
-                match split_outside_quotes(v, b',') {
-                    Some(parts) => elements.extend(parts),
-                    None => {
-                        return ClientAddr::peer(
-                            peer,
-                            Some("malformed Forwarded header; decided on the peer"),
-                        )
-                    }
-                }
-            }
-            walk(
-                peer,
-                trusted,
-                elements.into_iter().rev().map(parse_forwarded_element),
-            )
-        }
+        ClientIpHeader::Forwarded => walk(
+            peer,
+            trusted,
+            values
+                .iter()
+                .rev()
+                .flat_map(|v| rsplit_elements(v))
+                .map(|e| e.and_then(parse_forwarded_element)),
+        ),
     }
 }
 
@@ -186,49 +217,48 @@ enum Node {
 }
 
 /// Walks hops from the right; `None` items are unreadable.
-fn walk(peer: IpAddr, trusted: &Matcher, hops: impl Iterator<Item = Option<Node>>) -> ClientAddr {
-    let mut last = peer;
-    let mut read_any = false;
+fn walk(
+    peer: IpAddr,
+    trusted: &Matcher,
+    hops: impl Iterator<Item = Option<Node>>,
+) -> Result<ClientAddr, Unreadable> {
+    let mut last = None;
     for (n, hop) in hops.enumerate() {
         if n >= MAX_HOPS {
-            return ClientAddr::peer(
-                peer,
-                Some("forwarding header longer than 32 trusted hops; decided on the peer"),
-            );
+            return Err(Unreadable::Malformed(
+                "forwarding header longer than 32 trusted hops",
+            ));
         }
         match hop {
             None => {
-                return ClientAddr::peer(
-                    peer,
-                    Some("malformed forwarding header; decided on the peer"),
-                )
+                return Err(Unreadable::Malformed(
+                    "malformed forwarding header entry from a trusted proxy",
+                ))
             }
             Some(Node::Opaque) => {
-                let note = Some(
-                    "unknown or obfuscated forwarding hop; decided on the last readable address",
-                );
-                return if read_any {
-                    ClientAddr::header(last, peer, note)
-                } else {
-                    ClientAddr::peer(peer, note)
+                return match last {
+                    Some(ip) => Ok(ClientAddr::header(
+                        ip,
+                        peer,
+                        Some("unknown or obfuscated forwarding hop; decided on the last readable address"),
+                    )),
+                    None => Err(Unreadable::Malformed(
+                        "unknown or obfuscated client address from a trusted proxy",
+                    )),
                 };
             }
             Some(Node::Addr(ip)) => {
                 let ip = ip.to_canonical();
                 if !trusted.contains(ip) {
-                    return ClientAddr::header(ip, peer, None);
+                    return Ok(ClientAddr::header(ip, peer, None));
                 }
-                last = ip;
-                read_any = true;
+                last = Some(ip);
             }
         }
     }
     // Every hop is a trusted proxy: the leftmost is the client.
-    if read_any {
-        ClientAddr::header(last, peer, None)
-    } else {
-        ClientAddr::peer(peer, Some("empty forwarding header; decided on the peer"))
-    }
+    last.map(|ip| ClientAddr::header(ip, peer, None))
+        .ok_or(Unreadable::Malformed("empty forwarding header"))
 }
 
 /// An address with no port: `192.0.2.1`, `2001:db8::1` or `[2001:db8::1]`.
@@ -238,6 +268,44 @@ fn parse_bare(s: &str) -> Option<IpAddr> {
         return inner.parse::<Ipv6Addr>().ok().map(IpAddr::V6);
     }
     s.parse().ok()
+}
+
+/// A list-header entry: an address, or `192.0.2.1:4711` / `[2001:db8::1]:4711` as some
+/// cloud balancers (Azure Application Gateway) write; the port is ignored.
+fn parse_listed(s: &str) -> Option<IpAddr> {
+    parse_bare(s).or_else(|| {
+        s.trim_matches([' ', '\t'])
+            .parse::<SocketAddr>()
+            .ok()
+            .map(|a| a.ip())
+    })
+}
+
+/// Splits one header line into elements on commas outside double-quoted strings, from
+/// the right. Scanning from the right means a proxy's well-formed elements are read
+/// correctly whatever a client wrote to their left; if that left part leaves a quote
+/// open, the last item is `None` (unreadable) instead of a guess.
+fn rsplit_elements(s: &str) -> Vec<Option<&str>> {
+    let bytes = s.as_bytes();
+    let (mut out, mut end, mut quoted) = (Vec::new(), bytes.len(), false);
+    for i in (0..bytes.len()).rev() {
+        match bytes[i] {
+            b'"' => {
+                // A quote preceded by an odd number of backslashes is escaped.
+                let slashes = bytes[..i].iter().rev().take_while(|&&b| b == b'\\').count();
+                if slashes % 2 == 0 {
+                    quoted = !quoted;
+                }
+            }
+            b',' if !quoted => {
+                out.push(Some(&s[i + 1..end]));
+                end = i;
+            }
+            _ => {}
+        }
+    }
+    out.push((!quoted).then(|| &s[..end]));
+    out
 }
 
 /// Splits on `sep` outside double-quoted strings (with `\` escapes). `None` if a quote is unclosed.
@@ -286,7 +354,7 @@ fn parse_forwarded_element(element: &str) -> Option<Node> {
 /// The value of a parameter: a token, or a quoted string with `\` escapes removed.
 fn unquote(value: &str) -> Option<String> {
     match value.strip_prefix('"') {
-        None if value.is_empty() || value.contains('"') => None,
+        None if value.is_empty() || value.contains('"') || value.contains('\\') => None,
         None => Some(value.to_string()),
         Some(rest) => {
             let inner = rest.strip_suffix('"')?;
@@ -362,7 +430,7 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn xff(peer: &str, values: &[&str]) -> ClientAddr {
+    fn xff(peer: &str, values: &[&str]) -> Result<ClientAddr, Unreadable> {
         client_addr(
             ip(peer),
             &ClientIpHeader::XForwardedFor,
@@ -371,7 +439,7 @@ mod tests {
         )
     }
 
-    fn fwd(peer: &str, values: &[&str]) -> ClientAddr {
+    fn fwd(peer: &str, values: &[&str]) -> Result<ClientAddr, Unreadable> {
         client_addr(
             ip(peer),
             &ClientIpHeader::Forwarded,
@@ -382,7 +450,7 @@ mod tests {
 
     #[test]
     fn untrusted_peer_ignores_headers() {
-        let c = xff("192.0.2.1", &["127.0.0.1"]);
+        let c = xff("192.0.2.1", &["127.0.0.1"]).unwrap();
         assert_eq!(
             (c.ip, c.from_header, c.note),
             (ip("192.0.2.1"), false, None)
@@ -393,53 +461,58 @@ mod tests {
             &["127.0.0.1"],
             &trusted(&[]),
         );
-        assert_eq!(c.ip, ip("192.0.2.1"));
+        assert_eq!(c.unwrap().ip, ip("192.0.2.1"));
     }
 
     #[test]
     fn xff_walks_right_to_left_skipping_trusted() {
         assert_eq!(
-            xff("10.0.0.1", &["198.51.100.1, 203.0.113.9, 10.0.0.7"]).ip,
+            xff("10.0.0.1", &["198.51.100.1, 203.0.113.9, 10.0.0.7"])
+                .unwrap()
+                .ip,
             ip("203.0.113.9")
         );
         // Occurrences are one list, in order.
         assert_eq!(
-            xff("10.0.0.1", &["198.51.100.1", "203.0.113.9,10.0.0.7"]).ip,
+            xff("10.0.0.1", &["198.51.100.1", "203.0.113.9,10.0.0.7"])
+                .unwrap()
+                .ip,
             ip("203.0.113.9")
         );
         // All trusted: the leftmost.
-        let c = xff("10.0.0.1", &["10.0.0.9, 10.0.0.8"]);
+        let c = xff("10.0.0.1", &["10.0.0.9, 10.0.0.8"]).unwrap();
         assert_eq!((c.ip, c.from_header), (ip("10.0.0.9"), true));
         // Garbage left of the client is never read.
         assert_eq!(
-            xff("10.0.0.1", &["garbage, 203.0.113.9"]).ip,
+            xff("10.0.0.1", &["garbage, 203.0.113.9"]).unwrap().ip,
             ip("203.0.113.9")
         );
     }
 
     #[test]
-    fn xff_malformed_falls_back_to_peer() {
+    fn xff_unreadable_is_refused() {
         for v in [
             "",
             " ",
             "garbage",
-            "203.0.113.9:80",
+            "203.0.113.9:99999",
+            "203.0.113.9:",
             "1.2.3.4,",
-            "203.0.113.9, 10.0.0.2:1",
         ] {
-            let c = xff("10.0.0.1", &[v]);
-            assert_eq!((c.ip, c.from_header), (ip("10.0.0.1"), false), "{v:?}");
-            assert!(c.note.is_some());
+            assert!(
+                matches!(xff("10.0.0.1", &[v]), Err(Unreadable::Malformed(_))),
+                "{v:?}"
+            );
         }
     }
 
     #[test]
     fn mapped_addresses_are_ipv4() {
-        let c = xff("::ffff:10.0.0.1", &["::ffff:203.0.113.9"]);
+        let c = xff("::ffff:10.0.0.1", &["::ffff:203.0.113.9"]).unwrap();
         assert_eq!((c.ip, c.peer), (ip("203.0.113.9"), ip("10.0.0.1")));
         // And a mapped trusted hop is skipped.
         assert_eq!(
-            xff("::1", &["203.0.113.9, ::ffff:10.1.1.1"]).ip,
+            xff("::1", &["203.0.113.9, ::ffff:10.1.1.1"]).unwrap().ip,
             ip("203.0.113.9")
         );
     }
@@ -447,22 +520,28 @@ mod tests {
     #[test]
     fn long_trusted_chains_stop() {
         let chain = vec!["10.0.0.5"; MAX_HOPS + 1].join(",");
-        let c = xff("10.0.0.1", &[&chain]);
-        assert_eq!(c.ip, ip("10.0.0.1"));
+        assert!(xff("10.0.0.1", &[&chain]).is_err());
         // A long untrusted prefix is fine: the walk ends at the first untrusted address.
         let long = format!("{},203.0.113.9", vec!["1.1.1.1"; 10_000].join(","));
-        assert_eq!(xff("10.0.0.1", &[&long]).ip, ip("203.0.113.9"));
+        assert_eq!(xff("10.0.0.1", &[&long]).unwrap().ip, ip("203.0.113.9"));
     }
 
     #[test]
     fn forwarded_rfc7239() {
-        assert_eq!(fwd("10.0.0.1", &["for=192.0.2.43"]).ip, ip("192.0.2.43"));
         assert_eq!(
-            fwd("10.0.0.1", &[r#"for="[2001:db8:cafe::17]:4711""#]).ip,
+            fwd("10.0.0.1", &["for=192.0.2.43"]).unwrap().ip,
+            ip("192.0.2.43")
+        );
+        assert_eq!(
+            fwd("10.0.0.1", &[r#"for="[2001:db8:cafe::17]:4711""#])
+                .unwrap()
+                .ip,
             ip("2001:db8:cafe::17")
         );
         assert_eq!(
-            fwd("10.0.0.1", &[r#"For="192.0.2.43:47011";proto=https"#]).ip,
+            fwd("10.0.0.1", &[r#"For="192.0.2.43:47011";proto=https"#])
+                .unwrap()
+                .ip,
             ip("192.0.2.43")
         );
         assert_eq!(
@@ -470,26 +549,27 @@ mod tests {
                 "10.0.0.1",
                 &["for=192.0.2.43, for=198.51.100.17;by=203.0.113.60;proto=http"]
             )
+            .unwrap()
             .ip,
             ip("198.51.100.17")
         );
         assert_eq!(
-            fwd("10.0.0.1", &[r#"for=192.0.2.43;x="a,b", for=10.0.0.3"#]).ip,
+            fwd("10.0.0.1", &[r#"for=192.0.2.43;x="a,b", for=10.0.0.3"#])
+                .unwrap()
+                .ip,
             ip("192.0.2.43")
         );
     }
 
     #[test]
     fn forwarded_unknown_and_obfuscated_stop_the_walk() {
-        // Rightmost is opaque: nothing could be read, so the peer.
-        let c = fwd("10.0.0.1", &["for=192.0.2.1, for=unknown"]);
-        assert_eq!((c.ip, c.from_header), (ip("10.0.0.1"), false));
-        assert!(c.note.is_some());
+        // Rightmost is opaque: nothing could be read, so refused.
+        assert!(fwd("10.0.0.1", &["for=192.0.2.1, for=unknown"]).is_err());
         // Behind a trusted hop: that hop is the last readable address; 192.0.2.1 is never believed.
-        let c = fwd("10.0.0.1", &["for=192.0.2.1, for=_hidden, for=10.0.0.4"]);
+        let c = fwd("10.0.0.1", &["for=192.0.2.1, for=_hidden, for=10.0.0.4"]).unwrap();
         assert_eq!((c.ip, c.from_header), (ip("10.0.0.4"), true));
-        let c = fwd("10.0.0.1", &["for=192.0.2.1, proto=https"]);
-        assert_eq!(c.ip, ip("10.0.0.1"));
+        assert!(c.note.is_some());
+        assert!(fwd("10.0.0.1", &["for=192.0.2.1, proto=https"]).is_err());
     }
 
     #[test]
@@ -508,8 +588,7 @@ mod tests {
             "for=1.1.1.1,,for=10.0.0.2",
             "garbage",
         ] {
-            let c = fwd("10.0.0.1", &[v]);
-            assert_eq!((c.ip, c.from_header), (ip("10.0.0.1"), false), "{v:?}");
+            assert!(fwd("10.0.0.1", &[v]).is_err(), "{v:?}");
         }
     }
 
@@ -517,34 +596,60 @@ mod tests {
     fn single_address_headers() {
         let h = ClientIpHeader::from_name("X-Real-IP");
         let t = trusted(&["10.0.0.0/8"]);
-        assert_eq!(
-            client_addr(ip("10.0.0.1"), &h, &["203.0.113.9"], &t).ip,
-            ip("203.0.113.9")
-        );
-        assert_eq!(
-            client_addr(ip("10.0.0.1"), &h, &[" 2001:db8::1 "], &t).ip,
-            ip("2001:db8::1")
-        );
+        let one = |values: &[&str]| client_addr(ip("10.0.0.1"), &h, values, &t);
+        assert_eq!(one(&["203.0.113.9"]).unwrap().ip, ip("203.0.113.9"));
+        assert_eq!(one(&[" 2001:db8::1 "]).unwrap().ip, ip("2001:db8::1"));
         // Trusted or not, the value is taken as it is.
-        assert_eq!(
-            client_addr(ip("10.0.0.1"), &h, &["10.9.9.9"], &t).ip,
-            ip("10.9.9.9")
-        );
+        assert_eq!(one(&["10.9.9.9"]).unwrap().ip, ip("10.9.9.9"));
+        assert_eq!(one(&[]), Err(Unreadable::Missing));
         for bad in [
             &["1.2.3.4:80"][..],
             &["a, b"],
+            &[""],
             &["1.2.3.4", "5.6.7.8"],
             &["1.2.3.4,5.6.7.8"],
         ] {
-            assert_eq!(
-                client_addr(ip("10.0.0.1"), &h, bad, &t).ip,
-                ip("10.0.0.1"),
-                "{bad:?}"
-            );
+            assert!(matches!(one(bad), Err(Unreadable::Malformed(_))), "{bad:?}");
         }
     }
 
+    #[test]
+    fn list_headers_accept_ports() {
+        assert_eq!(
+            xff("10.0.0.1", &["203.0.113.9:4711"]).unwrap().ip,
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            xff("10.0.0.1", &["[2001:db8::1]:4711"]).unwrap().ip,
+            ip("2001:db8::1")
+        );
+        assert_eq!(
+            xff("10.0.0.1", &["203.0.113.9, 10.0.0.3:80"]).unwrap().ip,
+            ip("203.0.113.9")
+        );
+    }
+
+    #[test]
+    fn elements_split_from_the_right() {
+        assert_eq!(
+            rsplit_elements(r#"for=a, for="b,c";x="\"", for=d"#),
+            vec![Some(" for=d"), Some(r#" for="b,c";x="\"""#), Some("for=a")]
+        );
+        assert_eq!(
+            rsplit_elements(r#"for=", for=d"#),
+            vec![Some(" for=d"), None]
+        );
+    }
+
     use proptest::prelude::*;
+
+    fn headers() -> [ClientIpHeader; 3] {
+        [
+            ClientIpHeader::XForwardedFor,
+            ClientIpHeader::Forwarded,
+            ClientIpHeader::from_name("X-Real-IP"),
+        ]
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
@@ -556,24 +661,42 @@ mod tests {
             kind in 0usize..3,
             values in prop::collection::vec(".{0,80}", 0..4),
         ) {
-            let header = [ClientIpHeader::XForwardedFor, ClientIpHeader::Forwarded, ClientIpHeader::from_name("X-Real-IP")];
             let peer = IpAddr::from(std::net::Ipv4Addr::from(peer));
             let values: Vec<&str> = values.iter().map(String::as_str).collect();
-            let c = client_addr(peer, &header[kind], &values, &trusted(&["10.0.0.0/8"]));
+            let c = client_addr(peer, &headers()[kind], &values, &trusted(&["10.0.0.0/8"])).unwrap();
             prop_assert_eq!((c.ip, c.from_header), (peer, false));
         }
 
-        /// From a trusted peer, arbitrary content never panics and yields the peer or an address
-        /// that literally appears in the header.
+        /// From a trusted peer, arbitrary content never panics, and never yields the proxy
+        /// itself: either an address read from the header, or a refusal.
         #[test]
-        fn trusted_peer_never_panics_or_invents(
+        fn trusted_peer_never_panics_or_passes_as_the_proxy(
             kind in 0usize..3,
             values in prop::collection::vec(".{0,80}", 0..4),
         ) {
-            let header = [ClientIpHeader::XForwardedFor, ClientIpHeader::Forwarded, ClientIpHeader::from_name("X-Real-IP")];
             let values: Vec<&str> = values.iter().map(String::as_str).collect();
-            let c = client_addr(ip("10.0.0.1"), &header[kind], &values, &trusted(&["10.0.0.0/8"]));
-            prop_assert!(c.ip == ip("10.0.0.1") || c.from_header);
+            if let Ok(c) = client_addr(ip("10.0.0.1"), &headers()[kind], &values, &trusted(&["10.0.0.0/8"])) {
+                prop_assert!(c.from_header);
+            }
+        }
+
+        /// Whatever a client writes, the entry its proxy appends (same line or a line of its
+        /// own) decides.
+        #[test]
+        fn the_proxys_entry_decides_whatever_the_client_wrote(
+            junk in prop::collection::vec(any::<char>(), 0..60),
+            client in any::<u32>().prop_filter("untrusted", |a| a >> 24 != 10),
+            forwarded in any::<bool>(),
+            own_line in any::<bool>(),
+        ) {
+            let junk: String = junk.into_iter().collect();
+            let client = IpAddr::from(std::net::Ipv4Addr::from(client));
+            let entry = if forwarded { format!("for={client}") } else { client.to_string() };
+            let header = if forwarded { ClientIpHeader::Forwarded } else { ClientIpHeader::XForwardedFor };
+            let joined = format!("{junk}, {entry}");
+            let values: Vec<&str> = if own_line { vec![&junk, &entry] } else { vec![&joined] };
+            let c = client_addr(ip("10.0.0.1"), &header, &values, &trusted(&["10.0.0.0/8"]));
+            prop_assert_eq!(c.map(|c| c.ip), Ok(client));
         }
     }
 }

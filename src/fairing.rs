@@ -9,13 +9,14 @@ use rocket::http::{uri::Origin, Method, Status};
 use rocket::route::{Handler, Outcome, Route};
 use rocket::{Build, Data, Orbit, Request, Rocket};
 
-use crate::client::{client_addr, ClientAddr, ClientIpHeader};
+use crate::client::ClientIpHeader;
 use crate::config::AllowConfig;
+use crate::decide::{decide, Shared};
 use crate::error::Error;
-use crate::log::{AccessLog, Entry, Level, RuleRef, Url};
+use crate::log::AccessLog;
 use crate::policy::{Addresses, Policy};
-use crate::resolve::{self, Dns, Names};
-use crate::rules::{Rule, Target, Verdict};
+use crate::resolve::{self, Dns};
+use crate::rules::{Target, Verdict};
 
 /// The path refused requests are rerouted to. Only this crate's route serves it.
 pub const REFUSED_PATH: &str = "/__rocket_allow/refused";
@@ -64,25 +65,6 @@ impl AllowFairing {
     }
 }
 
-/// What the request path reads; managed as Rocket state.
-struct Shared {
-    policy: ArcSwap<Policy>,
-    default: Verdict,
-    rules: Vec<Rule>,
-    trusted: Vec<Target>,
-    header: ClientIpHeader,
-    log: Option<AccessLog>,
-    /// The resolver and name state, handed to the refresh task at liftoff.
-    refresher: Mutex<Option<(Dns, Names)>>,
-}
-
-impl Shared {
-    fn rebuild(&self, addrs: &Addresses) {
-        let policy = Policy::compile(self.default, &self.rules, &self.trusted, addrs);
-        self.policy.store(Arc::new(policy));
-    }
-}
-
 /// Private wrapper so the state cannot clash with the app's own managed types.
 struct AllowState(Arc<Shared>);
 
@@ -93,6 +75,15 @@ async fn start(config: AllowConfig) -> Result<Shared, Error> {
             log::warn!(
                 target: "rocket_allow",
                 "allow.rules[{i}]: `{}` has host bits set; using {}", rule.written, rule.target
+            );
+        }
+    }
+    for (i, target) in config.trusted_proxies.iter().enumerate() {
+        if let Some(width) = too_wide(target) {
+            log::warn!(
+                target: "rocket_allow",
+                "allow.trusted_proxies[{i}]: `{target}` covers {width}: any client in it can choose \
+                 its address by sending a header; list only your own proxies"
             );
         }
     }
@@ -121,6 +112,7 @@ async fn start(config: AllowConfig) -> Result<Shared, Error> {
         rules: config.rules,
         trusted: config.trusted_proxies,
         header: ClientIpHeader::from_name(&config.client_ip_header),
+        missing_header: config.missing_header,
         log,
         refresher: Mutex::new(refresher),
     })
@@ -143,10 +135,18 @@ impl Fairing for AllowFairing {
         };
         match async { start(config?).await }.await {
             Ok(shared) => {
-                let refused = Route::ranked(isize::MIN, Method::Get, REFUSED_PATH, Refuse);
+                // One refusal route per method, so no method (HEAD included) can reach an
+                // app route of its own for a refused request.
+                let refused: Vec<Route> = ALL_METHODS
+                    .into_iter()
+                    .map(|m| Route::ranked(isize::MIN, m, REFUSED_PATH, Refuse))
+                    .collect();
+                // Attached during ignite, so it runs after every request fairing the app
+                // attached before launch, including those attached after this one.
                 Ok(rocket
                     .manage(AllowState(Arc::new(shared)))
-                    .mount("/", vec![refused]))
+                    .mount("/", refused)
+                    .attach(Reapply))
             }
             Err(e) => {
                 log::error!(target: "rocket_allow", "rocket-allow: {e}");
@@ -187,118 +187,88 @@ impl Fairing for AllowFairing {
     }
 
     async fn on_request(&self, req: &mut Request<'_>, _: &mut Data<'_>) {
-        if decide(req) == Verdict::Deny {
-            // HEAD stays HEAD so Rocket still strips the body; everything else becomes GET,
-            // the one method the refusal route answers.
-            if req.method() != Method::Head {
-                req.set_method(Method::Get);
+        // Fails closed: without the state (ignite failed for another fairing) nothing is let in.
+        let verdict = match req.rocket().state::<AllowState>() {
+            Some(AllowState(shared)) => decide(shared, req).verdict,
+            None => Verdict::Deny,
+        };
+        match verdict {
+            Verdict::Allow => {
+                req.local_cache(|| Admitted);
             }
-            // A constant, so parsing cannot fail (every refusal test goes through here).
-            let refused = Origin::parse(REFUSED_PATH).expect("REFUSED_PATH is an origin URI");
-            req.set_uri(refused);
+            Verdict::Deny => refuse(req),
         }
     }
 }
 
-/// Decides one request and records the decision. Fails closed: no state, no address, refused.
-fn decide(req: &Request<'_>) -> Verdict {
-    let Some(AllowState(shared)) = req.rocket().state::<AllowState>() else {
-        return Verdict::Deny;
-    };
-    let policy = shared.policy.load();
-    let client = req.remote().map(|peer| {
-        let peer = peer.ip();
-        // Headers are only read (and collected) when a trusted proxy could vouch for them.
-        if policy.trusted.contains(peer.to_canonical()) {
-            let values: Vec<&str> = req.headers().get(shared.header.name()).collect();
-            client_addr(peer, &shared.header, &values, &policy.trusted)
-        } else {
-            ClientAddr::from_peer(peer)
-        }
-    });
-    let (verdict, rule, level, note) = match client {
-        Some(ClientAddr { ip, note, .. }) => {
-            let d = policy.matcher.decide(ip);
-            let level = match (d.rule, d.verdict) {
-                (None, _) => Level::Warning,
-                (Some(_), Verdict::Allow) => Level::Info,
-                (Some(_), Verdict::Deny) => Level::Error,
-            };
-            (d.verdict, d.rule, level, note)
-        }
-        None => (
-            Verdict::Deny,
-            None,
-            Level::Error,
-            Some("no client address (a local client needs .remote(...))"),
-        ),
-    };
-    record(req, shared, &policy, client, verdict, rule, level, note);
-    verdict
+/// Every method a request can have; each gets a refusal route.
+const ALL_METHODS: [Method; 9] = [
+    Method::Get,
+    Method::Head,
+    Method::Post,
+    Method::Put,
+    Method::Delete,
+    Method::Patch,
+    Method::Options,
+    Method::Trace,
+    Method::Connect,
+];
+
+/// Sends the request to the refusal route. The method is kept (HEAD stays HEAD, so Rocket
+/// still strips the body): every method has a refusal route.
+fn refuse(req: &mut Request<'_>) {
+    // A constant, so parsing cannot fail (every refusal test goes through here).
+    let refused = Origin::parse(REFUSED_PATH).expect("REFUSED_PATH is an origin URI");
+    req.set_uri(refused);
 }
 
-/// Writes the access log line and the tracing event, building the strings only if either wants them.
-#[allow(clippy::too_many_arguments)]
-fn record(
-    req: &Request<'_>,
-    shared: &Shared,
-    policy: &Policy,
-    client: Option<ClientAddr>,
-    verdict: Verdict,
-    rule: Option<usize>,
-    level: Level,
-    note: Option<&str>,
-) {
-    let event = match level {
-        Level::Info => tracing::enabled!(target: "rocket_allow", tracing::Level::INFO),
-        Level::Warning => tracing::enabled!(target: "rocket_allow", tracing::Level::WARN),
-        Level::Error => tracing::enabled!(target: "rocket_allow", tracing::Level::ERROR),
-    };
-    if shared.log.is_none() && !event {
-        return;
+/// Marks an admitted request in its local cache, for [`Reapply`]. A zero-sized value, so
+/// marking costs no allocation of its own; a request without the mark is refused.
+struct Admitted;
+
+/// Re-applies a refusal after the app's other request fairings, which may have rewritten
+/// the URI (a prefixer) or the method (`X-HTTP-Method-Override`) of a refused request.
+struct Reapply;
+
+#[rocket::async_trait]
+impl Fairing for Reapply {
+    fn info(&self) -> Info {
+        Info {
+            name: "rocket-allow (refusal guard)",
+            kind: Kind::Request,
+        }
     }
-    let scheme = if req.rocket().config().tls_enabled() {
-        "https"
-    } else {
-        "http"
-    };
-    // Rocket's parsed Host, else the raw header (local clients only set the latter); the
-    // log escapes control characters either way.
-    let parsed = req.host();
-    let raw = req.headers().get_one("Host");
-    let host: Option<&dyn std::fmt::Display> = match (&parsed, &raw) {
-        (Some(host), _) => Some(host),
-        (None, Some(raw)) => Some(raw),
-        (None, None) => None,
-    };
-    let url = Url {
-        scheme,
-        host,
-        origin: req.uri(),
-    };
-    let entry = Entry {
-        level,
-        client: client.map(|c| c.ip),
-        peer: client
-            .filter(|c| c.from_header || c.ip != c.peer)
-            .map(|c| c.peer),
-        verdict,
-        rule: rule.map(|index| RuleRef {
-            index,
-            written: &shared.rules[index].written,
-            normalized: &policy.normalized[index],
-        }),
-        note,
-        method: req.method().as_str(),
-        url,
-        user_agent: req.headers().get_one("User-Agent"),
-    };
-    if let Some(log) = &shared.log {
-        log.record(&entry);
+
+    async fn on_request(&self, req: &mut Request<'_>, _: &mut Data<'_>) {
+        // Not marked admitted (refused, or never decided): refused, wherever the app's other
+        // fairings pointed it. The closure runs only when the mark is absent.
+        let mut admitted = true;
+        req.local_cache(|| {
+            admitted = false;
+            Admitted
+        });
+        if !admitted && req.uri().path() != REFUSED_PATH {
+            refuse(req);
+        }
     }
-    if event {
-        entry.emit_event();
-    }
+}
+
+/// How much of the address space a trusted-proxy entry covers, if it is more than a /8
+/// (IPv4) or a /16 (IPv6): wide enough that untrusted clients surely sit inside it.
+fn too_wide(target: &Target) -> Option<String> {
+    let nets = match target {
+        Target::Host(_) => return None,
+        other => other.networks().unwrap_or_default(),
+    };
+    let wide: Vec<String> = nets
+        .iter()
+        .filter(|n| match n {
+            ipnet::IpNet::V4(n) => n.prefix_len() < 8,
+            ipnet::IpNet::V6(n) => n.prefix_len() < 16,
+        })
+        .map(|n| n.to_string())
+        .collect();
+    (!wide.is_empty()).then(|| wide.join(", "))
 }
 
 /// The refusal route's handler: fails with 403 so the app's 403 catcher answers.

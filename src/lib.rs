@@ -12,6 +12,7 @@
 
 mod client;
 mod config;
+mod decide;
 mod error;
 mod fairing;
 mod log;
@@ -20,7 +21,7 @@ mod policy;
 mod resolve;
 mod rules;
 
-pub use client::{client_addr, ClientAddr, ClientIpHeader, MAX_HOPS};
+pub use client::{client_addr, ClientAddr, ClientIpHeader, Unreadable, MAX_HOPS};
 pub use config::{
     AccessLogConfig, AllowConfig, DnsConfig, LogFormat, MissingHeader, OnFull, OnUnresolved,
     CONFIG_KEY,

@@ -86,7 +86,7 @@ fn text_lines_carry_flask_allows_fields_and_more() {
     );
     assert!(
         lines[5].contains(
-            "-   ERROR - unknown-address denied by default (no rule matched) [no client address"
+            "-   ERROR - unknown-address denied by unreadable client address [no client address"
         ),
         "{}",
         lines[5]

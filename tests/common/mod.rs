@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod dns;
+pub mod http;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,0 +1,370 @@
+//! One access log line: the decision as text (Flask-Allow's layout) or JSON, with request
+//! text escaped so that a client cannot forge lines.
+
+use std::fmt::{self, Write as _};
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::config::LogFormat;
+use crate::rules::Verdict;
+
+/// Flask-Allow's levels: allowed by a rule, no rule matched, refused by a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Level {
+    Info,
+    Warning,
+    Error,
+}
+
+impl Level {
+    fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "INFO",
+            Level::Warning => "WARNING",
+            Level::Error => "ERROR",
+        }
+    }
+}
+
+/// One decision, borrowed from the request and the rule set.
+#[derive(Debug, Serialize)]
+pub(crate) struct Entry<'a> {
+    #[serde(skip)]
+    pub level: Level,
+    /// The address the decision was made on.
+    pub client: Option<IpAddr>,
+    /// The TCP peer, when the client address came from a forwarding header (or differs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<IpAddr>,
+    pub verdict: Verdict,
+    /// `None` when no rule matched and the default decided.
+    pub rule: Option<RuleRef<'a>>,
+    /// What decided: a rule, the default, or an unreadable client address.
+    pub by: By,
+    /// Why the decision was made on something other than the plain peer, if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<&'a str>,
+    pub method: &'a str,
+    pub url: Url<'a>,
+    pub user_agent: Option<&'a str>,
+}
+
+/// The request URL, written straight into the line: `scheme://host/path?query`, or only
+/// the origin when the request named no host.
+#[derive(Clone, Copy)]
+pub(crate) struct Url<'a> {
+    pub scheme: &'static str,
+    pub host: Option<&'a dyn fmt::Display>,
+    pub origin: &'a dyn fmt::Display,
+}
+
+impl fmt::Display for Url<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.host {
+            Some(host) => write!(f, "{}://{host}{}", self.scheme, self.origin),
+            None => self.origin.fmt(f),
+        }
+    }
+}
+
+impl Serialize for Url<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl fmt::Debug for Url<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// What decided a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum By {
+    /// A rule matched (`rule` says which).
+    Rule,
+    /// No rule matched; the configured default applied.
+    Default,
+    /// The client address could not be read (a trusted proxy's header, or no peer): refused.
+    Header,
+}
+
+impl By {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            By::Rule => "rule",
+            By::Default => "default",
+            By::Header => "header",
+        }
+    }
+}
+
+/// The rule that decided: its index, the text as written and what it was normalized to.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct RuleRef<'a> {
+    pub index: usize,
+    pub written: &'a str,
+    pub normalized: &'a str,
+}
+
+impl Entry<'_> {
+    /// Flask-Allow's layout, `time - LEVEL - client verdict by rule url user-agent`, with the
+    /// rule's index and normalized form, the peer and the method added. Request text is
+    /// escaped so a client cannot forge extra log lines.
+    pub(super) fn text(&self, out: &mut String) {
+        write_timestamp(out);
+        let _ = write!(out, " - {:>7} - ", self.level.as_str());
+        match self.client {
+            Some(ip) => {
+                let _ = write!(out, "{ip}");
+            }
+            None => out.push_str("unknown-address"),
+        }
+        if let Some(peer) = self.peer {
+            let _ = write!(out, " via {peer}");
+        }
+        out.push_str(match self.verdict {
+            Verdict::Allow => " allowed",
+            Verdict::Deny => " denied",
+        });
+        match (&self.rule, self.by) {
+            (Some(r), _) => {
+                let _ = write!(
+                    out,
+                    " by rule #{} {} {} ({})",
+                    r.index, self.verdict, r.written, r.normalized
+                );
+            }
+            (None, By::Header) => out.push_str(" by unreadable client address"),
+            (None, _) => out.push_str(" by default (no rule matched)"),
+        }
+        if let Some(note) = self.note {
+            out.push_str(" [");
+            escape_into(out, note);
+            out.push(']');
+        }
+        out.push(' ');
+        out.push_str(self.method);
+        out.push(' ');
+        let _ = write!(Escaped(out), "{}", self.url);
+        out.push(' ');
+        escape_into(out, self.user_agent.unwrap_or("-"));
+        out.push('\n');
+    }
+
+    pub(super) fn json(&self, out: &mut String) {
+        #[derive(Serialize)]
+        struct Line<'a> {
+            timestamp: String,
+            level: &'static str,
+            #[serde(flatten)]
+            entry: &'a Entry<'a>,
+        }
+        let line = Line {
+            timestamp: timestamp(),
+            level: self.level.as_str(),
+            entry: self,
+        };
+        // Serializing borrowed strings and numbers cannot fail.
+        let json = serde_json::to_string(&line).unwrap_or_default();
+        // serde_json leaves line and paragraph separators and bidi controls raw; escape them
+        // too, so that no log reader splits or reorders the line.
+        for c in json.chars() {
+            if must_escape(c) {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            } else {
+                out.push(c);
+            }
+        }
+        out.push('\n');
+    }
+
+    /// Reports the decision as a `tracing` event (target `rocket_allow`), for apps with a subscriber.
+    pub fn emit_event(&self) {
+        let rule = self.rule.map(|r| r.index);
+        let written = self.rule.map(|r| r.written);
+        macro_rules! event {
+            ($lvl:expr, $msg:literal) => {
+                tracing::event!(
+                    target: "rocket_allow",
+                    $lvl,
+                    client = ?self.client,
+                    peer = ?self.peer,
+                    verdict = self.verdict.as_str(),
+                    by = self.by.as_str(),
+                    rule = ?rule,
+                    rule_written = ?written,
+                    note = ?self.note,
+                    method = self.method,
+                    url = %self.url,
+                    user_agent = ?self.user_agent,
+                    $msg
+                )
+            };
+        }
+        match self.level {
+            Level::Info => event!(tracing::Level::INFO, "request allowed"),
+            Level::Warning => event!(tracing::Level::WARN, "no rule matched; default applied"),
+            Level::Error => event!(tracing::Level::ERROR, "request refused"),
+        }
+    }
+}
+
+/// RFC 3339 in UTC with milliseconds, fixed width: unambiguous whatever the server's time zone.
+fn timestamp() -> String {
+    let mut out = String::with_capacity(24);
+    write_timestamp(&mut out);
+    out
+}
+
+/// Appends the timestamp. The `YYYY-MM-DDTHH:MM:SS` part is formatted once per second per
+/// thread; only the milliseconds are written per line.
+fn write_timestamp(out: &mut String) {
+    use std::cell::RefCell;
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    thread_local! {
+        static SECOND: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let unix = now.unix_timestamp();
+    SECOND.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != unix {
+            cached.1 = now.format(FORMAT).unwrap_or_default();
+            cached.0 = unix;
+        }
+        out.push_str(&cached.1);
+    });
+    let _ = write!(out, ".{:03}Z", now.millisecond());
+}
+
+/// Characters a log reader may take as a line break, or that reorder what is shown:
+/// control characters (CR, LF, ESC, NEL...), U+2028/U+2029, and the bidi controls.
+fn must_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{061c}' | '\u{200e}' | '\u{200f}'
+            | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Characters that [`must_escape`] become `\u{..}` so one request is one line.
+fn escape_into(out: &mut String, s: &str) {
+    let _ = Escaped(out).write_str(s);
+}
+
+/// A `fmt::Write` that escapes control characters on the way into the line.
+struct Escaped<'a>(&'a mut String);
+
+impl fmt::Write for Escaped<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for c in s.chars() {
+            if must_escape(c) {
+                write!(self.0, "{}", c.escape_unicode())?;
+            } else {
+                self.0.push(c);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A line that is not a decision, in the log's format (start-up, dropped or lost lines).
+pub(super) fn notice_line(format: LogFormat, level: &str, message: &str) -> String {
+    match format {
+        LogFormat::Text => format!("{} - {level:>7} - {message}\n", timestamp()),
+        LogFormat::Json => format!(
+            "{}\n",
+            serde_json::json!({ "timestamp": timestamp(), "level": level, "message": message })
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry<'a>(ua: Option<&'a str>, rule: Option<RuleRef<'a>>) -> Entry<'a> {
+        Entry {
+            level: Level::Error,
+            client: Some("192.0.2.9".parse().unwrap()),
+            peer: Some("10.0.0.1".parse().unwrap()),
+            verdict: Verdict::Deny,
+            rule,
+            by: if rule.is_some() {
+                By::Rule
+            } else {
+                By::Default
+            },
+            note: None,
+            method: "GET",
+            url: Url {
+                scheme: "http",
+                host: Some(&"localhost"),
+                origin: &"/x?y",
+            },
+            user_agent: ua,
+        }
+    }
+
+    #[test]
+    fn text_line_layout() {
+        let mut s = String::new();
+        let rule = RuleRef {
+            index: 2,
+            written: "0.0.0.0/0",
+            normalized: "0.0.0.0/0",
+        };
+        entry(Some("curl/8"), Some(rule)).text(&mut s);
+        let (_, rest) = s.split_once(" - ").unwrap();
+        assert_eq!(
+            rest,
+            "  ERROR - 192.0.2.9 via 10.0.0.1 denied by rule #2 deny 0.0.0.0/0 (0.0.0.0/0) GET http://localhost/x?y curl/8\n"
+        );
+    }
+
+    #[test]
+    fn request_text_cannot_forge_lines() {
+        let mut s = String::new();
+        entry(Some("evil\n2026-01-01 - INFO - 1.2.3.4 allowed"), None).text(&mut s);
+        assert_eq!(s.lines().count(), 1, "{s}");
+        assert!(s.contains("evil\\u{a}2026"), "{s}");
+    }
+
+    #[test]
+    fn unicode_line_breaks_and_bidi_controls_are_escaped() {
+        let nasty = "a\u{2028}b\u{2029}c\u{85}d\u{202e}e\u{2066}f\u{2069}g\u{200f}h";
+        let mut text = String::new();
+        entry(Some(nasty), None).text(&mut text);
+        let mut json = String::new();
+        entry(Some(nasty), None).json(&mut json);
+        for line in [&text, &json] {
+            assert!(!line.trim_end().chars().any(must_escape), "{line:?}");
+        }
+        assert!(
+            text.contains("a\\u{2028}b\\u{2029}c\\u{85}d\\u{202e}e"),
+            "{text}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["user_agent"], nasty);
+        assert!(json.contains("a\\u2028b\\u2029c\\u0085d\\u202ee"), "{json}");
+    }
+
+    #[test]
+    fn json_line_fields() {
+        let mut s = String::new();
+        entry(None, None).json(&mut s);
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["level"], "ERROR");
+        assert_eq!(v["client"], "192.0.2.9");
+        assert_eq!(v["peer"], "10.0.0.1");
+        assert_eq!(v["verdict"], "deny");
+        assert!(v["rule"].is_null());
+        assert_eq!(v["by"], "default");
+        assert_eq!(v["method"], "GET");
+        assert!(v["user_agent"].is_null());
+        assert!(v["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+}

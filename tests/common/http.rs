@@ -1,0 +1,101 @@
+//! A launched Rocket on 127.0.0.1 at a free port, and raw bytes over TCP: for inputs the
+//! local client cannot express (header bytes that are not UTF-8, real shutdown).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rocket::fairing::AdHoc;
+use rocket::{Build, Ignite, Rocket, Shutdown};
+
+/// A running app. Dropping it does not stop it; call [`Server::stop`].
+pub struct Server {
+    pub port: u16,
+    shutdown: Shutdown,
+    thread: JoinHandle<Result<Rocket<Ignite>, String>>,
+}
+
+/// Launches `rocket` on 127.0.0.1 at a port the OS picks, and waits (10 s at most) until it serves.
+pub fn serve(rocket: Rocket<Build>) -> Server {
+    let (tx, rx) = mpsc::channel();
+    let figment = rocket
+        .figment()
+        .clone()
+        .merge(("address", "127.0.0.1"))
+        .merge(("port", 0));
+    let rocket = rocket
+        .configure(figment)
+        .attach(AdHoc::on_liftoff("port", move |r| {
+            let _ = tx.send((r.config().port, r.shutdown()));
+            Box::pin(async {})
+        }));
+    let thread = std::thread::spawn(move || {
+        rocket::execute(rocket.launch()).map_err(|e| format!("launch failed: {e}"))
+    });
+    let (port, shutdown) = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the app did not lift off within 10 s");
+    Server {
+        port,
+        shutdown,
+        thread,
+    }
+}
+
+impl Server {
+    /// Asks Rocket to shut down (what SIGTERM does) and waits for `launch` to return.
+    pub fn stop(self) -> Result<Rocket<Ignite>, String> {
+        self.shutdown.notify();
+        self.thread.join().expect("the server thread panicked")
+    }
+
+    /// Sends `request` as raw bytes on a new connection and returns the whole response
+    /// (the request should say `Connection: close`).
+    pub fn raw(&self, request: &[u8]) -> Response {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // No half-close: hyper drops a connection whose client stops sending before it answers.
+        s.write_all(request).expect("send");
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        Response::parse(&out)
+    }
+
+    /// `METHOD path` with these extra header lines (raw bytes, no CRLF) and `Connection: close`.
+    pub fn request(&self, method: &str, path: &str, headers: &[&[u8]]) -> Response {
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n").into_bytes();
+        for h in headers {
+            req.extend_from_slice(h);
+            req.extend_from_slice(b"\r\n");
+        }
+        req.extend_from_slice(b"Connection: close\r\nContent-Length: 0\r\n\r\n");
+        self.raw(&req)
+    }
+}
+
+/// A parsed HTTP/1.1 response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl Response {
+    fn parse(bytes: &[u8]) -> Response {
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no HTTP response: {text:?}"));
+        Response {
+            status,
+            head: head.to_string(),
+            body: body.to_string(),
+        }
+    }
+}
