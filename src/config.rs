@@ -8,7 +8,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-use rocket::figment::Figment;
+use rocket::figment::{self, Figment};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
@@ -103,18 +103,18 @@ impl AllowConfig {
     /// assert!(AllowConfig::from_figment(&missing).unwrap_err().to_string().contains("allow"));
     /// ```
     pub fn from_figment(figment: &Figment) -> Result<AllowConfig, Error> {
-        if !figment.contains(CONFIG_KEY) {
-            return Err(Error::Invalid {
-                key: CONFIG_KEY.into(),
-                message:
-                    "missing: add an `[default.allow]` table with `rules = [...]` to Rocket.toml \
-                          (or set ROCKET_ALLOW)"
-                        .into(),
-            });
-        }
         let value = figment.find_value(CONFIG_KEY).map_err(|e| Error::Invalid {
             key: CONFIG_KEY.into(),
-            message: e.kind.to_string(),
+            message: match e.kind {
+                figment::error::Kind::MissingField(_) => {
+                    "missing: add an `[default.allow]` table with `rules = [...]` to Rocket.toml \
+                     (or set ROCKET_ALLOW)"
+                        .into()
+                }
+                // A source that does not parse (such as a TOML integer beyond i64): say so,
+                // with figment's location, rather than call the table missing.
+                _ => e.to_string(),
+            },
         })?;
         let config: AllowConfig = value.deserialize().map_err(|e| {
             // figment's own path for `extract_inner` errors comes out reversed
@@ -145,13 +145,23 @@ impl AllowConfig {
         Ok(config)
     }
 
-    /// Checks what serde cannot: value ranges and combinations.
+    /// Checks what the types cannot: the range of every numeric key (given in each field's
+    /// documentation), a non-empty log path, the header name, and that `min_ttl_secs` is not
+    /// more than `max_ttl_secs`. [`from_figment`](Self::from_figment) calls it, and so does
+    /// [`AllowFairing::custom`](crate::AllowFairing::custom) at ignite.
     ///
     /// ```
     /// use rocket_allow::{AllowConfig, AccessLogConfig};
     /// let mut config = AllowConfig::new(vec![]);
     /// config.access_log = Some(AccessLogConfig { max_bytes: 0, ..AccessLogConfig::new("a.log") });
     /// assert!(config.validate().unwrap_err().to_string().contains("max_bytes"));
+    ///
+    /// let mut config = AllowConfig::new(vec![]);
+    /// config.dns.max_ttl_secs = u64::MAX;
+    /// assert_eq!(
+    ///     config.validate().unwrap_err().to_string(),
+    ///     "allow.dns.max_ttl_secs: must be at most 604800 seconds (7 days), found 18446744073709551615",
+    /// );
     /// ```
     pub fn validate(&self) -> Result<(), Error> {
         let invalid = |key: &str, message: String| {
@@ -161,11 +171,14 @@ impl AllowConfig {
             })
         };
         if let Some(log) = &self.access_log {
-            if log.max_bytes == 0 {
-                return invalid(
-                    "access_log.max_bytes",
-                    "must be a positive number of bytes, found 0".into(),
-                );
+            // usize to i128 is lossless on every platform Rust supports.
+            for (bound, n) in [
+                (&MAX_BYTES, i128::from(log.max_bytes)),
+                (&BACKUP_COUNT, log.backup_count as i128),
+            ] {
+                bound
+                    .check(n)
+                    .or_else(|message| invalid(bound.key, message))?;
             }
             if log.path.as_os_str().is_empty() {
                 return invalid("access_log.path", "must not be empty".into());
@@ -179,17 +192,14 @@ impl AllowConfig {
             );
         }
         let dns = &self.dns;
-        if dns.timeout_secs == 0 {
-            return invalid(
-                "dns.timeout_secs",
-                "must be at least 1 second, found 0".into(),
-            );
-        }
-        if dns.max_ttl_secs == 0 {
-            return invalid(
-                "dns.max_ttl_secs",
-                "must be at least 1 second, found 0".into(),
-            );
+        for (bound, n) in [
+            (&TIMEOUT_SECS, dns.timeout_secs),
+            (&MIN_TTL_SECS, dns.min_ttl_secs),
+            (&MAX_TTL_SECS, dns.max_ttl_secs),
+        ] {
+            bound
+                .check(i128::from(n))
+                .or_else(|message| invalid(bound.key, message))?;
         }
         if dns.min_ttl_secs > dns.max_ttl_secs {
             return invalid(
@@ -202,6 +212,138 @@ impl AllowConfig {
         }
         Ok(())
     }
+}
+
+/// The range of a numeric key and how its errors read. Deserializing refuses what the type
+/// cannot hold (negative numbers, floats, strings) with the same wording that
+/// [`AllowConfig::validate`] uses for the range, so a key reads the same either way.
+struct Bound {
+    /// The key below `allow`.
+    key: &'static str,
+    min: u64,
+    max: u64,
+    /// What serde says was expected when the value is not an integer at all.
+    expecting: &'static str,
+    /// The message for a value below `min`, before `, found N`.
+    too_small: &'static str,
+    /// The message for a value above `max`, before `, found N`.
+    too_large: &'static str,
+}
+
+const MAX_BYTES: Bound = Bound {
+    key: "access_log.max_bytes",
+    min: 1,
+    max: 1 << 40,
+    expecting: "a whole number of bytes from 1 to 1099511627776 (1 TiB)",
+    too_small: "must be a positive number of bytes",
+    too_large: "must be at most 1099511627776 bytes (1 TiB)",
+};
+
+const BACKUP_COUNT: Bound = Bound {
+    key: "access_log.backup_count",
+    min: 0,
+    max: 100_000,
+    expecting: "a whole number of files from 0 to 100000",
+    too_small: "must not be negative",
+    too_large: "must be at most 100000 files",
+};
+
+const TIMEOUT_SECS: Bound = Bound {
+    key: "dns.timeout_secs",
+    min: 1,
+    max: 300,
+    expecting: "a whole number of seconds from 1 to 300",
+    too_small: "must be at least 1 second",
+    too_large: "must be at most 300 seconds (5 minutes)",
+};
+
+const MIN_TTL_SECS: Bound = Bound {
+    key: "dns.min_ttl_secs",
+    min: 0,
+    max: 604_800,
+    expecting: "a whole number of seconds from 0 to 604800 (7 days)",
+    too_small: "must not be negative",
+    too_large: "must be at most 604800 seconds (7 days)",
+};
+
+const MAX_TTL_SECS: Bound = Bound {
+    key: "dns.max_ttl_secs",
+    min: 1,
+    max: 604_800,
+    expecting: "a whole number of seconds from 1 to 604800 (7 days)",
+    too_small: "must be at least 1 second",
+    too_large: "must be at most 604800 seconds (7 days)",
+};
+
+impl Bound {
+    /// `Err(message)` unless `min <= n <= max`; the message quotes `n`.
+    fn check(&self, n: i128) -> Result<(), String> {
+        if n < i128::from(self.min) {
+            Err(format!("{}, found {n}", self.too_small))
+        } else if n > i128::from(self.max) {
+            Err(format!("{}, found {n}", self.too_large))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Reads any integer and checks it against the range; anything else is a type error
+    /// saying what is expected.
+    fn deserialize<'de, D: Deserializer<'de>>(&'static self, d: D) -> Result<u64, D::Error> {
+        struct V(&'static Bound);
+        impl V {
+            fn check<E: de::Error>(&self, n: i128) -> Result<u64, E> {
+                self.0.check(n).map_err(E::custom)?;
+                // In range, so it fits; the fallback only keeps this free of panics.
+                u64::try_from(n).map_err(|_| E::custom(format!("{}, found {n}", self.0.too_large)))
+            }
+        }
+        impl Visitor<'_> for V {
+            type Value = u64;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.0.expecting)
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<u64, E> {
+                self.check(n.into())
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<u64, E> {
+                self.check(n.into())
+            }
+            fn visit_i128<E: de::Error>(self, n: i128) -> Result<u64, E> {
+                self.check(n)
+            }
+            fn visit_u128<E: de::Error>(self, n: u128) -> Result<u64, E> {
+                match i128::try_from(n) {
+                    Ok(n) => self.check(n),
+                    Err(_) => Err(E::custom(format!("{}, found {n}", self.0.too_large))),
+                }
+            }
+        }
+        d.deserialize_any(V(self))
+    }
+}
+
+fn de_max_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    MAX_BYTES.deserialize(d).map(Some)
+}
+
+fn de_backup_count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    let n = BACKUP_COUNT.deserialize(d)?;
+    usize::try_from(n)
+        .map(Some)
+        .map_err(|_| de::Error::custom(format!("{}, found {n}", BACKUP_COUNT.too_large)))
+}
+
+fn de_timeout_secs<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    TIMEOUT_SECS.deserialize(d)
+}
+
+fn de_min_ttl_secs<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    MIN_TTL_SECS.deserialize(d)
+}
+
+fn de_max_ttl_secs<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    MAX_TTL_SECS.deserialize(d)
 }
 
 /// RFC 9110 `token` characters: what a header name may contain.
@@ -263,10 +405,11 @@ pub enum LogFormat {
 pub struct AccessLogConfig {
     /// The log file; rotated files are `path.1` (newest) to `path.N`.
     pub path: PathBuf,
-    /// Rotate before a line would make the file larger than this. Default 5242880 (5 MiB).
+    /// Rotate before a line would make the file larger than this many bytes: 1 to
+    /// 1099511627776 (1 TiB). Default 5242880 (5 MiB).
     pub max_bytes: u64,
-    /// Rotated files to keep; the oldest beyond this is deleted. Default 7. `0` never rotates
-    /// (the file grows without bound), as Python's RotatingFileHandler.
+    /// Rotated files to keep, 0 to 100000; the oldest beyond this is deleted. Default 7. `0`
+    /// never rotates (the file grows without bound), as Python's RotatingFileHandler.
     pub backup_count: usize,
     /// `"text"` (default) or `"json"`.
     pub format: LogFormat,
@@ -298,7 +441,7 @@ struct AccessLogTable {
     path: PathBuf,
     #[serde(default, deserialize_with = "de_max_bytes")]
     max_bytes: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de_backup_count")]
     backup_count: Option<usize>,
     #[serde(default)]
     format: LogFormat,
@@ -335,32 +478,6 @@ impl<'de> Deserialize<'de> for AccessLogConfig {
     }
 }
 
-/// Accepts any integer so that a negative or zero size gets a message saying what is allowed.
-fn de_max_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    struct V;
-    impl Visitor<'_> for V {
-        type Value = Option<u64>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a positive number of bytes")
-        }
-        fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
-            match n {
-                0 => self.visit_i64(0),
-                n => Ok(Some(n)),
-            }
-        }
-        fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
-            match u64::try_from(n) {
-                Ok(n) if n > 0 => Ok(Some(n)),
-                _ => Err(E::custom(format!(
-                    "must be a positive number of bytes, found {n}"
-                ))),
-            }
-        }
-    }
-    d.deserialize_any(V)
-}
-
 /// What to do at ignite with a host name that does not resolve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -387,11 +504,16 @@ pub struct DnsConfig {
     /// which means the system configuration (/etc/resolv.conf and /etc/hosts).
     #[serde(deserialize_with = "de_nameservers")]
     pub nameservers: Vec<SocketAddr>,
-    /// Per-query timeout in seconds. Default 2.
+    /// Per-query timeout in seconds, 1 to 300 (5 minutes). Default 2.
+    #[serde(deserialize_with = "de_timeout_secs")]
     pub timeout_secs: u64,
-    /// Refresh a name no more often than this, whatever its TTL. Default 30.
+    /// Refresh a name no more often than this many seconds, whatever its TTL: 0 to 604800
+    /// (7 days), and not more than `max_ttl_secs`. Default 30.
+    #[serde(deserialize_with = "de_min_ttl_secs")]
     pub min_ttl_secs: u64,
-    /// Refresh a name at least this often, whatever its TTL. Default 3600.
+    /// Refresh a name at least this often, in seconds, whatever its TTL: 1 to 604800
+    /// (7 days). Default 3600 (1 hour).
+    #[serde(deserialize_with = "de_max_ttl_secs")]
     pub max_ttl_secs: u64,
     /// `"fail"` (default) or `"warn"`.
     pub on_unresolved: OnUnresolved,
@@ -410,15 +532,20 @@ impl Default for DnsConfig {
 }
 
 fn de_nameservers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Error> {
-    let list = Vec::<String>::deserialize(d)?;
-    list.iter()
+    let list = Vec::<Loose>::deserialize(d)?;
+    list.into_iter()
         .enumerate()
-        .map(|(i, s)| {
-            s.parse::<SocketAddr>()
+        .map(|(i, raw)| match raw {
+            Loose::Str(s) => s
+                .parse::<SocketAddr>()
                 .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
                 .map_err(|_| {
                     de::Error::custom(format!("[{i}]: `{s}` is not an address or address:port"))
-                })
+                }),
+            other => Err(de::Error::custom(format!(
+                "[{i}]: found {}; expected a string \"address:port\" or \"address\"",
+                other.describe()
+            ))),
         })
         .collect()
 }

@@ -28,6 +28,24 @@ pub(crate) struct Dns {
     max_ttl: Duration,
 }
 
+/// The longest wait this module schedules: far beyond any validated setting (TTLs are at
+/// most 7 days, timeouts 5 minutes), and short enough that adding it to the clock cannot
+/// overflow, so an unvalidated configuration cannot make it panic.
+const LONGEST_WAIT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// `secs` as a wait, cut to [`LONGEST_WAIT`].
+fn wait_secs(secs: u64) -> Duration {
+    Duration::from_secs(secs).min(LONGEST_WAIT)
+}
+
+/// `now + wait` without the panic of `Instant + Duration` on overflow: a wait the clock
+/// cannot hold is cut to [`LONGEST_WAIT`] (and, past the end of the clock, to `now`).
+fn due_after(now: Instant, wait: Duration) -> Instant {
+    now.checked_add(wait)
+        .or_else(|| now.checked_add(LONGEST_WAIT))
+        .unwrap_or(now)
+}
+
 /// The outcome of looking a name up: its sorted addresses and when to look again.
 type Answer = Result<(Vec<IpAddr>, Duration), String>;
 
@@ -56,7 +74,7 @@ impl Dns {
             b
         };
         let opts = builder.options_mut();
-        opts.timeout = Duration::from_secs(config.timeout_secs);
+        opts.timeout = wait_secs(config.timeout_secs);
         opts.attempts = 1;
         opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
         // We schedule by TTL ourselves; a cache would hand back stale answers when
@@ -65,10 +83,13 @@ impl Dns {
         let resolver = builder
             .build()
             .map_err(|e| invalid(format!("cannot build the resolver: {e}")))?;
+        // Validation keeps min <= max; `clamp` panics otherwise, so make sure of it here too.
+        let min_ttl = wait_secs(config.min_ttl_secs);
+        let max_ttl = wait_secs(config.max_ttl_secs).max(min_ttl);
         Ok(Dns {
             resolver,
-            min_ttl: Duration::from_secs(config.min_ttl_secs),
-            max_ttl: Duration::from_secs(config.max_ttl_secs),
+            min_ttl,
+            max_ttl,
         })
     }
 
@@ -158,7 +179,7 @@ pub(crate) async fn resolve_at_ignite(
             Ok((addrs, ttl)) => {
                 log::info!(target: "rocket_allow", "{key}: `{name}` resolved to {addrs:?}; next lookup in {ttl:?}");
                 state.addrs.insert(name.clone(), addrs);
-                state.due.insert(name.clone(), now + ttl);
+                state.due.insert(name.clone(), due_after(now, ttl));
             }
             Err(message) if on_unresolved == OnUnresolved::Fail => {
                 return Err(Error::Unresolved {
@@ -173,7 +194,7 @@ pub(crate) async fn resolve_at_ignite(
                     "{key}: host name `{name}` did not resolve ({message}); it matches nothing until it does"
                 );
                 state.addrs.insert(name.clone(), Vec::new());
-                state.due.insert(name.clone(), now + dns.min_ttl);
+                state.due.insert(name.clone(), due_after(now, dns.min_ttl));
             }
         }
     }
@@ -219,7 +240,7 @@ pub(crate) async fn refresh_forever(
                     dns.min_ttl
                 }
             };
-            names.due.insert(name, Instant::now() + next);
+            names.due.insert(name, due_after(Instant::now(), next));
         }
         if !after(&names.addrs, changed) {
             return;
@@ -230,6 +251,68 @@ pub(crate) async fn refresh_forever(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A configuration that validation would refuse.
+    fn unvalidated(nameservers: &[&str], min_ttl_secs: u64, max_ttl_secs: u64) -> DnsConfig {
+        DnsConfig {
+            nameservers: nameservers.iter().map(|s| s.parse().unwrap()).collect(),
+            timeout_secs: 1,
+            min_ttl_secs,
+            max_ttl_secs,
+            on_unresolved: OnUnresolved::Warn,
+        }
+    }
+
+    #[test]
+    fn due_times_never_overflow() {
+        let now = Instant::now();
+        assert_eq!(due_after(now, Duration::MAX), now + LONGEST_WAIT);
+        assert_eq!(
+            due_after(now, Duration::from_secs(5)),
+            now + Duration::from_secs(5)
+        );
+        assert_eq!(wait_secs(u64::MAX), LONGEST_WAIT);
+    }
+
+    #[test]
+    fn refresh_bounds_are_ordered_and_finite_whatever_the_config() {
+        for (min, max) in [(u64::MAX, u64::MAX), (100, 5), (u64::MAX, 0), (0, u64::MAX)] {
+            let dns = Dns::new(&unvalidated(&["127.0.0.1:1"], min, max)).unwrap();
+            assert!(dns.min_ttl <= dns.max_ttl, "{min} {max}");
+            assert!(dns.max_ttl <= LONGEST_WAIT, "{min} {max}");
+        }
+    }
+
+    /// The TTLs on the failure path: the retry is scheduled, not a panic.
+    #[rocket::async_test]
+    async fn huge_min_ttl_after_a_failed_lookup() {
+        // Nothing listens on port 1: the lookup fails at once or after the 1 s timeout.
+        let dns = Dns::new(&unvalidated(
+            &["127.0.0.1:1"],
+            i64::MAX as u64,
+            i64::MAX as u64,
+        ))
+        .unwrap();
+        let names = [("a.test".to_string(), "allow.rules[0]".to_string())];
+        let state = resolve_at_ignite(&dns, &names, OnUnresolved::Warn)
+            .await
+            .unwrap();
+        assert!(state.next_due().unwrap() > Instant::now());
+    }
+
+    /// The TTLs, and min > max, on the success path (`localhost` is answered locally).
+    #[rocket::async_test]
+    async fn huge_or_inverted_ttls_after_a_lookup() {
+        for (min, max) in [(i64::MAX as u64, i64::MAX as u64), (100, 5)] {
+            let dns = Dns::new(&unvalidated(&[], min, max)).unwrap();
+            let names = [("localhost".to_string(), "allow.rules[0]".to_string())];
+            let state = resolve_at_ignite(&dns, &names, OnUnresolved::Fail)
+                .await
+                .unwrap();
+            assert!(!state.addresses().get("localhost").unwrap().is_empty());
+            assert!(state.next_due().unwrap() <= Instant::now() + LONGEST_WAIT);
+        }
+    }
 
     #[test]
     fn names_are_listed_once_with_their_first_key() {
