@@ -175,6 +175,7 @@ impl AllowConfig {
             for (bound, n) in [
                 (&MAX_BYTES, i128::from(log.max_bytes)),
                 (&BACKUP_COUNT, log.backup_count as i128),
+                (&QUEUE_LINES, log.queue_lines as i128),
             ] {
                 bound
                     .check(n)
@@ -246,6 +247,15 @@ const BACKUP_COUNT: Bound = Bound {
     expecting: "a whole number of files from 0 to 100000",
     too_small: "must not be negative",
     too_large: "must be at most 100000 files",
+};
+
+const QUEUE_LINES: Bound = Bound {
+    key: "access_log.queue_lines",
+    min: 1,
+    max: 10_000_000,
+    expecting: "a whole number of lines from 1 to 10000000",
+    too_small: "must be at least 1 line",
+    too_large: "must be at most 10000000 lines",
 };
 
 const TIMEOUT_SECS: Bound = Bound {
@@ -334,6 +344,13 @@ fn de_backup_count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::
         .map_err(|_| de::Error::custom(format!("{}, found {n}", BACKUP_COUNT.too_large)))
 }
 
+fn de_queue_lines<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    let n = QUEUE_LINES.deserialize(d)?;
+    usize::try_from(n)
+        .map(Some)
+        .map_err(|_| de::Error::custom(format!("{}, found {n}", QUEUE_LINES.too_large)))
+}
+
 fn de_timeout_secs<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     TIMEOUT_SECS.deserialize(d)
 }
@@ -415,6 +432,9 @@ pub struct AccessLogConfig {
     pub format: LogFormat,
     /// `"drop"` (default) or `"block"`: what to do when the writer is a full queue behind.
     pub on_full: OnFull,
+    /// How many lines may wait for the writer thread, 1 to 10000000. Default 128000
+    /// (about 32 MiB of queued lines at most).
+    pub queue_lines: usize,
 }
 
 impl AccessLogConfig {
@@ -431,6 +451,7 @@ impl AccessLogConfig {
             backup_count: 7,
             format: LogFormat::Text,
             on_full: OnFull::Drop,
+            queue_lines: 128_000,
         }
     }
 }
@@ -447,6 +468,8 @@ struct AccessLogTable {
     format: LogFormat,
     #[serde(default)]
     on_full: OnFull,
+    #[serde(default, deserialize_with = "de_queue_lines")]
+    queue_lines: Option<usize>,
 }
 
 impl<'de> Deserialize<'de> for AccessLogConfig {
@@ -456,7 +479,7 @@ impl<'de> Deserialize<'de> for AccessLogConfig {
             type Value = AccessLogConfig;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(
-                    "a file path, or a table with `path`, `max_bytes`, `backup_count`, `format`, `on_full`",
+                    "a file path, or a table with `path`, `max_bytes`, `backup_count`, `format`, `on_full`, `queue_lines`",
                 )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
@@ -470,6 +493,7 @@ impl<'de> Deserialize<'de> for AccessLogConfig {
                     backup_count: t.backup_count.unwrap_or(defaults.backup_count),
                     format: t.format,
                     on_full: t.on_full,
+                    queue_lines: t.queue_lines.unwrap_or(defaults.queue_lines),
                     ..defaults
                 })
             }

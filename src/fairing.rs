@@ -2,6 +2,7 @@
 //! sends refused ones to a route that answers 403 through the app's own catcher.
 
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use rocket::fairing::{self, Fairing, Info, Kind};
@@ -69,7 +70,7 @@ impl AllowFairing {
 struct AllowState(Arc<Shared>);
 
 /// Builds the state from a validated configuration: warnings, DNS, the log, the first policy.
-async fn start(config: AllowConfig) -> Result<Shared, Error> {
+async fn start(config: AllowConfig, shutdown_wait: Duration) -> Result<Shared, Error> {
     for (i, rule) in config.rules.iter().enumerate() {
         if Target::host_bits_set(&rule.written) {
             log::warn!(
@@ -98,7 +99,7 @@ async fn start(config: AllowConfig) -> Result<Shared, Error> {
     let log = config
         .access_log
         .as_ref()
-        .map(AccessLog::open)
+        .map(|log| AccessLog::open(log, shutdown_wait))
         .transpose()?;
     let policy = Policy::compile(
         config.default,
@@ -123,7 +124,7 @@ impl Fairing for AllowFairing {
     fn info(&self) -> Info {
         Info {
             name: "rocket-allow",
-            kind: Kind::Ignite | Kind::Liftoff | Kind::Request,
+            kind: Kind::Ignite | Kind::Liftoff | Kind::Request | Kind::Shutdown,
         }
     }
 
@@ -133,7 +134,14 @@ impl Fairing for AllowFairing {
             Some(config) => config.validate().map(|()| config.clone()),
             None => AllowConfig::from_figment(rocket.figment()),
         };
-        match async { start(config?).await }.await {
+        // The access log may take Rocket's shutdown grace period to write its backlog.
+        let grace = Duration::from_secs(
+            rocket
+                .figment()
+                .extract_inner("shutdown.grace")
+                .unwrap_or(2),
+        );
+        match async { start(config?, grace).await }.await {
             Ok(shared) => {
                 // One refusal route per method, so no method (HEAD included) can reach an
                 // app route of its own for a refused request.
@@ -184,6 +192,22 @@ impl Fairing for AllowFairing {
                 _ = refresh => {}
             }
         });
+    }
+
+    /// Writes the access log's backlog before Rocket goes, within its grace period.
+    async fn on_shutdown(&self, rocket: &Rocket<Orbit>) {
+        let Some(AllowState(shared)) = rocket.state::<AllowState>() else {
+            return;
+        };
+        if shared.log.is_some() {
+            let shared = shared.clone();
+            let _ = rocket::tokio::task::spawn_blocking(move || {
+                if let Some(log) = &shared.log {
+                    log.drain();
+                }
+            })
+            .await;
+        }
     }
 
     async fn on_request(&self, req: &mut Request<'_>, _: &mut Data<'_>) {
