@@ -226,4 +226,3 @@ fn existing_log_is_appended_to() {
     assert!(log.starts_with("earlier line\n"), "{log}");
     assert_eq!(log.lines().count(), 3);
 }
-
