@@ -1,0 +1,326 @@
+//! The `[allow]` configuration: serde types, their defaults, and validation.
+//!
+//! Read from Rocket's figment under the key `allow` (so `[default.allow]` in
+//! Rocket.toml, `ROCKET_ALLOW='{...}'`, or any other figment provider), or built in
+//! code and handed to [`AllowFairing::custom`](crate::AllowFairing::custom).
+
+use rocket::figment::{self, Figment};
+use serde::Deserialize;
+
+use crate::error::Error;
+use crate::rules::{Rule, Target, Verdict};
+
+mod access_log;
+mod bounds;
+mod dns;
+mod rule_list;
+
+pub use access_log::{AccessLogConfig, LogFormat, OnFull};
+use bounds::{BACKUP_COUNT, MAX_BYTES, MAX_TTL_SECS, MIN_TTL_SECS, QUEUE_LINES, TIMEOUT_SECS};
+pub use dns::{DnsConfig, OnUnresolved};
+use rule_list::{de_rules, de_targets};
+
+/// The figment key the fairing reads: `[default.allow]` in Rocket.toml.
+pub const CONFIG_KEY: &str = "allow";
+
+/// The whole `[allow]` table. Only `rules` is required.
+///
+/// ```
+/// use rocket::figment::{Figment, providers::{Format, Toml}};
+/// use rocket_allow::{AllowConfig, Verdict};
+///
+/// let figment = Figment::new().merge(Toml::string(r#"
+///     [allow]
+///     rules = [{ allow = "127.0.0.1" }, { deny = "all" }]
+/// "#));
+/// let config = AllowConfig::from_figment(&figment).unwrap();
+/// assert_eq!(config.rules.len(), 2);
+/// assert_eq!(config.default, Verdict::Allow);
+/// assert!(config.access_log.is_none());
+/// assert_eq!(config.client_ip_header, "X-Forwarded-For");
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowConfig {
+    /// Verdict when no rule matches: `"allow"` or `"deny"`. Default `"allow"`, as Flask-Allow.
+    #[serde(default)]
+    pub default: Verdict,
+    /// The ordered rules, `[{ allow = "..." }, { deny = "..." }, ...]`; the first match decides.
+    /// Required (an empty list is allowed: then `default` decides every request).
+    #[serde(deserialize_with = "de_rules")]
+    pub rules: Vec<Rule>,
+    /// Where to write the access log; default: no access log.
+    #[serde(default)]
+    pub access_log: Option<AccessLogConfig>,
+    /// Peers whose forwarding header is believed (same value syntax as rules). Default: none,
+    /// so every forwarding header is ignored and the client is the TCP peer.
+    #[serde(default, deserialize_with = "de_targets")]
+    pub trusted_proxies: Vec<Target>,
+    /// The header a trusted proxy puts the client address in. Default `"X-Forwarded-For"`.
+    #[serde(default = "default_client_ip_header")]
+    pub client_ip_header: String,
+    /// What to do when a trusted proxy sends no `client_ip_header` at all: `"refuse"`
+    /// (default) or `"peer"` (decide on the proxy's own address, for proxies that send
+    /// health checks of their own). Rocket drops header values that are not valid UTF-8,
+    /// so a missing header may be one a client made unreadable.
+    #[serde(default)]
+    pub missing_header: MissingHeader,
+    /// How host names are resolved and refreshed. Default: the system resolver.
+    #[serde(default)]
+    pub dns: DnsConfig,
+}
+
+fn default_client_ip_header() -> String {
+    "X-Forwarded-For".into()
+}
+
+impl AllowConfig {
+    /// A configuration with these rules and every other key at its default.
+    ///
+    /// ```
+    /// use rocket_allow::{AllowConfig, Rule};
+    /// let config = AllowConfig::new(vec![Rule::allow("127.0.0.1").unwrap(), Rule::deny("all").unwrap()]);
+    /// assert!(config.validate().is_ok());
+    /// ```
+    pub fn new(rules: Vec<Rule>) -> AllowConfig {
+        AllowConfig {
+            default: Verdict::default(),
+            rules,
+            access_log: None,
+            trusted_proxies: Vec::new(),
+            client_ip_header: default_client_ip_header(),
+            missing_header: MissingHeader::default(),
+            dns: DnsConfig::default(),
+        }
+    }
+
+    /// Reads and validates the `allow` table of a figment (Rocket's, or one of your own).
+    ///
+    /// ```
+    /// use rocket::figment::{Figment, providers::{Format, Toml}};
+    /// use rocket_allow::AllowConfig;
+    ///
+    /// let bad = Figment::new().merge(Toml::string(r#"allow.rules = [{ allow = "10.0.0.0/33" }]"#));
+    /// let err = AllowConfig::from_figment(&bad).unwrap_err().to_string();
+    /// assert!(err.contains("rules[0]") && err.contains("10.0.0.0/33"), "{err}");
+    ///
+    /// let missing = Figment::new();
+    /// assert!(AllowConfig::from_figment(&missing).unwrap_err().to_string().contains("allow"));
+    /// ```
+    pub fn from_figment(figment: &Figment) -> Result<AllowConfig, Error> {
+        let value = figment.find_value(CONFIG_KEY).map_err(|e| Error::Invalid {
+            key: CONFIG_KEY.into(),
+            message: match e.kind {
+                figment::error::Kind::MissingField(_) => {
+                    "missing: add an `[default.allow]` table with `rules = [...]` to Rocket.toml \
+                     (or set ROCKET_ALLOW)"
+                        .into()
+                }
+                // A source that does not parse (such as a TOML integer beyond i64): say so,
+                // with figment's location, rather than call the table missing.
+                _ => e.to_string(),
+            },
+        })?;
+        let config: AllowConfig = value.deserialize().map_err(|e| {
+            // figment's own path for `extract_inner` errors comes out reversed
+            // ("default.rules.allow"), so the key is rebuilt here from the inner path.
+            let mut key = CONFIG_KEY.to_string();
+            for part in &e.path {
+                key.push('.');
+                key.push_str(part);
+            }
+            let mut message = e.kind.to_string();
+            // Element errors start with their index, `[2]: ...`, which belongs to the key.
+            if let Some(rest) = message.strip_prefix('[') {
+                if let Some((index, rest)) = rest.split_once("]: ") {
+                    key = format!("{key}[{index}]");
+                    message = rest.to_string();
+                }
+            }
+            if let Some(md) = figment.get_metadata(value.tag()) {
+                let from = md
+                    .source
+                    .as_ref()
+                    .map_or_else(|| md.name.to_string(), |s| s.to_string());
+                message = format!("{message} (in {from})");
+            }
+            Error::Invalid { key, message }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what the types cannot: the range of every numeric key (given in each field's
+    /// documentation), a non-empty log path, the header name, and that `min_ttl_secs` is not
+    /// more than `max_ttl_secs`. [`from_figment`](Self::from_figment) calls it, and so does
+    /// [`AllowFairing::custom`](crate::AllowFairing::custom) at ignite.
+    ///
+    /// ```
+    /// use rocket_allow::{AllowConfig, AccessLogConfig};
+    /// let mut config = AllowConfig::new(vec![]);
+    /// config.access_log = Some(AccessLogConfig { max_bytes: 0, ..AccessLogConfig::new("a.log") });
+    /// assert!(config.validate().unwrap_err().to_string().contains("max_bytes"));
+    ///
+    /// let mut config = AllowConfig::new(vec![]);
+    /// config.dns.max_ttl_secs = u64::MAX;
+    /// assert_eq!(
+    ///     config.validate().unwrap_err().to_string(),
+    ///     "allow.dns.max_ttl_secs: must be at most 604800 seconds (7 days), found 18446744073709551615",
+    /// );
+    /// ```
+    pub fn validate(&self) -> Result<(), Error> {
+        let invalid = |key: &str, message: String| {
+            Err(Error::Invalid {
+                key: format!("{CONFIG_KEY}.{key}"),
+                message,
+            })
+        };
+        if let Some(log) = &self.access_log {
+            // usize to i128 is lossless on every platform Rust supports.
+            for (bound, n) in [
+                (&MAX_BYTES, i128::from(log.max_bytes)),
+                (&BACKUP_COUNT, log.backup_count as i128),
+                (&QUEUE_LINES, log.queue_lines as i128),
+            ] {
+                bound
+                    .check(n)
+                    .or_else(|message| invalid(bound.key, message))?;
+            }
+            if log.path.as_os_str().is_empty() {
+                return invalid("access_log.path", "must not be empty".into());
+            }
+        }
+        let h = &self.client_ip_header;
+        if h.is_empty() || !h.bytes().all(is_header_name_byte) {
+            return invalid(
+                "client_ip_header",
+                format!("`{h}` is not a valid HTTP header name"),
+            );
+        }
+        let dns = &self.dns;
+        for (bound, n) in [
+            (&TIMEOUT_SECS, dns.timeout_secs),
+            (&MIN_TTL_SECS, dns.min_ttl_secs),
+            (&MAX_TTL_SECS, dns.max_ttl_secs),
+        ] {
+            bound
+                .check(i128::from(n))
+                .or_else(|message| invalid(bound.key, message))?;
+        }
+        if dns.min_ttl_secs > dns.max_ttl_secs {
+            return invalid(
+                "dns.min_ttl_secs",
+                format!(
+                    "{} is more than max_ttl_secs ({})",
+                    dns.min_ttl_secs, dns.max_ttl_secs
+                ),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// RFC 9110 `token` characters: what a header name may contain.
+fn is_header_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// What a request from a trusted proxy without the client address header gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MissingHeader {
+    /// Refused, with a note in the log line (default): the header may have been dropped
+    /// because a client put a byte in it that is not valid UTF-8.
+    #[default]
+    Refuse,
+    /// Decided on the proxy's own address, as 0.1 did.
+    Peer,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rocket::figment::providers::{Format, Toml};
+
+    fn load(toml: &str) -> Result<AllowConfig, String> {
+        AllowConfig::from_figment(&Figment::new().merge(Toml::string(toml)))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn full_table() {
+        let c = load(
+            r#"
+            [allow]
+            default = "deny"
+            rules = [{ allow = "127.0.0.1" }, { allow = "proxy.example.com" }, { deny = "all" }]
+            trusted_proxies = ["10.0.0.0/8", "::1"]
+            client_ip_header = "Forwarded"
+            [allow.access_log]
+            path = "x.log"
+            max_bytes = 100
+            backup_count = 0
+            format = "json"
+            [allow.dns]
+            nameservers = ["127.0.0.1:5353", "::1"]
+            timeout_secs = 1
+            min_ttl_secs = 1
+            max_ttl_secs = 2
+            on_unresolved = "warn"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.default, Verdict::Deny);
+        assert_eq!(c.rules[1].target, Target::Host("proxy.example.com".into()));
+        assert_eq!(c.trusted_proxies.len(), 2);
+        let log = c.access_log.unwrap();
+        assert_eq!(
+            (log.max_bytes, log.backup_count, log.format),
+            (100, 0, LogFormat::Json)
+        );
+        assert_eq!(c.dns.nameservers[1], "[::1]:53".parse().unwrap());
+        assert_eq!(c.dns.on_unresolved, OnUnresolved::Warn);
+    }
+
+    #[test]
+    fn non_string_values_name_the_index() {
+        let e = load(r#"allow.rules = [{ allow = "::1" }, { deny = 5 }]"#).unwrap_err();
+        assert!(
+            e.contains("rules[1]: deny must be a string, found integer 5"),
+            "{e}"
+        );
+        let e = load(r#"allow.rules = ["127.0.0.1"]"#).unwrap_err();
+        assert!(e.contains("rules[0]: found string \"127.0.0.1\""), "{e}");
+        let e = load(
+            r#"allow.rules = [{ allow = "::1" }]
+                        allow.trusted_proxies = ["::1", "nope!"]"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("trusted_proxies[1]") && e.contains("`nope!`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn validation() {
+        let e = load(
+            r#"allow.rules = []
+                        allow.client_ip_header = "X Forwarded""#,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("allow.client_ip_header") && e.contains("`X Forwarded`"),
+            "{e}"
+        );
+        let e = load("allow.rules = []\nallow.dns = { min_ttl_secs = 10, max_ttl_secs = 5 }")
+            .unwrap_err();
+        assert!(e.contains("allow.dns.min_ttl_secs"), "{e}");
+        let e =
+            load("allow.rules = []\nallow.dns = { nameservers = [\"dns.example\"] }").unwrap_err();
+        assert!(
+            e.contains("dns.nameservers[0]") && e.contains("dns.example"),
+            "{e}"
+        );
+    }
+}

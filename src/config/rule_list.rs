@@ -1,0 +1,135 @@
+//! Rule lists and address lists, read loosely first so that every error names the
+//! element's index and says what a rule looks like.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use crate::rules::{Rule, Target, Verdict};
+
+/// One element of a list as read, before it is checked: kept loose so that every
+/// error can name the element's index.
+pub(super) enum Loose {
+    Str(String),
+    Table(Vec<(String, Loose)>),
+    Other(String),
+}
+
+impl Loose {
+    pub(super) fn describe(&self) -> String {
+        match self {
+            Loose::Str(s) => format!("string \"{s}\""),
+            Loose::Table(_) => "a table".into(),
+            Loose::Other(kind) => kind.clone(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Loose {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Loose;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Loose, E> {
+                Ok(Loose::Str(v.into()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Loose, E> {
+                Ok(Loose::Str(v))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Loose, E> {
+                Ok(Loose::Other(format!("boolean {v}")))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Loose, E> {
+                Ok(Loose::Other(format!("integer {v}")))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Loose, E> {
+                Ok(Loose::Other(format!("integer {v}")))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Loose, E> {
+                Ok(Loose::Other(format!("number {v}")))
+            }
+            fn visit_char<E: de::Error>(self, v: char) -> Result<Loose, E> {
+                Ok(Loose::Str(v.into()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Loose, E> {
+                Ok(Loose::Other("nothing".into()))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Loose, E> {
+                Ok(Loose::Other("nothing".into()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Loose, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Loose::Other("a list".into()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Loose, A::Error> {
+                let mut entries = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, Loose>()? {
+                    entries.push((k, v));
+                }
+                Ok(Loose::Table(entries))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A rule table must be exactly `{ allow = "..." }` or `{ deny = "..." }`.
+fn rule_from_loose(index: usize, raw: Loose) -> Result<Rule, String> {
+    let at = format!("[{index}]");
+    let shape = "a rule is one table with one key, `{ allow = \"...\" }` or `{ deny = \"...\" }`";
+    let entries = match raw {
+        Loose::Table(entries) => entries,
+        other => return Err(format!("{at}: found {}; {shape}", other.describe())),
+    };
+    if let Some((key, _)) = entries.iter().find(|(k, _)| k != "allow" && k != "deny") {
+        return Err(format!("{at}: unknown key `{key}`; {shape}"));
+    }
+    match entries.len() {
+        0 => Err(format!("{at}: empty table; {shape}")),
+        1 => {
+            let (key, value) = entries.into_iter().next().expect("one entry");
+            let verdict: Verdict = key.parse().expect("key checked above");
+            match value {
+                Loose::Str(s) => {
+                    Rule::new(verdict, &s).map_err(|e| format!("{at}: {key} = \"{s}\": {e}"))
+                }
+                other => Err(format!(
+                    "{at}: {key} must be a string, found {}",
+                    other.describe()
+                )),
+            }
+        }
+        _ => Err(format!(
+            "{at}: has both `allow` and `deny`; write one rule per table \
+             (TOML tables do not keep key order, so which comes first cannot be known)"
+        )),
+    }
+}
+
+pub(super) fn de_rules<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Rule>, D::Error> {
+    let list = Vec::<Loose>::deserialize(d)?;
+    list.into_iter()
+        .enumerate()
+        .map(|(i, raw)| rule_from_loose(i, raw).map_err(de::Error::custom))
+        .collect()
+}
+
+pub(super) fn de_targets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Target>, D::Error> {
+    let list = Vec::<Loose>::deserialize(d)?;
+    list.into_iter()
+        .enumerate()
+        .map(|(i, raw)| match raw {
+            Loose::Str(s) => {
+                Target::parse(&s).map_err(|e| de::Error::custom(format!("[{i}]: {e}")))
+            }
+            other => Err(de::Error::custom(format!(
+                "[{i}]: found {}; expected an address, network or host name string",
+                other.describe()
+            ))),
+        })
+        .collect()
+}
