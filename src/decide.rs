@@ -1,26 +1,26 @@
-//! The one decision path: who is the client, which rule decides, and the record of it.
-//!
-//! The fairing calls [`decide`] once per request; everything that needs to know the
-//! outcome afterwards reads the [`Ruling`] cached in the request.
+//! The one decision path, shared by the fairing and the guards: who is the client, which
+//! policy and rule decide, and the record of it (access log line, tracing event).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
+use rocket::http::Status;
 use rocket::Request;
 
 use crate::client::{client_addr, ClientAddr, ClientIpHeader, Unreadable};
 use crate::config::MissingHeader;
+use crate::generation::{Addresses, Generation, Spec};
 use crate::log::{AccessLog, By, Entry, Level, RuleRef, Url};
-use crate::policy::{Addresses, Policy};
 use crate::resolve::{Dns, Names};
-use crate::rules::{Rule, Target, Verdict};
+use crate::rules::Verdict;
 
-/// What the request path reads; managed as Rocket state (inside the fairing's wrapper).
+/// The fairing's state, managed by Rocket; private so it cannot clash with the app's types.
+pub(crate) struct AllowState(pub Arc<Shared>);
+
+/// What the request path reads.
 pub(crate) struct Shared {
-    pub policy: ArcSwap<Policy>,
-    pub default: Verdict,
-    pub rules: Vec<Rule>,
-    pub trusted: Vec<Target>,
+    pub spec: Spec,
+    pub generation: ArcSwap<Generation>,
     pub header: ClientIpHeader,
     pub missing_header: MissingHeader,
     pub log: Option<AccessLog>,
@@ -29,41 +29,56 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Compiles the rules against new host-name addresses and swaps them in whole.
+    /// Compiles the policies against new host-name addresses and swaps them in whole.
     pub fn rebuild(&self, addrs: &Addresses) {
-        let policy = Policy::compile(self.default, &self.rules, &self.trusted, addrs);
-        self.policy.store(std::sync::Arc::new(policy));
+        let generation = Generation::compile(&self.spec, addrs);
+        self.generation.store(Arc::new(generation));
     }
-}
 
-/// The outcome for one request, cached in the request (`Request::local_cache`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Ruling {
-    pub verdict: Verdict,
-}
-
-/// Decides one request and records the decision. Fails closed: no address, or a trusted
-/// proxy's header that cannot be read up to the client, is refused.
-pub(crate) fn decide(shared: &Shared, req: &Request<'_>) -> Ruling {
-    let policy = shared.policy.load();
-    let client = req.remote().map(|peer| {
-        let peer = peer.ip();
+    /// The client address a request is decided on: `None` without a peer, `Err` when a
+    /// trusted proxy's header cannot be read up to the client.
+    pub fn client(
+        &self,
+        generation: &Generation,
+        req: &Request<'_>,
+    ) -> Option<Result<ClientAddr, Unreadable>> {
+        let peer = req.remote()?.ip();
         // Headers are only read (and collected) when a trusted proxy could vouch for them.
-        if policy.trusted.contains(peer.to_canonical()) {
-            let values: Vec<&str> = req.headers().get(shared.header.name()).collect();
-            match client_addr(peer, &shared.header, &values, &policy.trusted) {
-                Err(Unreadable::Missing) if shared.missing_header == MissingHeader::Peer => {
+        if !generation.trusted.contains(peer.to_canonical()) {
+            return Some(Ok(ClientAddr::from_peer(peer)));
+        }
+        let values: Vec<&str> = req.headers().get(self.header.name()).collect();
+        Some(
+            match client_addr(peer, &self.header, &values, &generation.trusted) {
+                Err(Unreadable::Missing) if self.missing_header == MissingHeader::Peer => {
                     Ok(ClientAddr::from_peer(peer))
                 }
                 other => other,
-            }
-        } else {
-            Ok(ClientAddr::from_peer(peer))
-        }
-    });
+            },
+        )
+    }
+}
+
+/// The outcome for one request under one policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ruling {
+    pub verdict: Verdict,
+    /// The status a refusal is answered with (the policy's `reject_status`).
+    pub status: Status,
+    /// The address decided on, if it could be read.
+    pub client: Option<ClientAddr>,
+}
+
+/// Decides one request under policy `policy` (an index into the spec) and records the
+/// decision. Fails closed: no address, or a trusted proxy's header that cannot be read up
+/// to the client, is refused.
+pub(crate) fn decide(shared: &Shared, req: &Request<'_>, policy: usize) -> Ruling {
+    let generation = shared.generation.load();
+    let client = shared.client(&generation, req);
+    let spec = &shared.spec.policies[policy];
     let (verdict, rule, by, note) = match client {
         Some(Ok(ClientAddr { ip, note, .. })) => {
-            let d = policy.matcher.decide(ip);
+            let d = generation.matchers[policy].decide(ip);
             let by = if d.rule.is_some() {
                 By::Rule
             } else {
@@ -79,52 +94,47 @@ pub(crate) fn decide(shared: &Shared, req: &Request<'_>) -> Ruling {
             Some("no client address (a local client needs .remote(...))"),
         ),
     };
-    let level = match (by, verdict) {
-        (By::Default, _) => Level::Warning,
-        (_, Verdict::Allow) => Level::Info,
-        (_, Verdict::Deny) => Level::Error,
-    };
-    let client = match client {
-        Some(Ok(c)) => Some(c),
-        // Unreadable: the log shows the peer as "via", with no client.
-        Some(Err(_)) => req.remote().map(|p| ClientAddr {
-            ip: p.ip().to_canonical(),
-            peer: p.ip().to_canonical(),
-            from_header: true,
-            note: None,
-        }),
-        None => None,
+    let ruling = Ruling {
+        verdict,
+        status: spec.reject_status,
+        client: client.and_then(Result::ok),
     };
     let record = Record {
-        client,
-        unreadable: by == By::Header,
-        verdict,
+        ruling,
+        peer: req.remote().map(|p| p.ip().to_canonical()),
+        policy,
         rule,
         by,
-        level,
         note,
     };
-    record.write(req, shared, &policy);
-    Ruling { verdict }
+    record.write(req, shared, &generation);
+    ruling
 }
 
 /// One decision, ready to be written to the access log and as a tracing event.
 struct Record<'a> {
-    client: Option<ClientAddr>,
-    /// The client address could not be read: only the peer is known.
-    unreadable: bool,
-    verdict: Verdict,
+    ruling: Ruling,
+    peer: Option<std::net::IpAddr>,
+    policy: usize,
     rule: Option<usize>,
     by: By,
-    level: Level,
     note: Option<&'a str>,
 }
 
 impl Record<'_> {
+    fn level(&self) -> Level {
+        match (self.by, self.ruling.verdict) {
+            (By::Default, _) => Level::Warning,
+            (_, Verdict::Allow) => Level::Info,
+            (_, Verdict::Deny) => Level::Error,
+        }
+    }
+
     /// Writes the access log line and the tracing event, building the strings only if
     /// either wants them.
-    fn write(&self, req: &Request<'_>, shared: &Shared, policy: &Policy) {
-        let event = match self.level {
+    fn write(&self, req: &Request<'_>, shared: &Shared, generation: &Generation) {
+        let level = self.level();
+        let event = match level {
             Level::Info => tracing::enabled!(target: "rocket_allow", tracing::Level::INFO),
             Level::Warning => tracing::enabled!(target: "rocket_allow", tracing::Level::WARN),
             Level::Error => tracing::enabled!(target: "rocket_allow", tracing::Level::ERROR),
@@ -151,20 +161,30 @@ impl Record<'_> {
             host,
             origin: req.uri(),
         };
+        let client = self.ruling.client;
+        let spec = &shared.spec.policies[self.policy];
+        let matched = match (self.rule, client) {
+            (Some(rule), Some(c)) => generation.matched(&shared.spec, self.policy, rule, c.ip),
+            _ => std::borrow::Cow::Borrowed(""),
+        };
         let entry = Entry {
-            level: self.level,
-            client: self.client.filter(|_| !self.unreadable).map(|c| c.ip),
-            peer: self
-                .client
-                .filter(|c| c.from_header || c.ip != c.peer)
-                .map(|c| c.peer),
-            verdict: self.verdict,
+            level,
+            client: client.map(|c| c.ip),
+            // The peer when the client came from a header, or could not be read.
+            peer: match client {
+                Some(c) if c.from_header || c.ip != c.peer => Some(c.peer),
+                Some(_) => None,
+                None => self.peer,
+            },
+            verdict: self.ruling.verdict,
             rule: self.rule.map(|index| RuleRef {
                 index,
-                written: &shared.rules[index].written,
-                normalized: &policy.normalized[index],
+                written: &spec.rules[index].written,
+                normalized: &matched,
             }),
             by: self.by,
+            policy: spec.name.as_deref(),
+            status: (self.ruling.verdict == Verdict::Deny).then_some(self.ruling.status.code),
             note: self.note,
             method: req.method().as_str(),
             url,

@@ -12,10 +12,10 @@ use rocket::{Build, Data, Orbit, Request, Rocket};
 
 use crate::client::ClientIpHeader;
 use crate::config::AllowConfig;
-use crate::decide::{decide, Shared};
+use crate::decide::{decide, AllowState, Shared};
 use crate::error::Error;
+use crate::generation::{Addresses, Generation, Spec, APP_WIDE};
 use crate::log::AccessLog;
-use crate::policy::{Addresses, Policy};
 use crate::resolve::{self, Dns};
 use crate::rules::{Target, Verdict};
 
@@ -66,29 +66,36 @@ impl AllowFairing {
     }
 }
 
-/// Private wrapper so the state cannot clash with the app's own managed types.
-struct AllowState(Arc<Shared>);
-
-/// Builds the state from a validated configuration: warnings, DNS, the log, the first policy.
+/// Builds the state from a validated configuration: warnings, DNS, the log, the first
+/// generation of compiled policies.
 async fn start(config: AllowConfig, shutdown_wait: Duration) -> Result<Shared, Error> {
-    for (i, rule) in config.rules.iter().enumerate() {
-        if Target::host_bits_set(&rule.written) {
-            log::warn!(
-                target: "rocket_allow",
-                "allow.rules[{i}]: `{}` has host bits set; using {}", rule.written, rule.target
-            );
+    let spec = Spec::new(&config);
+    for policy in &spec.policies {
+        let key = match &policy.name {
+            None => "allow.rules".to_string(),
+            Some(name) => format!("allow.policies.{name}.rules"),
+        };
+        for (i, rule) in policy.rules.iter().enumerate() {
+            if Target::host_bits_set(&rule.written) {
+                log::warn!(
+                    target: "rocket_allow",
+                    "{key}[{i}]: `{}` has host bits set; using {}", rule.written, rule.target
+                );
+            }
         }
     }
-    for (i, target) in config.trusted_proxies.iter().enumerate() {
-        if let Some(width) = too_wide(target) {
-            log::warn!(
-                target: "rocket_allow",
-                "allow.trusted_proxies[{i}]: `{target}` covers {width}: any client in it can choose \
-                 its address by sending a header; list only your own proxies"
-            );
+    for (i, entry) in config.trusted_proxies.iter().enumerate() {
+        for target in spec.sets.expand(entry) {
+            if let Some(width) = too_wide(target) {
+                log::warn!(
+                    target: "rocket_allow",
+                    "allow.trusted_proxies[{i}]: `{entry}` covers {width}: any client in it can \
+                     choose its address by sending a header; list only your own proxies"
+                );
+            }
         }
     }
-    let names = resolve::host_names(&config.rules, &config.trusted_proxies);
+    let names = resolve::host_names(spec.targets(&config));
     let (addrs, refresher) = if names.is_empty() {
         (Addresses::new(), None)
     } else {
@@ -101,17 +108,10 @@ async fn start(config: AllowConfig, shutdown_wait: Duration) -> Result<Shared, E
         .as_ref()
         .map(|log| AccessLog::open(log, shutdown_wait))
         .transpose()?;
-    let policy = Policy::compile(
-        config.default,
-        &config.rules,
-        &config.trusted_proxies,
-        &addrs,
-    );
+    let generation = Generation::compile(&spec, &addrs);
     Ok(Shared {
-        policy: ArcSwap::from_pointee(policy),
-        default: config.default,
-        rules: config.rules,
-        trusted: config.trusted_proxies,
+        spec,
+        generation: ArcSwap::from_pointee(generation),
         header: ClientIpHeader::from_name(&config.client_ip_header),
         missing_header: config.missing_header,
         log,
@@ -124,7 +124,7 @@ impl Fairing for AllowFairing {
     fn info(&self) -> Info {
         Info {
             name: "rocket-allow",
-            kind: Kind::Ignite | Kind::Liftoff | Kind::Request | Kind::Shutdown,
+            kind: Kind::Ignite | Kind::Liftoff | Kind::Shutdown,
         }
     }
 
@@ -150,11 +150,13 @@ impl Fairing for AllowFairing {
                     .map(|m| Route::ranked(isize::MIN, m, REFUSED_PATH, Refuse))
                     .collect();
                 // Attached during ignite, so it runs after every request fairing the app
-                // attached before launch, including those attached after this one.
+                // attached before launch, including those attached after this one: the
+                // decision sees the URI and method the router will see, and nothing that
+                // runs before it can undo a refusal.
                 Ok(rocket
                     .manage(AllowState(Arc::new(shared)))
                     .mount("/", refused)
-                    .attach(Reapply))
+                    .attach(Decide))
             }
             Err(e) => {
                 log::error!(target: "rocket_allow", "rocket-allow: {e}");
@@ -209,20 +211,6 @@ impl Fairing for AllowFairing {
             .await;
         }
     }
-
-    async fn on_request(&self, req: &mut Request<'_>, _: &mut Data<'_>) {
-        // Fails closed: without the state (ignite failed for another fairing) nothing is let in.
-        let verdict = match req.rocket().state::<AllowState>() {
-            Some(AllowState(shared)) => decide(shared, req).verdict,
-            None => Verdict::Deny,
-        };
-        match verdict {
-            Verdict::Allow => {
-                req.local_cache(|| Admitted);
-            }
-            Verdict::Deny => refuse(req),
-        }
-    }
 }
 
 /// Every method a request can have; each gets a refusal route.
@@ -238,41 +226,42 @@ const ALL_METHODS: [Method; 9] = [
     Method::Connect,
 ];
 
-/// Sends the request to the refusal route. The method is kept (HEAD stays HEAD, so Rocket
-/// still strips the body): every method has a refusal route.
-fn refuse(req: &mut Request<'_>) {
-    // A constant, so parsing cannot fail (every refusal test goes through here).
-    let refused = Origin::parse(REFUSED_PATH).expect("REFUSED_PATH is an origin URI");
-    req.set_uri(refused);
-}
+/// The status a refused request is answered with, for the refusal route.
+struct Refusal(Status);
 
-/// Marks an admitted request in its local cache, for [`Reapply`]. A zero-sized value, so
-/// marking costs no allocation of its own; a request without the mark is refused.
-struct Admitted;
-
-/// Re-applies a refusal after the app's other request fairings, which may have rewritten
-/// the URI (a prefixer) or the method (`X-HTTP-Method-Override`) of a refused request.
-struct Reapply;
+/// Decides every request, as the last request fairing, and sends refused ones to the
+/// refusal route. The path (for path-scoped policies) is the one the router will see.
+struct Decide;
 
 #[rocket::async_trait]
-impl Fairing for Reapply {
+impl Fairing for Decide {
     fn info(&self) -> Info {
         Info {
-            name: "rocket-allow (refusal guard)",
+            name: "rocket-allow (decision)",
             kind: Kind::Request,
         }
     }
 
     async fn on_request(&self, req: &mut Request<'_>, _: &mut Data<'_>) {
-        // Not marked admitted (refused, or never decided): refused, wherever the app's other
-        // fairings pointed it. The closure runs only when the mark is absent.
-        let mut admitted = true;
-        req.local_cache(|| {
-            admitted = false;
-            Admitted
-        });
-        if !admitted && req.uri().path() != REFUSED_PATH {
-            refuse(req);
+        // Fails closed: without the state nothing is let in.
+        let ruling = req
+            .rocket()
+            .state::<AllowState>()
+            .map(|AllowState(shared)| {
+                let policy = shared.spec.policy_for(|| req.uri().path().segments());
+                decide(shared, req, policy)
+            });
+        match ruling {
+            Some(r) if r.verdict == Verdict::Allow => {}
+            refused => {
+                let status = refused.map_or(Status::Forbidden, |r| r.status);
+                req.local_cache(|| Refusal(status));
+                // A constant, so parsing cannot fail (every refusal test goes through here).
+                let uri = Origin::parse(REFUSED_PATH).expect("REFUSED_PATH is an origin URI");
+                // The method is kept (HEAD stays HEAD, so Rocket strips the body): every
+                // method has a refusal route.
+                req.set_uri(uri);
+            }
         }
     }
 }
@@ -280,11 +269,9 @@ impl Fairing for Reapply {
 /// How much of the address space a trusted-proxy entry covers, if it is more than a /8
 /// (IPv4) or a /16 (IPv6): wide enough that untrusted clients surely sit inside it.
 fn too_wide(target: &Target) -> Option<String> {
-    let nets = match target {
-        Target::Host(_) => return None,
-        other => other.networks().unwrap_or_default(),
-    };
-    let wide: Vec<String> = nets
+    let wide: Vec<String> = target
+        .networks()
+        .unwrap_or_default()
         .iter()
         .filter(|n| match n {
             ipnet::IpNet::V4(n) => n.prefix_len() < 8,
@@ -295,13 +282,22 @@ fn too_wide(target: &Target) -> Option<String> {
     (!wide.is_empty()).then(|| wide.join(", "))
 }
 
-/// The refusal route's handler: fails with 403 so the app's 403 catcher answers.
+/// The refusal route's handler: fails with the policy's status so the app's catcher for it
+/// answers.
 #[derive(Clone)]
 struct Refuse;
 
 #[rocket::async_trait]
 impl Handler for Refuse {
-    async fn handle<'r>(&self, _: &'r Request<'_>, _: Data<'r>) -> Outcome<'r> {
-        Outcome::Error(Status::Forbidden)
+    async fn handle<'r>(&self, req: &'r Request<'_>, _: Data<'r>) -> Outcome<'r> {
+        // A request for this path that was not refused (an admitted client asking for it by
+        // name) gets the app-wide status.
+        let app_wide = req
+            .rocket()
+            .state::<AllowState>()
+            .map_or(Status::Forbidden, |s| {
+                s.0.spec.policies[APP_WIDE].reject_status
+            });
+        Outcome::Error(req.local_cache(|| Refusal(app_wide)).0)
     }
 }

@@ -15,18 +15,23 @@ mod config;
 mod decide;
 mod error;
 mod fairing;
+mod generation;
+mod guard;
 mod log;
 mod matcher;
-mod policy;
+mod paths;
 mod resolve;
 mod rules;
+mod sets;
 
 pub use client::{client_addr, ClientAddr, ClientIpHeader, Unreadable, MAX_HOPS};
 pub use config::{
     AccessLogConfig, AllowConfig, DnsConfig, LogFormat, MissingHeader, OnFull, OnUnresolved,
-    CONFIG_KEY,
+    PolicyConfig, CONFIG_KEY,
 };
 pub use error::Error;
 pub use fairing::{AllowFairing, REFUSED_PATH};
+pub use guard::{Allowed, ClientIp, GuardError, Policy};
 pub use matcher::{Decision, LinearScan, Matcher};
 pub use rules::{Rule, Target, TargetError, Verdict};
+pub use sets::BUILTIN_SETS;

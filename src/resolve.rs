@@ -18,8 +18,8 @@ use rocket::tokio::time::{sleep_until, Instant};
 
 use crate::config::{DnsConfig, OnUnresolved};
 use crate::error::Error;
-use crate::policy::Addresses;
-use crate::rules::{Rule, Target};
+use crate::generation::Addresses;
+use crate::rules::Target;
 
 /// A configured resolver and the refresh bounds.
 pub(crate) struct Dns {
@@ -122,19 +122,14 @@ fn name_server(addr: &SocketAddr) -> NameServerConfig {
     ns
 }
 
-/// Every distinct host name in the rules and trusted proxies, with the key of its first use.
-pub(crate) fn host_names(rules: &[Rule], trusted: &[Target]) -> Vec<(String, String)> {
-    let rule_names = rules
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (&r.target, format!("allow.rules[{i}]")));
-    let proxy_names = trusted
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t, format!("allow.trusted_proxies[{i}]")));
+/// Every distinct host name among `targets` (each with the key it was written under), with
+/// the key of its first use.
+pub(crate) fn host_names<'a>(
+    targets: impl IntoIterator<Item = (&'a Target, String)>,
+) -> Vec<(String, String)> {
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
-    for (target, key) in rule_names.chain(proxy_names) {
+    for (target, key) in targets {
         if let Target::Host(name) = target {
             if seen.insert(name.clone()) {
                 out.push((name.clone(), key));
@@ -312,25 +307,5 @@ mod tests {
             assert!(!state.addresses().get("localhost").unwrap().is_empty());
             assert!(state.next_due().unwrap() <= Instant::now() + LONGEST_WAIT);
         }
-    }
-
-    #[test]
-    fn names_are_listed_once_with_their_first_key() {
-        let rules = vec![
-            Rule::allow("a.test").unwrap(),
-            Rule::deny("10.0.0.0/8").unwrap(),
-            Rule::deny("A.test.").unwrap(),
-        ];
-        let trusted = vec![
-            Target::parse("b.test").unwrap(),
-            Target::parse("a.test").unwrap(),
-        ];
-        assert_eq!(
-            host_names(&rules, &trusted),
-            vec![
-                ("a.test".to_string(), "allow.rules[0]".to_string()),
-                ("b.test".to_string(), "allow.trusted_proxies[0]".to_string()),
-            ]
-        );
     }
 }

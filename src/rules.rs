@@ -1,4 +1,4 @@
-//! Rule values and their parser: addresses, networks, `all` and host names.
+//! Rule values and their parser: addresses, networks, `all`, host names and `@set` references.
 //!
 //! Nothing here knows about Rocket or DNS: a [`Rule`] is what one entry of
 //! `rules = [...]` says, parsed and normalized. Host names stay names until
@@ -79,6 +79,8 @@ pub enum Target {
     All,
     /// A host name, lower-cased, without a trailing dot: all its A and AAAA records.
     Host(String),
+    /// `@name`: every entry of the named address set (built in, or from `[allow.sets]`).
+    Set(String),
 }
 
 /// Why a rule value could not be parsed.
@@ -109,7 +111,7 @@ impl fmt::Display for TargetError {
             }
             TargetError::Invalid { value } => write!(
                 f,
-                "`{value}` is neither an IP address, a network (address/prefix), `all`, nor a valid host name"
+                "`{value}` is neither an IP address, a network (address/prefix), `all`, a valid host name, nor a set (`@name`)"
             ),
         }
     }
@@ -118,7 +120,7 @@ impl fmt::Display for TargetError {
 impl std::error::Error for TargetError {}
 
 impl Target {
-    /// Parses a rule value: `all`, `address`, `address/prefix` or a host name.
+    /// Parses a rule value: `all`, `address`, `address/prefix`, a host name or `@set`.
     ///
     /// Host bits of a network are cleared (`10.1.2.3/8` is `10.0.0.0/8`; see
     /// [`Target::host_bits_set`]). An IPv6 network inside the IPv4-mapped range
@@ -129,6 +131,8 @@ impl Target {
     /// use rocket_allow::Target;
     /// assert_eq!(Target::parse("::ffff:10.0.0.0/104").unwrap().to_string(), "10.0.0.0/8");
     /// assert!(Target::parse("1.2.3").is_err()); // not an address, and numeric names are refused
+    /// assert_eq!(Target::parse("@office").unwrap(), Target::Set("office".into()));
+    /// assert!(Target::parse("@no spaces").is_err());
     /// ```
     pub fn parse(value: &str) -> Result<Target, TargetError> {
         let v = value.trim();
@@ -141,6 +145,13 @@ impl Target {
         let invalid = || TargetError::Invalid {
             value: value.to_string(),
         };
+        if let Some(name) = v.strip_prefix('@') {
+            return if is_set_name(name) {
+                Ok(Target::Set(name.to_string()))
+            } else {
+                Err(invalid())
+            };
+        }
         if let Some((addr, prefix)) = v.split_once('/') {
             let addr: IpAddr = addr.parse().map_err(|_| invalid())?;
             // Only plain decimal digits: `+8` or ` 8` are not prefixes.
@@ -182,7 +193,8 @@ impl Target {
             .unwrap_or(false)
     }
 
-    /// The networks this target covers, or `None` for a host name (which needs resolving).
+    /// The networks this target covers, or `None` for a host name (which needs resolving)
+    /// or a set (which needs expanding).
     ///
     /// ```
     /// use rocket_allow::Target;
@@ -196,9 +208,17 @@ impl Target {
                 IpNet::V4(Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 0).expect("0 is a valid prefix")),
                 IpNet::V6(Ipv6Net::new(Ipv6Addr::UNSPECIFIED, 0).expect("0 is a valid prefix")),
             ]),
-            Target::Host(_) => None,
+            Target::Host(_) | Target::Set(_) => None,
         }
     }
+}
+
+/// Set names: letters, digits, `_` and `-`, 1 to 64 of them.
+pub(crate) fn is_set_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 impl fmt::Display for Target {
@@ -207,6 +227,7 @@ impl fmt::Display for Target {
             Target::Net(net) => net.fmt(f),
             Target::All => f.write_str("all"),
             Target::Host(name) => f.write_str(name),
+            Target::Set(name) => write!(f, "@{name}"),
         }
     }
 }

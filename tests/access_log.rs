@@ -63,7 +63,7 @@ fn text_lines_carry_flask_allows_fields_and_more() {
     );
     assert!(
         lines[2].contains(
-            "-   ERROR - 192.0.2.9 denied by rule #2 deny 192.0.2.0/24 (192.0.2.0/24) POST "
+            "-   ERROR - 192.0.2.9 denied (403) by rule #2 deny 192.0.2.0/24 (192.0.2.0/24) POST "
         ) && lines[2].contains("/x test-agent/1.0"),
         "{}",
         lines[2]
@@ -86,7 +86,7 @@ fn text_lines_carry_flask_allows_fields_and_more() {
     );
     assert!(
         lines[5].contains(
-            "-   ERROR - unknown-address denied by unreadable client address [no client address"
+            "-   ERROR - unknown-address denied (403) by unreadable client address [no client address"
         ),
         "{}",
         lines[5]

@@ -85,7 +85,7 @@ fn tally(log: &str) -> Tally {
             t.dropped += n;
         } else if let Some(n) = number("could not be written") {
             t.not_written += n;
-        } else if line.contains(" allowed by ") || line.contains(" denied by ") {
+        } else if line.contains(" allowed by ") || line.contains(" denied (") {
             t.decisions += 1;
             let path = line
                 .split(" GET ")

@@ -289,7 +289,7 @@ fn log_shows_client_and_peer() {
     );
     assert!(
         lines[2].contains(
-            "-   ERROR - unknown-address via 10.0.0.1 denied by unreadable client address \
+            "-   ERROR - unknown-address via 10.0.0.1 denied (403) by unreadable client address \
              [malformed forwarding header entry from a trusted proxy] GET "
         ),
         "{}",

@@ -4,6 +4,8 @@
 //! Rocket.toml, `ROCKET_ALLOW='{...}'`, or any other figment provider), or built in
 //! code and handed to [`AllowFairing::custom`](crate::AllowFairing::custom).
 
+use std::collections::BTreeMap;
+
 use rocket::figment::{self, Figment};
 use serde::Deserialize;
 
@@ -13,11 +15,14 @@ use crate::rules::{Rule, Target, Verdict};
 mod access_log;
 mod bounds;
 mod dns;
+mod policies;
 mod rule_list;
 
 pub use access_log::{AccessLogConfig, LogFormat, OnFull};
 use bounds::{BACKUP_COUNT, MAX_BYTES, MAX_TTL_SECS, MIN_TTL_SECS, QUEUE_LINES, TIMEOUT_SECS};
 pub use dns::{DnsConfig, OnUnresolved};
+pub(crate) use policies::policy_path_segments;
+pub use policies::PolicyConfig;
 use rule_list::{de_rules, de_targets};
 
 /// The figment key the fairing reads: `[default.allow]` in Rocket.toml.
@@ -68,6 +73,21 @@ pub struct AllowConfig {
     /// How host names are resolved and refreshed. Default: the system resolver.
     #[serde(default)]
     pub dns: DnsConfig,
+    /// Status of refusals by the app-wide rules (and of policies without their own): any
+    /// 4xx, answered by the app's catcher for it. Default 403.
+    #[serde(default = "default_reject_status")]
+    pub reject_status: u16,
+    /// Named address sets, `@name` in any rule or trusted-proxy entry. Default: none (the
+    /// built-in `@loopback`, `@private`, `@link_local`, `@cgnat` always exist).
+    #[serde(default, deserialize_with = "policies::de_sets")]
+    pub sets: BTreeMap<String, Vec<Target>>,
+    /// Named policies, applied by path and by `Allowed<P>` guards. Default: none.
+    #[serde(default)]
+    pub policies: BTreeMap<String, PolicyConfig>,
+}
+
+fn default_reject_status() -> u16 {
+    403
 }
 
 fn default_client_ip_header() -> String {
@@ -91,6 +111,9 @@ impl AllowConfig {
             client_ip_header: default_client_ip_header(),
             missing_header: MissingHeader::default(),
             dns: DnsConfig::default(),
+            reject_status: default_reject_status(),
+            sets: BTreeMap::new(),
+            policies: BTreeMap::new(),
         }
     }
 
@@ -130,12 +153,11 @@ impl AllowConfig {
                 key.push_str(part);
             }
             let mut message = e.kind.to_string();
-            // Element errors start with their index, `[2]: ...`, which belongs to the key.
-            if let Some(rest) = message.strip_prefix('[') {
-                if let Some((index, rest)) = rest.split_once("]: ") {
-                    key = format!("{key}[{index}]");
-                    message = rest.to_string();
-                }
+            // Element errors start with their index, `[2]: ...` (or `name[2]: ...` in a table
+            // of lists), which belongs to the key.
+            if let Some((element, rest)) = element_prefix(&message) {
+                key.push_str(&element);
+                message = rest.to_string();
             }
             if let Some(md) = figment.get_metadata(value.tag()) {
                 let from = md
@@ -216,8 +238,23 @@ impl AllowConfig {
                 ),
             );
         }
-        Ok(())
+        policies::validate(self).map_err(|(key, message)| Error::Invalid { key, message })
     }
+}
+
+/// `[2]: rest` or `name[2]: rest` at the start of a message: the key suffix (`[2]`,
+/// `.name[2]`) and the rest.
+fn element_prefix(message: &str) -> Option<(String, &str)> {
+    let (head, rest) = message.split_once("]: ")?;
+    let (name, index) = head.split_once('[')?;
+    let name_ok = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !name_ok || index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let dot = if name.is_empty() { "" } else { "." };
+    Some((format!("{dot}{name}[{index}]"), rest))
 }
 
 /// RFC 9110 `token` characters: what a header name may contain.

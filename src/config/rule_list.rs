@@ -122,14 +122,35 @@ pub(super) fn de_targets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Target>,
     let list = Vec::<Loose>::deserialize(d)?;
     list.into_iter()
         .enumerate()
-        .map(|(i, raw)| match raw {
-            Loose::Str(s) => {
-                Target::parse(&s).map_err(|e| de::Error::custom(format!("[{i}]: {e}")))
-            }
-            other => Err(de::Error::custom(format!(
-                "[{i}]: found {}; expected an address, network or host name string",
-                other.describe()
-            ))),
+        .map(|(i, raw)| target_from_loose(i, raw).map_err(de::Error::custom))
+        .collect()
+}
+
+/// One address, network, host name, `all` or `@set`; the error starts with `[index]: `.
+fn target_from_loose(i: usize, raw: Loose) -> Result<Target, String> {
+    match raw {
+        Loose::Str(s) => Target::parse(&s).map_err(|e| format!("[{i}]: {e}")),
+        other => Err(format!(
+            "[{i}]: found {}; expected an address, network, host name or @set string",
+            other.describe()
+        )),
+    }
+}
+
+/// A table of named lists of targets (`[allow.sets]`); errors name the list and the index.
+pub(super) fn de_target_map<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<std::collections::BTreeMap<String, Vec<Target>>, D::Error> {
+    let map = std::collections::BTreeMap::<String, Vec<Loose>>::deserialize(d)?;
+    map.into_iter()
+        .map(|(name, list)| {
+            let targets = list
+                .into_iter()
+                .enumerate()
+                .map(|(i, raw)| target_from_loose(i, raw).map_err(|m| format!("{name}{m}")))
+                .collect::<Result<Vec<Target>, String>>()
+                .map_err(de::Error::custom)?;
+            Ok((name, targets))
         })
         .collect()
 }

@@ -42,6 +42,12 @@ pub(crate) struct Entry<'a> {
     pub rule: Option<RuleRef<'a>>,
     /// What decided: a rule, the default, or an unreadable client address.
     pub by: By,
+    /// The policy that decided; `None` for the app-wide rules.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<&'a str>,
+    /// The status a refusal is answered with; `None` for admitted requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
     /// Why the decision was made on something other than the plain peer, if it was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<&'a str>,
@@ -130,16 +136,23 @@ impl Entry<'_> {
             Verdict::Allow => " allowed",
             Verdict::Deny => " denied",
         });
+        if let Some(status) = self.status {
+            let _ = write!(out, " ({status})");
+        }
+        out.push_str(" by");
+        if let Some(policy) = self.policy {
+            let _ = write!(out, " policy {policy}");
+        }
         match (&self.rule, self.by) {
             (Some(r), _) => {
                 let _ = write!(
                     out,
-                    " by rule #{} {} {} ({})",
+                    " rule #{} {} {} ({})",
                     r.index, self.verdict, r.written, r.normalized
                 );
             }
-            (None, By::Header) => out.push_str(" by unreadable client address"),
-            (None, _) => out.push_str(" by default (no rule matched)"),
+            (None, By::Header) => out.push_str(" unreadable client address"),
+            (None, _) => out.push_str(" default (no rule matched)"),
         }
         if let Some(note) = self.note {
             out.push_str(" [");
@@ -195,6 +208,8 @@ impl Entry<'_> {
                     peer = ?self.peer,
                     verdict = self.verdict.as_str(),
                     by = self.by.as_str(),
+                    policy = self.policy,
+                    status = self.status,
                     rule = ?rule,
                     rule_written = ?written,
                     note = ?self.note,
@@ -298,6 +313,8 @@ mod tests {
             } else {
                 By::Default
             },
+            policy: None,
+            status: Some(403),
             note: None,
             method: "GET",
             url: Url {
@@ -321,7 +338,7 @@ mod tests {
         let (_, rest) = s.split_once(" - ").unwrap();
         assert_eq!(
             rest,
-            "  ERROR - 192.0.2.9 via 10.0.0.1 denied by rule #2 deny 0.0.0.0/0 (0.0.0.0/0) GET http://localhost/x?y curl/8\n"
+            "  ERROR - 192.0.2.9 via 10.0.0.1 denied (403) by rule #2 deny 0.0.0.0/0 (0.0.0.0/0) GET http://localhost/x?y curl/8\n"
         );
     }
 

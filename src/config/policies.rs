@@ -1,0 +1,169 @@
+//! `[allow.policies.<name>]`, `[allow.sets]` and `reject_status`: more than one rule list,
+//! chosen by path or by a route's guard, and checks that every `@set` reference resolves.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rocket::http::uri::Origin;
+use serde::Deserialize;
+
+use super::rule_list::{de_rules, de_target_map};
+use super::AllowConfig;
+use crate::rules::{Rule, Target, Verdict};
+use crate::sets::Sets;
+
+/// One named policy: its own rules, default and refusal status, applied by the fairing to
+/// the requests under its `paths` and by the `Allowed<P>` guard of any route.
+///
+/// ```
+/// use rocket::figment::{Figment, providers::{Format, Toml}};
+/// use rocket_allow::AllowConfig;
+///
+/// let figment = Figment::new().merge(Toml::string(r#"
+///     [allow]
+///     rules = []
+///     [allow.policies.admin]
+///     paths = ["/admin"]
+///     rules = [{ allow = "@loopback" }, { deny = "all" }]
+///     reject_status = 404
+/// "#));
+/// let config = AllowConfig::from_figment(&figment).unwrap();
+/// let admin = &config.policies["admin"];
+/// assert_eq!(admin.paths, ["/admin"]);
+/// assert_eq!(admin.reject_status, Some(404));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Paths the fairing applies this policy to, instead of the app-wide rules: a request at
+    /// or below one of them (segment-wise, as Rocket's router sees the path); the longest
+    /// matching path of any policy wins. Default: none (the policy is used by guards only).
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// The ordered rules, as at top level. Required (may be empty).
+    #[serde(deserialize_with = "de_rules")]
+    pub rules: Vec<Rule>,
+    /// Verdict when no rule matches. Default `"allow"`.
+    #[serde(default)]
+    pub default: Verdict,
+    /// Status of refusals, any 4xx. Default: the top-level `reject_status`.
+    #[serde(default)]
+    pub reject_status: Option<u16>,
+}
+
+impl PolicyConfig {
+    /// A policy with these rules, no paths, default allow, the app-wide refusal status.
+    ///
+    /// ```
+    /// use rocket_allow::{PolicyConfig, Rule};
+    /// let p = PolicyConfig::new(vec![Rule::allow("@loopback").unwrap(), Rule::deny("all").unwrap()]);
+    /// assert!(p.paths.is_empty());
+    /// ```
+    pub fn new(rules: Vec<Rule>) -> PolicyConfig {
+        PolicyConfig {
+            paths: Vec::new(),
+            rules,
+            default: Verdict::Allow,
+            reject_status: None,
+        }
+    }
+}
+
+/// `[allow.sets]`: name → entries, each anything a rule value may be (including `@sets`).
+pub(super) fn de_sets<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, Vec<Target>>, D::Error> {
+    de_target_map(d)
+}
+
+/// A path as Rocket's router sees it: its non-empty, percent-decoded segments, so that
+/// `/admin`, `//%61dmin/` and `/admin/` are the same path.
+pub(crate) fn policy_path_segments(path: &str) -> Result<Vec<String>, String> {
+    if !path.starts_with('/') {
+        return Err(format!("`{path}` must start with `/`"));
+    }
+    let origin = Origin::parse(path).map_err(|e| format!("`{path}` is not a URI path: {e}"))?;
+    if origin.query().is_some() {
+        return Err(format!(
+            "`{path}` has a query; a policy path is a path only"
+        ));
+    }
+    Ok(origin.path().segments().map(str::to_string).collect())
+}
+
+/// Everything about sets, policies and statuses that serde cannot check: `(key, message)`.
+pub(super) fn validate(config: &AllowConfig) -> Result<(), (String, String)> {
+    check_status("allow.reject_status", config.reject_status)?;
+    let sets = Sets::build(&config.sets)?;
+    let refs = |key: &str, rules: &[Rule]| {
+        rules.iter().enumerate().try_for_each(|(i, r)| {
+            sets.check(&r.target).map_err(|m| {
+                (
+                    format!("{key}[{i}]"),
+                    format!("{} = \"{}\": {m}", r.verdict, r.written),
+                )
+            })
+        })
+    };
+    refs("allow.rules", &config.rules)?;
+    for (i, t) in config.trusted_proxies.iter().enumerate() {
+        sets.check(t)
+            .map_err(|m| (format!("allow.trusted_proxies[{i}]"), m))?;
+    }
+    let mut owners: HashMap<Vec<String>, (&str, &str)> = HashMap::new();
+    for (name, policy) in &config.policies {
+        let key = format!("allow.policies.{name}");
+        if !crate::rules::is_set_name(name) {
+            return Err((
+                key,
+                "a policy name is 1 to 64 letters, digits, `_` or `-`".into(),
+            ));
+        }
+        refs(&format!("{key}.rules"), &policy.rules)?;
+        if let Some(status) = policy.reject_status {
+            check_status(&format!("{key}.reject_status"), status)?;
+        }
+        for (i, path) in policy.paths.iter().enumerate() {
+            let at = format!("{key}.paths[{i}]");
+            let segments = policy_path_segments(path).map_err(|m| (at.clone(), m))?;
+            if let Some((other, other_path)) = owners.get(&segments) {
+                if *other != name.as_str() {
+                    return Err((
+                        at,
+                        format!(
+                            "`{path}` is also a path of policy `{other}` (as `{other_path}`); \
+                             a path belongs to one policy"
+                        ),
+                    ));
+                }
+            }
+            owners.insert(segments, (name, path));
+        }
+    }
+    Ok(())
+}
+
+fn check_status(key: &str, status: u16) -> Result<(), (String, String)> {
+    if (400..500).contains(&status) {
+        Ok(())
+    } else {
+        Err((
+            key.to_string(),
+            format!("must be a 4xx status (400 to 499), found {status}"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_segments_as_the_router_sees_them() {
+        assert_eq!(policy_path_segments("/admin").unwrap(), ["admin"]);
+        assert_eq!(policy_path_segments("//%61dmin/").unwrap(), ["admin"]);
+        assert_eq!(policy_path_segments("/a%2Fb/c").unwrap(), ["a/b", "c"]);
+        assert!(policy_path_segments("/").unwrap().is_empty());
+        assert!(policy_path_segments("admin").is_err());
+        assert!(policy_path_segments("/admin?x=1").is_err());
+    }
+}

@@ -1,0 +1,306 @@
+//! What the request path reads: the configured policies ([`Spec`], fixed at ignite) and
+//! one compiled [`Generation`] of them.
+//!
+//! A generation is immutable: every policy's rules and the trusted proxies compiled
+//! against one set of host-name addresses. A DNS refresh compiles a new one and swaps it
+//! in whole, so a request sees either the old set or the new one, never a mix.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use rocket::http::Status;
+
+use crate::config::{policy_path_segments, AllowConfig};
+use crate::matcher::Matcher;
+use crate::paths::PathTable;
+use crate::rules::{Rule, Target, Verdict};
+use crate::sets::Sets;
+
+/// The current addresses of every host name in the configuration.
+pub(crate) type Addresses = HashMap<String, Vec<IpAddr>>;
+
+/// Index of the app-wide policy in [`Spec::policies`] and [`Generation::matchers`].
+pub(crate) const APP_WIDE: usize = 0;
+
+/// One policy as configured.
+pub(crate) struct PolicySpec {
+    /// `None` for the app-wide rules.
+    pub name: Option<String>,
+    pub rules: Vec<Rule>,
+    pub default: Verdict,
+    pub reject_status: Status,
+}
+
+/// Everything about the policies that does not change while the app runs.
+pub(crate) struct Spec {
+    /// The app-wide policy first, then the named ones in name order.
+    pub policies: Vec<PolicySpec>,
+    pub trusted: Vec<Target>,
+    pub sets: Sets,
+    by_name: HashMap<String, usize>,
+    /// `None` when no policy has paths: then the path is never looked at.
+    paths: Option<PathTable>,
+}
+
+impl Spec {
+    /// Builds the spec from a validated configuration (sets resolve, paths parse).
+    pub fn new(config: &AllowConfig) -> Spec {
+        let status = |s: u16| Status::from_code(s).unwrap_or(Status::Forbidden);
+        let mut policies = vec![PolicySpec {
+            name: None,
+            rules: config.rules.clone(),
+            default: config.default,
+            reject_status: status(config.reject_status),
+        }];
+        let mut by_name = HashMap::new();
+        let mut table = PathTable::default();
+        let mut any_paths = false;
+        for (name, p) in &config.policies {
+            let index = policies.len();
+            by_name.insert(name.clone(), index);
+            for path in &p.paths {
+                if let Ok(segments) = policy_path_segments(path) {
+                    table.insert(&segments, index);
+                    any_paths = true;
+                }
+            }
+            policies.push(PolicySpec {
+                name: Some(name.clone()),
+                rules: p.rules.clone(),
+                default: p.default,
+                reject_status: status(p.reject_status.unwrap_or(config.reject_status)),
+            });
+        }
+        Spec {
+            policies,
+            trusted: config.trusted_proxies.clone(),
+            sets: Sets::build(&config.sets).unwrap_or_default(),
+            by_name,
+            paths: any_paths.then_some(table),
+        }
+    }
+
+    /// The policy a request path falls under: the longest configured path at or above it,
+    /// else the app-wide rules.
+    pub fn policy_for<'a, I: Iterator<Item = &'a str>>(
+        &self,
+        segments: impl FnOnce() -> I,
+    ) -> usize {
+        match &self.paths {
+            None => APP_WIDE,
+            Some(table) => table.lookup(segments()).unwrap_or(APP_WIDE),
+        }
+    }
+
+    /// The index of the policy named `name`.
+    pub fn policy_named(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
+    /// Every target with the key it was written under, sets included (for DNS and warnings).
+    pub fn targets<'a>(&'a self, config: &'a AllowConfig) -> Vec<(&'a Target, String)> {
+        let mut out = Vec::new();
+        for spec in &self.policies {
+            let key = match &spec.name {
+                None => "allow.rules".to_string(),
+                Some(name) => format!("allow.policies.{name}.rules"),
+            };
+            out.extend(
+                spec.rules
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| (&r.target, format!("{key}[{i}]"))),
+            );
+        }
+        out.extend(
+            self.trusted
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t, format!("allow.trusted_proxies[{i}]"))),
+        );
+        for (name, entries) in &config.sets {
+            out.extend(
+                entries
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (t, format!("allow.sets.{name}[{i}]"))),
+            );
+        }
+        out
+    }
+}
+
+/// One compiled generation of every policy.
+pub(crate) struct Generation {
+    /// One matcher per policy, in [`Spec::policies`] order.
+    pub matchers: Vec<Matcher>,
+    /// Per policy, per rule: what the rule was normalized to, for the log.
+    pub normalized: Vec<Vec<String>>,
+    pub trusted: Matcher,
+    /// For each set used by a rule: its networks and a matcher saying which one contains
+    /// an address (the log shows the network of the set that matched).
+    sets: HashMap<String, (Vec<IpNet>, Matcher)>,
+}
+
+impl Generation {
+    pub fn compile(spec: &Spec, addrs: &Addresses) -> Generation {
+        let nets = |t: &Target| networks(&spec.sets, t, addrs);
+        let matchers = spec
+            .policies
+            .iter()
+            .map(|p| {
+                Matcher::new(
+                    p.default,
+                    p.rules.iter().map(|r| (r.verdict, nets(&r.target))),
+                )
+            })
+            .collect();
+        let normalized = spec
+            .policies
+            .iter()
+            .map(|p| p.rules.iter().map(|r| describe(&r.target, addrs)).collect())
+            .collect();
+        let trusted = Matcher::new(
+            Verdict::Deny,
+            spec.trusted.iter().map(|t| (Verdict::Allow, nets(t))),
+        );
+        let mut sets = HashMap::new();
+        for rule in spec.policies.iter().flat_map(|p| &p.rules) {
+            if let Target::Set(name) = &rule.target {
+                sets.entry(name.clone()).or_insert_with(|| {
+                    let list = nets(&rule.target);
+                    let m =
+                        Matcher::new(Verdict::Deny, list.iter().map(|n| (Verdict::Allow, [*n])));
+                    (list, m)
+                });
+            }
+        }
+        Generation {
+            matchers,
+            normalized,
+            trusted,
+            sets,
+        }
+    }
+
+    /// What a rule matched for `ip`, for the log: the set's network that contains it for
+    /// `@set` rules, the normalized rule otherwise.
+    pub fn matched(&self, spec: &Spec, policy: usize, rule: usize, ip: IpAddr) -> Cow<'_, str> {
+        if let Target::Set(name) = &spec.policies[policy].rules[rule].target {
+            if let Some((nets, m)) = self.sets.get(name) {
+                if let Some(i) = m.decide(ip).rule {
+                    return Cow::Owned(nets[i].to_string());
+                }
+            }
+        }
+        Cow::Borrowed(&self.normalized[policy][rule])
+    }
+}
+
+/// A target's networks: host names by their current addresses (none if unresolved), sets
+/// by their entries.
+fn networks(sets: &Sets, target: &Target, addrs: &Addresses) -> Vec<IpNet> {
+    sets.expand(target)
+        .iter()
+        .flat_map(|t| match t {
+            Target::Host(name) => addrs
+                .get(name)
+                .map(|list| list.iter().map(|&ip| IpNet::from(ip)).collect())
+                .unwrap_or_default(),
+            other => other.networks().unwrap_or_default(),
+        })
+        .collect()
+}
+
+fn describe(target: &Target, addrs: &Addresses) -> String {
+    match target {
+        Target::Net(net) => net.to_string(),
+        Target::All => "0.0.0.0/0, ::/0".into(),
+        Target::Set(name) => format!("@{name}"),
+        Target::Host(name) => {
+            let list = addrs.get(name).map(Vec::as_slice).unwrap_or_default();
+            if list.is_empty() {
+                format!("{name}: unresolved")
+            } else {
+                let list: Vec<String> = list.iter().map(IpAddr::to_string).collect();
+                format!("{name}: {}", list.join(", "))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(toml: &str) -> (AllowConfig, Spec) {
+        use rocket::figment::providers::{Format, Toml};
+        let f = rocket::figment::Figment::new().merge(Toml::string(toml));
+        let c = AllowConfig::from_figment(&f).unwrap();
+        let s = Spec::new(&c);
+        (c, s)
+    }
+
+    #[test]
+    fn host_rules_use_current_addresses() {
+        let (_, s) = spec("[allow]\nrules = [{ allow = \"proxy.test\" }, { deny = \"all\" }]");
+        let mut addrs = Addresses::new();
+        let g = Generation::compile(&s, &addrs);
+        let ip = |a: &str| a.parse::<IpAddr>().unwrap();
+        assert_eq!(g.matchers[0].decide(ip("192.0.2.1")).rule, Some(1));
+        assert_eq!(g.normalized[0][0], "proxy.test: unresolved");
+        addrs.insert(
+            "proxy.test".into(),
+            vec![ip("192.0.2.1"), ip("2001:db8::1")],
+        );
+        let g = Generation::compile(&s, &addrs);
+        assert_eq!(g.matchers[0].decide(ip("192.0.2.1")).rule, Some(0));
+        assert_eq!(g.matchers[0].decide(ip("2001:db8::1")).rule, Some(0));
+        assert_eq!(g.normalized[0][0], "proxy.test: 192.0.2.1, 2001:db8::1");
+        assert_eq!(g.normalized[0][1], "0.0.0.0/0, ::/0");
+    }
+
+    #[test]
+    fn sets_expand_and_show_the_network_that_matched() {
+        let (c, s) = spec(
+            r#"
+            [allow]
+            rules = [{ allow = "@office" }, { deny = "all" }]
+            [allow.sets]
+            office = ["203.0.113.0/24", "@loopback", "vpn.test"]
+            "#,
+        );
+        let g = Generation::compile(&s, &Addresses::new());
+        let ip = |a: &str| a.parse::<IpAddr>().unwrap();
+        assert_eq!(g.matchers[0].decide(ip("127.0.0.9")).rule, Some(0));
+        assert_eq!(g.matched(&s, 0, 0, ip("127.0.0.9")), "127.0.0.0/8");
+        assert_eq!(g.matched(&s, 0, 0, ip("203.0.113.7")), "203.0.113.0/24");
+        assert_eq!(g.matched(&s, 0, 1, ip("192.0.2.1")), "0.0.0.0/0, ::/0");
+        // Names inside sets are listed for DNS, under the set's key.
+        let names = crate::resolve::host_names(s.targets(&c));
+        assert_eq!(
+            names,
+            [("vpn.test".to_string(), "allow.sets.office[2]".to_string())]
+        );
+    }
+
+    #[test]
+    fn names_are_listed_once_with_their_first_key() {
+        let (c, s) = spec(
+            r#"
+            [allow]
+            rules = [{ allow = "a.test" }, { deny = "10.0.0.0/8" }, { deny = "A.test." }]
+            trusted_proxies = ["b.test", "a.test"]
+            "#,
+        );
+        assert_eq!(
+            crate::resolve::host_names(s.targets(&c)),
+            vec![
+                ("a.test".to_string(), "allow.rules[0]".to_string()),
+                ("b.test".to_string(), "allow.trusted_proxies[0]".to_string()),
+            ]
+        );
+    }
+}

@@ -1,0 +1,166 @@
+//! Request guards: `Allowed<P>` (a route requires a policy) and `ClientIp` (the address the
+//! fairing decides on). Both use the fairing's decision path: same client address, same
+//! proxies, same logging.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::net::IpAddr;
+
+use rocket::http::Status;
+use rocket::request::{FromRequest, Outcome, Request};
+
+use crate::client::ClientAddr;
+use crate::decide::{decide, AllowState};
+use crate::rules::Verdict;
+
+/// A policy a route can require with [`Allowed<P>`]: names one `[allow.policies.<NAME>]`.
+///
+/// ```
+/// struct Admin;
+/// impl rocket_allow::Policy for Admin {
+///     const NAME: &'static str = "admin";
+/// }
+/// ```
+pub trait Policy: Send + Sync + 'static {
+    /// The policy's name in `[allow.policies]`.
+    const NAME: &'static str;
+}
+
+/// A request guard that succeeds when policy `P` admits the request's client, and
+/// otherwise fails with the policy's `reject_status` (so the app's catcher for it
+/// answers). The decision is logged like the fairing's, with the policy's name.
+///
+/// A policy that is not configured fails with 500 and an error log naming it: never an
+/// allow. Use `Option<Allowed<P>>` to combine it with other ways in (a logged-in user).
+///
+/// ```rust,no_run
+/// # #[macro_use] extern crate rocket;
+/// use rocket_allow::{Allowed, Policy};
+///
+/// struct Admin;
+/// impl Policy for Admin { const NAME: &'static str = "admin"; }
+///
+/// #[get("/admin")]
+/// fn admin(_ok: Allowed<Admin>) -> &'static str { "welcome" }
+/// ```
+pub struct Allowed<P: Policy> {
+    client: IpAddr,
+    _policy: PhantomData<P>,
+}
+
+impl<P: Policy> Allowed<P> {
+    /// The client address the policy admitted.
+    pub fn client(&self) -> IpAddr {
+        self.client
+    }
+}
+
+impl<P: Policy> fmt::Debug for Allowed<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Allowed")
+            .field("policy", &P::NAME)
+            .field("client", &self.client)
+            .finish()
+    }
+}
+
+/// Why a rocket-allow guard failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuardError {
+    /// The policy refused the client (the status is the policy's `reject_status`).
+    Refused,
+    /// No policy of this name is configured (500).
+    UnknownPolicy(&'static str),
+    /// `AllowFairing` is not attached, or failed to start (500).
+    NotAttached,
+}
+
+#[rocket::async_trait]
+impl<'r, P: Policy> FromRequest<'r> for Allowed<P> {
+    type Error = GuardError;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, GuardError> {
+        let Some(AllowState(shared)) = req.rocket().state::<AllowState>() else {
+            return not_attached(std::any::type_name::<Self>());
+        };
+        let Some(policy) = shared.spec.policy_named(P::NAME) else {
+            log::error!(
+                target: "rocket_allow",
+                "rocket-allow: Allowed<{}> names policy `{}`, which is not configured under \
+                 [allow.policies]; the request is refused with 500",
+                std::any::type_name::<P>(),
+                P::NAME
+            );
+            return Outcome::Error((
+                Status::InternalServerError,
+                GuardError::UnknownPolicy(P::NAME),
+            ));
+        };
+        let ruling = decide(shared, req, policy);
+        match (ruling.verdict, ruling.client) {
+            (Verdict::Allow, Some(ClientAddr { ip, .. })) => Outcome::Success(Allowed {
+                client: ip,
+                _policy: PhantomData,
+            }),
+            _ => Outcome::Error((ruling.status, GuardError::Refused)),
+        }
+    }
+}
+
+/// The client address rocket-allow decides on: the TCP peer, or the address a trusted
+/// proxy vouched for. Use it instead of `Request::client_ip()`, which believes an
+/// `X-Real-IP` header anyone can send.
+///
+/// Fails with 500 only if [`AllowFairing`](crate::AllowFairing) is not attached (a request
+/// whose address cannot be read never reaches a route while it is).
+///
+/// ```rust,no_run
+/// # #[macro_use] extern crate rocket;
+/// use rocket_allow::ClientIp;
+///
+/// #[get("/whoami")]
+/// fn whoami(ip: ClientIp) -> String { ip.to_string() }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientIp(pub IpAddr);
+
+impl ClientIp {
+    /// The address.
+    pub fn ip(self) -> IpAddr {
+        self.0
+    }
+}
+
+impl fmt::Display for ClientIp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for ClientIp {
+    type Error = GuardError;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, GuardError> {
+        let Some(AllowState(shared)) = req.rocket().state::<AllowState>() else {
+            return not_attached("ClientIp");
+        };
+        let generation = shared.generation.load();
+        match shared.client(&generation, req) {
+            Some(Ok(c)) => Outcome::Success(ClientIp(c.ip)),
+            // Only reachable where the fairing does not decide (a catcher): refuse.
+            _ => Outcome::Error((
+                shared.spec.policies[crate::generation::APP_WIDE].reject_status,
+                GuardError::Refused,
+            )),
+        }
+    }
+}
+
+fn not_attached<T>(guard: &str) -> Outcome<T, GuardError> {
+    log::error!(
+        target: "rocket_allow",
+        "rocket-allow: {guard} used, but AllowFairing is not attached; the request is refused with 500"
+    );
+    Outcome::Error((Status::InternalServerError, GuardError::NotAttached))
+}
