@@ -61,12 +61,22 @@ fn all_files(path: &Path) -> String {
 }
 
 /// What a log says: decision lines (by the path they name), and the losses it reports.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Tally {
     decisions: usize,
     dropped: u64,
     not_written: u64,
     paths: Vec<String>,
+}
+
+impl std::fmt::Debug for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} decision lines, {} reported dropped, {} reported not written",
+            self.decisions, self.dropped, self.not_written
+        )
+    }
 }
 
 fn tally(log: &str) -> Tally {
@@ -190,15 +200,21 @@ fn block_mode_loses_nothing_to_a_full_queue() {
     assert_eq!((t.decisions, t.dropped), (n, 0), "{t:?}");
 }
 
-/// Keep-alive HTTP/1.1 requests on one connection, each answer read before the next.
+/// Keep-alive HTTP/1.1 requests on one connection, each answer read before the next; the
+/// last one closes the connection, so shutdown has no open connection to wait for.
 fn http_requests(port: u16, n: usize) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.set_nodelay(true).unwrap();
     let mut buf = vec![0u8; 4096];
     for i in 0..n {
+        let close = if i + 1 == n {
+            "Connection: close\r\n"
+        } else {
+            ""
+        };
         // One write per request: several small ones would wait on delayed ACKs.
-        s.write_all(format!("GET /h-{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        s.write_all(format!("GET /h-{i} HTTP/1.1\r\nHost: x\r\n{close}\r\n").as_bytes())
             .unwrap();
         // The 404 page is small; read until its end.
         let mut got = Vec::new();
@@ -208,29 +224,79 @@ fn http_requests(port: u16, n: usize) {
             got.extend_from_slice(&buf[..k]);
         }
     }
+    // The server closes the connection after the last answer.
+    while s.read(&mut buf).map(|k| k > 0).unwrap_or(false) {}
+}
+
+/// The environment variable that turns [`child_app_until_sigterm`] into a server.
+const CHILD_LOG: &str = "ROCKET_ALLOW_TEST_CHILD_LOG";
+
+/// Not a test of its own: the app that `shutdown_writes_the_whole_backlog` runs in a child
+/// process. It serves until a signal stops Rocket, then ends the process the way a
+/// `#[launch]` main does once `launch` returns.
+#[test]
+#[ignore = "run by shutdown_writes_the_whole_backlog in a child process"]
+fn child_app_until_sigterm() {
+    let Ok(log) = std::env::var(CHILD_LOG) else {
+        return;
+    };
+    let rocket = app(&config(Path::new(&log), ""));
+    let figment = rocket
+        .figment()
+        .clone()
+        .merge(("address", "127.0.0.1"))
+        .merge(("port", 0));
+    let rocket = rocket
+        .configure(figment)
+        .attach(rocket::fairing::AdHoc::on_liftoff("port", |r| {
+            println!("PORT={}", r.config().port);
+            Box::pin(async {})
+        }));
+    let result = rocket::execute(rocket.launch());
+    drop(result);
+    std::process::exit(0);
 }
 
 #[test]
 fn shutdown_writes_the_whole_backlog() {
     let dir = tempfile::tempdir().unwrap();
     let pipe = pipe(dir.path());
-    let server = serve(app(&config(&pipe.path, "")));
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_app_until_sigterm",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(CHILD_LOG, &pipe.path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let port: u16 = loop {
+        let mut line = String::new();
+        let read = std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        assert!(read > 0, "the child app exited before it served");
+        if let Some(p) = line.trim().strip_prefix("PORT=") {
+            break p.parse().unwrap();
+        }
+    };
     let n = 4000;
-    http_requests(server.port, n);
-    // The writer is stuck on the full pipe with thousands of lines queued. Shut down (what
-    // SIGTERM does), and only let the reader go well into the shutdown: the backlog must
-    // still be written, within the grace period (20 s here).
-    let go = pipe.go.clone();
-    let late = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(1500));
-        let _ = go.send(());
-    });
-    let rocket = server.stop().expect("clean shutdown");
-    drop(rocket);
-    late.join().unwrap();
-    let t = tally(&pipe.reader.join().unwrap());
-    assert_eq!(t.decisions as u64 + t.dropped, n as u64, "{t:?}");
-    assert_eq!(t.dropped, 0);
+    http_requests(port, n);
+    // The writer is stuck on the full pipe with thousands of lines queued. SIGTERM, and let
+    // the reader go only well into the shutdown (a slow disk): the backlog must still be
+    // written before the process ends, within the grace period (20 s here).
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    std::thread::sleep(Duration::from_millis(1500));
+    pipe.go.send(()).unwrap();
+    let log = pipe.reader.join().unwrap();
+    assert!(child.wait().unwrap().success());
+    let t = tally(&log);
+    assert_eq!((t.decisions, t.dropped), (n, 0), "{t:?}");
 }
 
 #[test]
