@@ -12,7 +12,6 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::http::serve;
 use common::*;
 use rocket::http::Status;
 
