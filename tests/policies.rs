@@ -21,13 +21,6 @@ impl Policy for Missing {
     const NAME: &'static str = "no-such-policy";
 }
 
-/// Counts every handler run, whatever the method or path.
-#[rocket::route(GET, uri = "/<_..>", rank = 50)]
-fn any(hits: &State<Hits>) -> &'static str {
-    hits.0.fetch_add(1, Ordering::SeqCst);
-    "route ran"
-}
-
 #[get("/guarded")]
 fn guarded(_ok: Allowed<Admin>, hits: &State<Hits>) -> &'static str {
     hits.0.fetch_add(1, Ordering::SeqCst);
