@@ -485,3 +485,18 @@ fn log_lines_carry_the_policy_and_status() {
         }
     }
 }
+
+#[test]
+fn the_examples_configuration_does_what_its_comments_say() {
+    let toml = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/policies.toml"
+    ))
+    .unwrap();
+    let client = client(policy_app(&toml));
+    assert_eq!(get(&client, "/", "192.0.2.1:1").0, Status::Ok);
+    assert_eq!(get(&client, "/admin", "192.0.2.1:1").0, Status::NotFound);
+    assert_eq!(get(&client, "/admin", "127.0.0.1:1").0, Status::Ok);
+    assert_eq!(get(&client, "/admin/x", "203.0.113.9:1").0, Status::Ok);
+    assert_eq!(get(&client, "/healthz", "192.0.2.1:1").0, Status::Ok);
+}
