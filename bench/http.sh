@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# End-to-end HTTP benchmark on loopback: the same release app three ways,
-#   none   - without the fairing
-#   rules  - with the fairing and 100,000 rules
-#   log    - the same with the access log on
+# End-to-end HTTP benchmark on loopback: the same release app five ways,
+#   none     - without the fairing
+#   one      - with the fairing and one rule (allow 127.0.0.1, deny all)
+#   policies - the same plus 1,000 path-scoped policies, the request under one of them
+#   rules    - with the fairing and 100,000 rules
+#   log      - the same with the access log on
+# every request is GET /p500/x (a catch-all route answers it);
 # each driven by wrk for a bounded time, in interleaved rounds; prints requests/s and
 # p99 latency (median of the rounds) and the ratios to `none`, all from this one run.
 #
@@ -28,47 +31,61 @@ tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
 
 python3 bench/gen_rules.py 1 "$port" >"$tmp/none.toml"
+python3 bench/gen_rules.py 0 "$port" >"$tmp/one.toml"
+python3 bench/gen_rules.py 0 "$port" "" 1000 >"$tmp/policies.toml"
 python3 bench/gen_rules.py "$nrules" "$port" >"$tmp/rules.toml"
 python3 bench/gen_rules.py "$nrules" "$port" "$tmp/access.log" >"$tmp/log.toml"
+url="http://127.0.0.1:$port/p500/x"
 
-run() { # mode -> "rps p99_ms"
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system time of a process
+hz=$(getconf CLK_TCK)
+
+run() { # mode -> "rps p99_ms ready_s cpu_us_per_request"
     local mode=$1 env=()
     [ "$mode" = none ] && env=(BENCH_NO_FAIRING=1)
     local t0=$(date +%s.%N)
     env "${env[@]}" ROCKET_CONFIG="$tmp/$mode.toml" "$app" >"$tmp/$mode.out" 2>&1 &
     local pid=$!
     for _ in $(seq 1 300); do
-        curl -s -o /dev/null "http://127.0.0.1:$port/" && break
+        curl -s -o /dev/null "$url" && break
         sleep 0.1
     done
     local ready=$(echo "$(date +%s.%N) - $t0" | bc)
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/")" = 200 ] || {
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$url")" = 200 ] || {
         echo "$mode: app did not answer 200" >&2; cat "$tmp/$mode.out" >&2; exit 1; }
-    wrk -t2 -c64 -d"${secs}s" --latency "http://127.0.0.1:$port/" >"$tmp/wrk.out"
+    local c0=$(cpu_ticks "$pid")
+    wrk -t2 -c64 -d"${secs}s" --latency "$url" >"$tmp/wrk.out"
+    local c1=$(cpu_ticks "$pid")
     kill "$pid"; wait "$pid" 2>/dev/null || true
+    local n=$(awk '/requests in/ {print $1}' "$tmp/wrk.out")
+    local cpu=$(echo "($c1 - $c0) * 1000000 / $hz / $n" | bc -l)
     local rps=$(awk '/Requests\/sec/ {print $2}' "$tmp/wrk.out")
     local p99=$(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' "$tmp/wrk.out")
     local non2xx=$(awk '/Non-2xx/ {print $NF}' "$tmp/wrk.out")
     [ -z "$non2xx" ] || { echo "$mode: $non2xx non-2xx responses" >&2; exit 1; }
-    echo "$rps $p99 $ready"
+    echo "$rps $p99 $ready $cpu"
 }
 
-declare -A rps p99 ready
+declare -A rps p99 ready cpu
 for r in $(seq 1 "$rounds"); do
-    for mode in none rules log; do
-        read -r a b c < <(run "$mode")
-        rps[$mode]+="$a "; p99[$mode]+="$b "; ready[$mode]+="$c "
-        echo "round $r $mode: $a req/s, p99 $b ms (ready after ${c}s)" >&2
+    for mode in none one policies rules log; do
+        read -r a b c d < <(run "$mode")
+        rps[$mode]+="$a "; p99[$mode]+="$b "; ready[$mode]+="$c "; cpu[$mode]+="$d "
+        printf 'round %s %s: %s req/s, p99 %s ms, server CPU %.2f us/request (ready after %ss)\n' \
+            "$r" "$mode" "$a" "$b" "$d" "$c" >&2
     done
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-printf '\n%-8s %12s %10s %10s %10s\n' mode 'req/s' 'p99 ms' 'vs none' 'ready s'
+printf '\n%-9s %10s %8s %9s %12s %9s %8s\n' mode 'req/s' 'p99 ms' 'vs none' 'CPU us/req' 'vs none' 'ready s'
 base=$(echo "${rps[none]}" | median)
-for mode in none rules log; do
+cbase=$(echo "${cpu[none]}" | median)
+for mode in none one policies rules log; do
     m=$(echo "${rps[$mode]}" | median)
     l=$(echo "${p99[$mode]}" | median)
     s=$(echo "${ready[$mode]}" | median)
-    printf '%-8s %12.0f %10.2f %9.1f%% %10.2f\n' "$mode" "$m" "$l" "$(echo "100 * $m / $base" | bc -l)" "$s"
+    c=$(echo "${cpu[$mode]}" | median)
+    printf '%-9s %10.0f %8.2f %8.1f%% %12.2f %8.2fx %8.2f\n' "$mode" "$m" "$l" \
+        "$(echo "100 * $m / $base" | bc -l)" "$c" "$(echo "$c / $cbase" | bc -l)" "$s"
 done
-echo "(wrk -t2 -c64 -d${secs}s, $rounds interleaved rounds, median; $nrules rules; access log lines: $(cat "$tmp"/access.log* 2>/dev/null | wc -l))"
+echo "(bash bench/http.sh $secs $rounds $nrules: wrk -t2 -c64 -d${secs}s, $rounds interleaved rounds, median; $nrules rules; access log lines: $(cat "$tmp"/access.log* 2>/dev/null | wc -l))"

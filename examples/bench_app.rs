@@ -1,10 +1,10 @@
-//! The app `bench/http.sh` measures: one tiny route, with the fairing unless
+//! The app `bench/http.sh` measures: one tiny route for every path, with the fairing unless
 //! `BENCH_NO_FAIRING` is set. Configuration comes from `ROCKET_CONFIG`.
 
 #[macro_use]
 extern crate rocket;
 
-#[get("/")]
+#[get("/<_..>")]
 fn index() -> &'static str {
     "Hello, world!"
 }

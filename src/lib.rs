@@ -3,11 +3,19 @@
 //!
 //! # Where things live
 //!
-//! - [`AllowFairing`]: the fairing (ignite, per-request decision, refusal route).
-//! - [`AllowConfig`] and friends: the `[allow]` schema, defaults and validation.
-//! - [`Rule`], [`Target`], [`Verdict`]: rule values and their parser.
-//! - [`Matcher`], [`LinearScan`]: the compiled first-match matcher and its reference.
-//! - [`client_addr`], [`ClientIpHeader`]: which address is the client behind proxies.
+//! - [`AllowFairing`] (`fairing.rs`): ignite, the deciding request fairing, the refusal route.
+//! - [`Allowed`], [`ClientIp`], [`Policy`] (`guard.rs`): request guards.
+//! - `decide.rs`: the one decision path (client address, policy, rule, record) both use.
+//! - [`AllowConfig`], [`PolicyConfig`] and friends (`config/`): the `[allow]` schema,
+//!   defaults, bounds and validation.
+//! - [`Rule`], [`Target`], [`Verdict`] (`rules.rs`); [`BUILTIN_SETS`] and `@set`
+//!   expansion (`sets.rs`).
+//! - [`Matcher`], [`LinearScan`] (`matcher.rs`): the compiled first-match matcher and its
+//!   reference; `generation.rs` compiles every policy, `paths.rs` picks one by path.
+//! - [`client_addr`], [`ClientIpHeader`] (`client/`): which address is the client behind
+//!   proxies.
+//! - `resolve.rs`: host names, resolved and refreshed off the request path.
+//! - `log/`: access log lines, the writer thread, rotation.
 //! - [`Error`]: why ignite failed.
 
 mod client;

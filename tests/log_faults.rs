@@ -239,18 +239,12 @@ fn child_app_until_sigterm() {
     let Ok(log) = std::env::var(CHILD_LOG) else {
         return;
     };
-    let rocket = app(&config(Path::new(&log), ""));
-    let figment = rocket
-        .figment()
-        .clone()
-        .merge(("address", "127.0.0.1"))
-        .merge(("port", 0));
-    let rocket = rocket
-        .configure(figment)
-        .attach(rocket::fairing::AdHoc::on_liftoff("port", |r| {
+    let rocket = common::http::on_free_port(app(&config(Path::new(&log), ""))).attach(
+        rocket::fairing::AdHoc::on_liftoff("port", |r| {
             println!("PORT={}", r.config().port);
             Box::pin(async {})
-        }));
+        }),
+    );
     let result = rocket::execute(rocket.launch());
     drop(result);
     std::process::exit(0);

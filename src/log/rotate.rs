@@ -233,7 +233,7 @@ fn undo<S: Storage>(file: &mut S, written: usize, e: io::Error) -> io::Error {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn real(path: &Path) -> io::Result<File> {
@@ -282,20 +282,22 @@ mod tests {
         assert_eq!(read(dir.path().join("a.log.1")), "after\n");
     }
 
-    /// Fails writes after `budget` bytes, writing part of the buffer first (a disk filling up).
-    struct Full {
-        file: File,
-        budget: usize,
+    /// A file on a disk that is full while `full` is set: a write takes the first 7 bytes of
+    /// a longer buffer (a short write), then fails with ENOSPC.
+    pub(crate) struct Flaky {
+        pub file: File,
+        pub full: std::sync::Arc<std::sync::atomic::AtomicBool>,
     }
 
-    impl Storage for Full {
+    impl Storage for Flaky {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            if self.budget == 0 {
+            if self.full.load(std::sync::atomic::Ordering::SeqCst) {
+                if buf.len() > 7 {
+                    return Write::write(&mut self.file, &buf[..7]);
+                }
                 return Err(io::Error::from_raw_os_error(28)); // ENOSPC
             }
-            let n = buf.len().min(self.budget);
-            self.budget -= n;
-            Write::write(&mut self.file, &buf[..n])
+            Write::write(&mut self.file, buf)
         }
         fn truncate(&mut self, len: u64) -> io::Result<()> {
             self.file.set_len(len)
@@ -309,14 +311,15 @@ mod tests {
     fn a_failed_append_leaves_no_torn_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.log");
-        let mut full = Full {
+        let full = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut flaky = Flaky {
             file: open_file(&path).unwrap(),
-            budget: 14,
+            full: full.clone(),
         };
-        append_whole(&mut full, b"whole line\n").unwrap();
-        let e = append_whole(&mut full, b"torn line\n").unwrap_err();
+        append_whole(&mut flaky, b"whole line\n").unwrap();
+        full.store(true, std::sync::atomic::Ordering::SeqCst);
+        let e = append_whole(&mut flaky, b"torn line\n").unwrap_err();
         assert_eq!(e.raw_os_error(), Some(28));
-        append_whole(&mut full, b"x").unwrap_err();
         assert_eq!(read(path), "whole line\n");
     }
 }

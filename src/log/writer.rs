@@ -210,37 +210,11 @@ impl<S: Storage> Writer<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::rotate::{open_file, Stat};
-    use std::fs::File;
-    use std::io::{self, Write};
+    use crate::log::rotate::open_file;
+    use crate::log::rotate::tests::Flaky;
     use std::path::Path;
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
-
-    /// A file on a disk that is full while `full` is set: writes take part of the buffer,
-    /// then fail with ENOSPC.
-    struct Flaky {
-        file: File,
-        full: Arc<AtomicBool>,
-    }
-
-    impl Storage for Flaky {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            if self.full.load(Ordering::SeqCst) {
-                if buf.len() > 7 {
-                    return Write::write(&mut self.file, &buf[..7]);
-                }
-                return Err(io::Error::from_raw_os_error(28));
-            }
-            Write::write(&mut self.file, buf)
-        }
-        fn truncate(&mut self, len: u64) -> io::Result<()> {
-            self.file.set_len(len)
-        }
-        fn stat(&self) -> io::Result<Stat> {
-            self.file.stat()
-        }
-    }
 
     #[test]
     fn disk_full_loses_whole_lines_and_reports_them_before_the_next_line() {

@@ -17,20 +17,23 @@ pub struct Server {
     thread: JoinHandle<Result<Rocket<Ignite>, String>>,
 }
 
-/// Launches `rocket` on 127.0.0.1 at a port the OS picks, and waits (10 s at most) until it serves.
-pub fn serve(rocket: Rocket<Build>) -> Server {
-    let (tx, rx) = mpsc::channel();
+/// `rocket` set to listen on 127.0.0.1 at a port the OS picks (`config().port` at liftoff).
+pub fn on_free_port(rocket: Rocket<Build>) -> Rocket<Build> {
     let figment = rocket
         .figment()
         .clone()
         .merge(("address", "127.0.0.1"))
         .merge(("port", 0));
-    let rocket = rocket
-        .configure(figment)
-        .attach(AdHoc::on_liftoff("port", move |r| {
-            let _ = tx.send((r.config().port, r.shutdown()));
-            Box::pin(async {})
-        }));
+    rocket.configure(figment)
+}
+
+/// Launches `rocket` on 127.0.0.1 at a port the OS picks, and waits (10 s at most) until it serves.
+pub fn serve(rocket: Rocket<Build>) -> Server {
+    let (tx, rx) = mpsc::channel();
+    let rocket = on_free_port(rocket).attach(AdHoc::on_liftoff("port", move |r| {
+        let _ = tx.send((r.config().port, r.shutdown()));
+        Box::pin(async {})
+    }));
     let thread = std::thread::spawn(move || {
         rocket::execute(rocket.launch()).map_err(|e| format!("launch failed: {e}"))
     });
