@@ -146,6 +146,11 @@ struct Pipe {
 }
 
 fn pipe(dir: &Path) -> Pipe {
+    pipe_read_at(dir, None)
+}
+
+/// [`pipe`], read `chunk` bytes at a time with a pause between reads (a slow disk).
+fn pipe_read_at(dir: &Path, pace: Option<(usize, Duration)>) -> Pipe {
     let path = dir.join("access.log");
     let ok = std::process::Command::new("mkfifo")
         .arg(&path)
@@ -157,9 +162,24 @@ fn pipe(dir: &Path) -> Pipe {
     let reader = std::thread::spawn(move || {
         let mut f = fs::File::open(&p).unwrap(); // blocks until the app opens it
         let _ = wait.recv();
-        let mut out = String::new();
-        f.read_to_string(&mut out).unwrap();
-        out
+        let mut out = Vec::new();
+        match pace {
+            None => {
+                f.read_to_end(&mut out).unwrap();
+            }
+            Some((chunk, pause)) => {
+                let mut buf = vec![0; chunk];
+                loop {
+                    let n = f.read(&mut buf).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    out.extend_from_slice(&buf[..n]);
+                    std::thread::sleep(pause);
+                }
+            }
+        }
+        String::from_utf8(out).unwrap()
     });
     Pipe { path, go, reader }
 }
@@ -229,6 +249,45 @@ fn http_requests(port: u16, n: usize) {
 
 /// The environment variable that turns [`child_app_until_sigterm`] into a server.
 const CHILD_LOG: &str = "ROCKET_ALLOW_TEST_CHILD_LOG";
+/// More `[allow.access_log]` keys for the child app, and its `shutdown.grace`.
+const CHILD_EXTRA: &str = "ROCKET_ALLOW_TEST_CHILD_EXTRA";
+const CHILD_GRACE: &str = "ROCKET_ALLOW_TEST_CHILD_GRACE";
+
+/// Starts [`child_app_until_sigterm`] with these settings; returns it and its port.
+fn child_app(log: &Path, extra: &str, grace: u32) -> (std::process::Child, u16) {
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_app_until_sigterm",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(CHILD_LOG, log)
+        .env(CHILD_EXTRA, extra)
+        .env(CHILD_GRACE, grace.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let port = loop {
+        let mut line = String::new();
+        let read = std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        assert!(read > 0, "the child app exited before it served");
+        if let Some(p) = line.trim().strip_prefix("PORT=") {
+            break p.parse().unwrap();
+        }
+    };
+    (child, port)
+}
+
+fn sigterm(child: &std::process::Child) {
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+}
 
 /// Not a test of its own: the app that `shutdown_writes_the_whole_backlog` runs in a child
 /// process. It serves until a signal stops Rocket, then ends the process the way a
@@ -239,12 +298,17 @@ fn child_app_until_sigterm() {
     let Ok(log) = std::env::var(CHILD_LOG) else {
         return;
     };
-    let rocket = common::http::on_free_port(app(&config(Path::new(&log), ""))).attach(
-        rocket::fairing::AdHoc::on_liftoff("port", |r| {
+    let extra = std::env::var(CHILD_EXTRA).unwrap_or_default();
+    let grace = std::env::var(CHILD_GRACE).unwrap_or_else(|_| "20".into());
+    let toml = config(Path::new(&log), &extra)
+        .replace("shutdown.grace = 20", &format!("shutdown.grace = {grace}"));
+    let rocket = common::http::on_free_port(app(&toml)).attach(rocket::fairing::AdHoc::on_liftoff(
+        "port",
+        |r| {
             println!("PORT={}", r.config().port);
             Box::pin(async {})
-        }),
-    );
+        },
+    ));
     let result = rocket::execute(rocket.launch());
     drop(result);
     std::process::exit(0);
@@ -254,42 +318,76 @@ fn child_app_until_sigterm() {
 fn shutdown_writes_the_whole_backlog() {
     let dir = tempfile::tempdir().unwrap();
     let pipe = pipe(dir.path());
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_app_until_sigterm",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env(CHILD_LOG, &pipe.path)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let port: u16 = loop {
-        let mut line = String::new();
-        let read = std::io::BufRead::read_line(&mut out, &mut line).unwrap();
-        assert!(read > 0, "the child app exited before it served");
-        if let Some(p) = line.trim().strip_prefix("PORT=") {
-            break p.parse().unwrap();
-        }
-    };
+    let (child, port) = child_app(&pipe.path, "", 20);
     let n = 4000;
     http_requests(port, n);
     // The writer is stuck on the full pipe with thousands of lines queued. SIGTERM, and let
     // the reader go only well into the shutdown (a slow disk): the backlog must still be
     // written before the process ends, within the grace period (20 s here).
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    sigterm(&child);
     std::thread::sleep(Duration::from_millis(1500));
     pipe.go.send(()).unwrap();
     let log = pipe.reader.join().unwrap();
-    assert!(child.wait().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
     let t = tally(&log);
     assert_eq!((t.decisions, t.dropped), (n, 0), "{t:?}");
+}
+
+/// The log cannot keep up, and shutdown cannot wait for it: whatever the log does not
+/// account for is said on stderr, once, exactly.
+#[test]
+fn shutdown_past_the_grace_period_accounts_for_every_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // The disk stalls while the requests come in (the queue fills, then lines are dropped),
+    // and after SIGTERM takes about 320 KB/s: a 1 s grace is not enough for the backlog.
+    let pipe = pipe_read_at(dir.path(), Some((16 * 1024, Duration::from_millis(50))));
+    let (child, port) = child_app(&pipe.path, "queue_lines = 20000", 1);
+    let n = 24_000;
+    http_requests(port, n);
+    sigterm(&child);
+    pipe.go.send(()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let log = pipe.reader.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let missing: u64 = stderr
+        .lines()
+        .filter_map(|l| l.split("is missing ").nth(1))
+        .map(|rest| {
+            rest.split(" ")
+                .next()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap_or_else(|_| panic!("{stderr}"))
+        })
+        .sum();
+    assert!(
+        stderr.matches("is missing").count() <= 1,
+        "one account on stderr: {stderr}"
+    );
+    assert!(!stderr.contains("up to"), "the account is exact: {stderr}");
+    let t = tally(&log);
+    eprintln!("{n} decisions: {t:?}, {missing} reported on stderr");
+    assert!(missing > 0, "the test must outrun the log: {t:?}");
+    assert_eq!(
+        t.decisions as u64 + t.dropped + missing,
+        n as u64,
+        "{t:?} {stderr}"
+    );
+}
+
+#[test]
+fn a_named_pipe_nobody_reads_fails_ignite_instead_of_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .unwrap()
+        .success());
+    let err = ignite_error(app(&config(&path, "")), &["allow.access_log", "5 s"]);
+    assert!(err.contains("named pipe"), "{err}");
 }
 
 #[test]

@@ -73,4 +73,23 @@ fn decisions_are_tracing_events_and_no_subscriber_is_installed() {
     );
     assert_eq!(seen[2].0, tracing::Level::WARN);
     assert!(seen[2].1.contains("rule=None"), "{}", seen[2].1);
+    // The app-wide rules have no policy name; a refusal carries its status.
+    assert!(!seen[1].1.contains("policy="), "{}", seen[1].1);
+    assert!(seen[1].1.contains("status=403"), "{}", seen[1].1);
+
+    // Request text in the event is escaped like in the log: a Host Rocket cannot parse is
+    // shown raw in the URL, and must not carry line breaks or bidi controls to the subscriber.
+    events.0.lock().unwrap().clear();
+    client
+        .get("/c")
+        .remote(addr("192.0.2.1:1"))
+        .header(rocket::http::Header::new(
+            "Host",
+            "evil\u{85}host\u{2028}2026 INFO rocket_allow: request allowed\u{202e}",
+        ))
+        .dispatch();
+    let seen = events.0.lock().unwrap().clone();
+    let url = seen[0].1.split("url=").nth(1).unwrap();
+    assert!(!url.contains(['\u{85}', '\u{2028}', '\u{202e}']), "{url:?}");
+    assert!(url.contains("\\u{2028}"), "{url:?}");
 }

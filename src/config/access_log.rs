@@ -60,8 +60,9 @@ pub struct AccessLogConfig {
     pub format: LogFormat,
     /// `"drop"` (default) or `"block"`: what to do when the writer is a full queue behind.
     pub on_full: OnFull,
-    /// How many lines may wait for the writer thread, 1 to 10000000. Default 128000
-    /// (about 32 MiB of queued lines at most).
+    /// How many lines may wait for the writer thread, 1 to 1000000. Default 128000. The
+    /// queue reserves about 32 bytes a line up front (4 MiB at the default), plus the lines
+    /// waiting in it (150 to 300 bytes each).
     pub queue_lines: usize,
 }
 

@@ -41,10 +41,10 @@ pub(super) const BACKUP_COUNT: Bound = Bound {
 pub(super) const QUEUE_LINES: Bound = Bound {
     key: "access_log.queue_lines",
     min: 1,
-    max: 10_000_000,
-    expecting: "a whole number of lines from 1 to 10000000",
+    max: 1_000_000,
+    expecting: "a whole number of lines from 1 to 1000000",
     too_small: "must be at least 1 line",
-    too_large: "must be at most 10000000 lines",
+    too_large: "must be at most 1000000 lines",
 };
 
 pub(super) const TIMEOUT_SECS: Bound = Bound {
@@ -58,10 +58,10 @@ pub(super) const TIMEOUT_SECS: Bound = Bound {
 
 pub(super) const MIN_TTL_SECS: Bound = Bound {
     key: "dns.min_ttl_secs",
-    min: 0,
+    min: 1,
     max: 604_800,
-    expecting: "a whole number of seconds from 0 to 604800 (7 days)",
-    too_small: "must not be negative",
+    expecting: "a whole number of seconds from 1 to 604800 (7 days)",
+    too_small: "must be at least 1 second",
     too_large: "must be at most 604800 seconds (7 days)",
 };
 

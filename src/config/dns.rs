@@ -71,6 +71,12 @@ fn de_nameservers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D:
                 .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
                 .map_err(|_| {
                     de::Error::custom(format!("[{i}]: `{s}` is not an address or address:port"))
+                })
+                .and_then(|a| match a.port() {
+                    0 => Err(de::Error::custom(format!(
+                        "[{i}]: `{s}`: port 0 is not a port a server listens on"
+                    ))),
+                    _ => Ok(a),
                 }),
             other => Err(de::Error::custom(format!(
                 "[{i}]: found {}; expected a string \"address:port\" or \"address\"",

@@ -354,6 +354,12 @@ mod tests {
             .unwrap_err();
         assert!(e.contains("allow.dns.min_ttl_secs"), "{e}");
         let e =
+            load("allow.rules = []\nallow.dns = { nameservers = [\"1.2.3.4:0\"] }").unwrap_err();
+        assert!(
+            e.contains("dns.nameservers[0]") && e.contains("port 0"),
+            "{e}"
+        );
+        let e =
             load("allow.rules = []\nallow.dns = { nameservers = [\"dns.example\"] }").unwrap_err();
         assert!(
             e.contains("dns.nameservers[0]") && e.contains("dns.example"),

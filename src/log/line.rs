@@ -162,7 +162,7 @@ impl Entry<'_> {
         out.push(' ');
         out.push_str(self.method);
         out.push(' ');
-        let _ = write!(Escaped(out), "{}", self.url);
+        let _ = write!(Escaped(&mut *out), "{}", self.url);
         out.push(' ');
         escape_into(out, self.user_agent.unwrap_or("-"));
         out.push('\n');
@@ -214,7 +214,7 @@ impl Entry<'_> {
                     rule_written = ?written,
                     note = ?self.note,
                     method = self.method,
-                    url = %self.url,
+                    url = %EscapedDisplay(&self.url),
                     user_agent = ?self.user_agent,
                     $msg
                 )
@@ -271,18 +271,27 @@ fn escape_into(out: &mut String, s: &str) {
 }
 
 /// A `fmt::Write` that escapes control characters on the way into the line.
-struct Escaped<'a>(&'a mut String);
+struct Escaped<W: fmt::Write>(W);
 
-impl fmt::Write for Escaped<'_> {
+impl<W: fmt::Write> fmt::Write for Escaped<W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         for c in s.chars() {
             if must_escape(c) {
                 write!(self.0, "{}", c.escape_unicode())?;
             } else {
-                self.0.push(c);
+                self.0.write_char(c)?;
             }
         }
         Ok(())
+    }
+}
+
+/// Displays a value with [`must_escape`] characters escaped (for tracing fields).
+struct EscapedDisplay<'a, T: fmt::Display>(&'a T);
+
+impl<T: fmt::Display> fmt::Display for EscapedDisplay<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(Escaped(f), "{}", self.0)
     }
 }
 

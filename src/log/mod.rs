@@ -16,7 +16,7 @@ mod writer;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -24,7 +24,7 @@ use crossbeam_channel::{Sender, TrySendError};
 
 pub(crate) use line::{By, Entry, Level, RuleRef, Url};
 use rotate::{open_file, LogFile};
-use writer::{Counters, Writer};
+use writer::{Counters, Unwritten, Writer};
 
 use crate::config::{AccessLogConfig, LogFormat, OnFull};
 use crate::error::Error;
@@ -38,8 +38,10 @@ pub(crate) struct AccessLog {
     counters: Arc<Counters>,
     worker: Option<JoinHandle<()>>,
     path: PathBuf,
-    /// How long closing may wait for the backlog: Rocket's shutdown grace period.
+    /// How long shutdown may wait for the backlog: Rocket's shutdown grace period.
     wait: Duration,
+    /// When that wait ends, once shutdown has begun (shared by `drain` and `drop`).
+    deadline: Mutex<Option<Instant>>,
 }
 
 impl AccessLog {
@@ -54,11 +56,7 @@ impl AccessLog {
         // An absolute path keeps writing to the same file if the app changes directory.
         let path = std::path::absolute(&config.path).map_err(fail)?;
         // The first open is plain (no directory is created at ignite: a wrong path must fail).
-        let first = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(fail)?;
+        let first = open_at_ignite(&path).map_err(fail)?;
         let mut first = Some(first);
         // Later opens (after rotation, or when the file or directory was removed) recreate.
         let open = move |p: &std::path::Path| match first.take() {
@@ -74,12 +72,12 @@ impl AccessLog {
         .map_err(fail)?;
         let (tx, rx) = crossbeam_channel::bounded(config.queue_lines);
         let counters = Arc::new(Counters::default());
-        let writer = Writer::new(file, config.format);
         let worker = {
             let counters = counters.clone();
+            let format = config.format;
             std::thread::Builder::new()
                 .name("rocket-allow-access-log".into())
-                .spawn(move || writer.run(rx, &counters))
+                .spawn(move || Writer::new(file, format, &counters).run(rx))
                 .map_err(fail)?
         };
         Ok(AccessLog {
@@ -90,6 +88,7 @@ impl AccessLog {
             worker: Some(worker),
             path,
             wait,
+            deadline: Mutex::new(None),
         })
     }
 
@@ -117,51 +116,100 @@ impl AccessLog {
         counter.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Waits (at most the shutdown grace period) until every line queued so far is
-    /// written, and says on stderr how many are still waiting if that takes longer.
+    /// At shutdown: waits until every line queued so far is written, for at most the
+    /// grace period (which starts now, and which `drop` shares).
     pub fn drain(&self) {
-        let left = self.counters.wait_done(Instant::now() + self.wait);
-        if left > 0 {
-            eprintln!(
-                "rocket-allow: {left} access log line(s) not yet written to `{}` after the \
-                 shutdown grace period ({} s)",
-                self.path.display(),
-                self.wait.as_secs()
-            );
-        }
+        self.counters.wait_done(self.deadline());
+    }
+
+    fn deadline(&self) -> Instant {
+        let mut d = self.deadline.lock().unwrap_or_else(|e| e.into_inner());
+        *d.get_or_insert_with(|| Instant::now() + self.wait)
     }
 }
 
+/// Opens the log for appending, giving up after [`OPEN_TIMEOUT`]: opening a named pipe
+/// that nobody reads blocks forever, and ignite must fail instead of hanging.
+fn open_at_ignite(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = path.to_path_buf();
+    std::thread::Builder::new()
+        .name("rocket-allow-open-log".into())
+        .spawn(move || {
+            let _ = tx.send(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p),
+            );
+        })?;
+    rx.recv_timeout(OPEN_TIMEOUT).unwrap_or_else(|_| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "opening it did not finish within {} s (a named pipe that nobody reads?)",
+                OPEN_TIMEOUT.as_secs()
+            ),
+        ))
+    })
+}
+
+/// How long ignite waits for the log file to open.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Drop for AccessLog {
-    /// Closes the queue and lets the writer finish the backlog, for at most the shutdown
-    /// grace period; whatever is still unwritten then is counted on stderr.
+    /// Closes the queue and lets the writer finish the backlog, until the grace period ends;
+    /// then says on stderr, once, whatever the log does not account for.
     fn drop(&mut self) {
         drop(self.queue.take());
-        let deadline = Instant::now() + self.wait;
-        let left = self.counters.wait_done(deadline);
+        let deadline = self.deadline();
+        self.counters.wait_done(deadline);
         let Some(worker) = self.worker.take() else {
             return;
         };
         while !worker.is_finished() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-        if worker.is_finished() {
-            if worker.join().is_err() {
-                eprintln!("rocket-allow: the access log writer failed");
-            }
+        let left = if worker.is_finished() {
+            let _ = worker.join();
+            Some(self.counters.unwritten(self.counters.done()))
         } else {
-            eprintln!(
-                "rocket-allow: {left} access log line(s) could not be written to `{}` before \
-                 the shutdown grace period ({} s) ended",
-                self.path.display(),
-                self.wait.as_secs()
-            );
-        }
-        let dropped = self.counters.dropped.load(Ordering::SeqCst);
-        if dropped > 0 {
-            eprintln!(
-                "rocket-allow: {dropped} access log line(s) were dropped and could not be reported"
-            );
+            // Stop it at a batch boundary so the counts below are exact.
+            self.counters.abandon(Duration::from_secs(1))
+        };
+        let path = self.path.display();
+        match left {
+            Some(Unwritten {
+                waiting,
+                dropped,
+                lost,
+            }) => {
+                if waiting + dropped + lost > 0 {
+                    eprintln!(
+                        "rocket-allow: access log `{path}` is missing {} decision line(s) that \
+                         it does not report: {waiting} not written by the end of the shutdown \
+                         grace period ({} s), {dropped} dropped at a full queue, {lost} failed \
+                         to write",
+                        waiting + dropped + lost,
+                        self.wait.as_secs()
+                    );
+                }
+            }
+            None => {
+                let Unwritten {
+                    waiting,
+                    dropped,
+                    lost,
+                } = self.counters.unwritten(self.counters.done());
+                eprintln!(
+                    "rocket-allow: access log `{path}` is missing up to {} decision line(s) \
+                     that it does not report ({waiting} queued, {dropped} dropped, {lost} \
+                     failed): a write was still in progress when the shutdown grace period \
+                     ({} s) ended",
+                    waiting + dropped + lost,
+                    self.wait.as_secs()
+                );
+            }
         }
     }
 }

@@ -1,13 +1,15 @@
 //! The writer thread: takes lines off the queue, writes them in batches, rotates, and
 //! accounts for every line it could not write.
 //!
-//! Every decision line ends up either in the log or in a count the log reports:
-//! - lines the request side dropped because the queue was full (`Counters::dropped`) are
-//!   reported by this thread, in a line written straight into the file, not queued behind
-//!   the backlog that caused the drops;
-//! - lines that failed to reach the disk are counted here and reported before the first
-//!   line written once writing works again;
-//! - what cannot be reported in the log by the end is said on stderr.
+//! Every decision line ends up either in the log or in a count, and every count is
+//! reported once: in the log, or (whatever the log could not take by the end) on stderr.
+//! - Lines the request side dropped at a full queue (`Counters::dropped`) are reported by
+//!   this thread, in a notice written straight into the file, not queued behind the
+//!   backlog that caused the drops. The count is only taken off once the notice is on disk.
+//! - Lines that failed to reach the disk (`Counters::lost`) are reported before the first
+//!   line written once writing works again, in the same write.
+//! - At shutdown [`Counters::abandon`] stops the writer at a batch boundary, so the
+//!   counts read afterwards are exact.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -22,19 +24,39 @@ use crate::config::LogFormat;
 /// Write a batch out once it reaches this size, even if the queue is not empty yet.
 const BATCH_BYTES: usize = 64 * 1024;
 
+/// Lines taken off the queue between looks at the drop counter (and progress reports).
+const LINES_PER_ROUND: usize = 4096;
+
 /// How often an idle writer looks for drops to report.
 const IDLE_CHECK: Duration = Duration::from_millis(500);
 
-/// Shared between the request side and the writer.
+/// Shared between the request side, the writer and shutdown.
 #[derive(Default)]
 pub(crate) struct Counters {
     /// Lines queued.
     pub queued: AtomicU64,
-    /// Lines dropped at a full queue, not yet reported.
+    /// Lines dropped at a full queue and not yet reported in the log.
     pub dropped: AtomicU64,
-    /// Queued lines the writer has finished with (written, or counted as lost).
+    /// Queued lines that could not be written and are not yet reported in the log.
+    pub lost: AtomicU64,
+    /// Queued lines the writer has finished with (written, or counted in `lost`).
     done: Mutex<u64>,
     done_changed: Condvar,
+    /// Held while a batch is written and counted; `true` once shutdown gave up waiting.
+    abandoned: Mutex<bool>,
+    /// Set first when shutdown gives up, so the writer starts no new batch meanwhile.
+    abandoning: std::sync::atomic::AtomicBool,
+}
+
+/// What is still unaccounted for in the log when the writer is stopped.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Unwritten {
+    /// Queued lines not written.
+    pub waiting: u64,
+    /// Dropped lines not reported in the log.
+    pub dropped: u64,
+    /// Lines that failed to be written and are not reported in the log.
+    pub lost: u64,
 }
 
 impl Counters {
@@ -57,72 +79,106 @@ impl Counters {
         target.saturating_sub(*done)
     }
 
-    fn finished(&self, lines: u64) {
-        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
-        *done += lines;
-        self.done_changed.notify_all();
+    /// Stops the writer before its next batch and returns what it leaves unwritten.
+    /// `None` if a write is in progress and does not end within `patience` (then whether
+    /// its lines reached the disk cannot be known).
+    pub fn abandon(&self, patience: Duration) -> Option<Unwritten> {
+        self.abandoning.store(true, Ordering::SeqCst);
+        let until = Instant::now() + patience;
+        let mut guard = loop {
+            match self.abandoned.try_lock() {
+                Ok(g) => break g,
+                Err(std::sync::TryLockError::Poisoned(e)) => break e.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) if Instant::now() < until => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(std::sync::TryLockError::WouldBlock) => return None,
+            }
+        };
+        *guard = true;
+        let done = *self.done.lock().unwrap_or_else(|e| e.into_inner());
+        Some(self.unwritten(done))
     }
-}
 
-/// The writer's state: the file, the batch being built, and what is owed a report.
-pub(crate) struct Writer<S: Storage> {
-    file: LogFile<S>,
-    format: LogFormat,
-    batch: Vec<u8>,
-    /// Decision lines in `batch` (notices are not counted).
-    batch_lines: u64,
-    /// Lines that could not be written and are not reported yet, and the last reason.
-    lost: u64,
-    last_error: String,
-    /// Whether the last write failed (the first failure of a run goes to stderr).
-    failing: bool,
-}
-
-impl<S: Storage> Writer<S> {
-    pub fn new(file: LogFile<S>, format: LogFormat) -> Writer<S> {
-        Writer {
-            file,
-            format,
-            batch: Vec::with_capacity(BATCH_BYTES),
-            batch_lines: 0,
-            lost: 0,
-            last_error: String::new(),
-            failing: false,
+    /// What the log does not account for, once the writer has finished.
+    pub fn unwritten(&self, done: u64) -> Unwritten {
+        Unwritten {
+            waiting: self.queued.load(Ordering::SeqCst).saturating_sub(done),
+            dropped: self.dropped.load(Ordering::SeqCst),
+            lost: self.lost.load(Ordering::SeqCst),
         }
     }
 
-    /// Runs until the queue is closed and empty, then reports what is left.
-    pub fn run(mut self, queue: Receiver<String>, counters: &Counters) {
+    /// Lines finished with so far.
+    pub fn done(&self) -> u64 {
+        *self.done.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn finished(&self, lines: u64) {
+        if lines > 0 {
+            let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+            *done += lines;
+            self.done_changed.notify_all();
+        }
+    }
+}
+
+/// The writer's state: the file, the batch being built, and what it is reporting.
+pub(crate) struct Writer<'c, S: Storage> {
+    file: LogFile<S>,
+    format: LogFormat,
+    counters: &'c Counters,
+    batch: Vec<u8>,
+    /// Decision lines in `batch` (notices are not counted).
+    batch_lines: u64,
+    /// Dropped lines reported by a notice in `batch`.
+    batch_drops: u64,
+    last_error: String,
+    /// Whether the last write failed (the first failure of a run goes to stderr).
+    failing: bool,
+    /// Shutdown gave up on the writer: nothing more is written.
+    stopped: bool,
+}
+
+impl<'c, S: Storage> Writer<'c, S> {
+    pub fn new(file: LogFile<S>, format: LogFormat, counters: &'c Counters) -> Writer<'c, S> {
+        Writer {
+            file,
+            format,
+            counters,
+            batch: Vec::with_capacity(BATCH_BYTES),
+            batch_lines: 0,
+            batch_drops: 0,
+            last_error: String::new(),
+            failing: false,
+            stopped: false,
+        }
+    }
+
+    /// Runs until the queue is closed and empty, or shutdown gives up on it.
+    pub fn run(mut self, queue: Receiver<String>) {
         self.notice("INFO", "Access log started");
         self.commit();
-        loop {
+        while !self.stopped {
             let first = match queue.recv_timeout(IDLE_CHECK) {
                 Ok(line) => Some(line),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
             };
-            let mut taken = 0;
-            for line in first.into_iter().chain(queue.try_iter()) {
+            for line in first
+                .into_iter()
+                .chain(queue.try_iter().take(LINES_PER_ROUND))
+            {
                 self.line(line.as_bytes());
-                taken += 1;
                 if self.batch.len() >= BATCH_BYTES {
-                    break;
+                    self.commit();
                 }
             }
-            self.report_drops(counters);
+            self.report_drops();
             self.commit();
-            counters.finished(taken);
         }
-        self.report_drops(counters);
+        self.report_drops();
         self.commit();
-        if self.lost > 0 {
-            eprintln!(
-                "rocket-allow: {} access log line(s) could not be written to `{}`: {}",
-                self.lost,
-                self.file.path().display(),
-                self.last_error
-            );
-        }
     }
 
     /// Adds one decision line to the batch, rotating first if it would not fit.
@@ -132,7 +188,7 @@ impl<S: Storage> Writer<S> {
         self.batch_lines += 1;
     }
 
-    /// Adds a line that is not a decision (start, drops, losses) to the batch.
+    /// Adds a line that is not a decision (start, drops) to the batch.
     fn notice(&mut self, level: &str, message: &str) {
         let line = notice_line(self.format, level, message);
         self.rotate_for(line.len());
@@ -140,6 +196,9 @@ impl<S: Storage> Writer<S> {
     }
 
     fn rotate_for(&mut self, len: usize) {
+        if self.stopped {
+            return;
+        }
         if self
             .file
             .needs_rotation(self.batch.len() as u64, len as u64)
@@ -151,43 +210,64 @@ impl<S: Storage> Writer<S> {
         }
     }
 
-    fn report_drops(&mut self, counters: &Counters) {
-        let n = counters.dropped.swap(0, Ordering::SeqCst);
+    /// Puts a notice of drops not yet reported into the batch.
+    fn report_drops(&mut self) {
+        let n = self
+            .counters
+            .dropped
+            .load(Ordering::SeqCst)
+            .saturating_sub(self.batch_drops);
         if n > 0 {
             tracing::warn!(target: "rocket_allow", dropped = n, "access log writer fell behind; lines dropped");
             self.notice(
                 "WARNING",
                 &format!("{n} access log line(s) were dropped: the writer fell behind"),
             );
+            self.batch_drops += n;
         }
     }
 
-    /// Writes the batch. Lines lost earlier are reported first, in the same write, so the
-    /// report comes before the first line written after recovery.
+    /// Writes the batch, and only then counts it. Lines lost earlier are reported first, in
+    /// the same write, so the report comes before the first line written after recovery.
     pub fn commit(&mut self) {
         if self.batch.is_empty() {
             return;
         }
+        let counters = self.counters;
         let lines = std::mem::take(&mut self.batch_lines);
+        let drops = std::mem::take(&mut self.batch_drops);
         let mut batch = std::mem::take(&mut self.batch);
-        if self.lost > 0 {
+        let abandoned = counters.abandoned.lock().unwrap_or_else(|e| e.into_inner());
+        if *abandoned || counters.abandoning.load(Ordering::SeqCst) {
+            // Shutdown has already counted these lines as unwritten.
+            self.stopped = true;
+            batch.clear();
+            self.batch = batch;
+            return;
+        }
+        let lost = counters.lost.load(Ordering::SeqCst);
+        if lost > 0 {
             let report = notice_line(
                 self.format,
                 "WARNING",
                 &format!(
-                    "{} access log line(s) could not be written: {}",
-                    self.lost, self.last_error
+                    "{lost} access log line(s) could not be written: {}",
+                    self.last_error
                 ),
             );
             batch.splice(0..0, report.into_bytes());
         }
         match self.file.append(&batch) {
             Appended::Written => {
-                self.lost = 0;
+                counters.lost.fetch_sub(lost, Ordering::SeqCst);
+                counters.dropped.fetch_sub(drops, Ordering::SeqCst);
                 self.failing = false;
             }
+            // The drop notice went with the batch: those drops stay unreported.
             Appended::Lost(e) => self.failed(lines, &e),
         }
+        counters.finished(lines);
+        drop(abandoned);
         batch.clear();
         self.batch = batch;
     }
@@ -202,7 +282,7 @@ impl<S: Storage> Writer<S> {
             tracing::error!(target: "rocket_allow", path = %self.file.path().display(), error = %e,
                 "cannot write access log");
         }
-        self.lost += lines;
+        self.counters.lost.fetch_add(lines, Ordering::SeqCst);
         self.last_error = e.to_string();
     }
 }
@@ -229,7 +309,8 @@ mod tests {
             })
         };
         let file = LogFile::open(path.clone(), Box::new(open), 1 << 20, 3).unwrap();
-        let mut w = Writer::new(file, LogFormat::Json);
+        let counters = Counters::default();
+        let mut w = Writer::new(file, LogFormat::Json, &counters);
         let line = |i: u32| format!("{{\"n\":{i}}}\n");
         for i in 0..3 {
             w.line(line(i).as_bytes());
