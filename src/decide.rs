@@ -9,7 +9,7 @@ use rocket::Request;
 
 use crate::client::{client_addr, ClientAddr, ClientIpHeader, Unreadable};
 use crate::config::MissingHeader;
-use crate::generation::{Addresses, Generation, Spec};
+use crate::generation::{Contents, Generation, Spec};
 use crate::log::{AccessLog, By, Entry, Level, RuleRef, Url};
 use crate::resolve::{Dns, Names};
 use crate::rules::Verdict;
@@ -24,15 +24,28 @@ pub(crate) struct Shared {
     pub header: ClientIpHeader,
     pub missing_header: MissingHeader,
     pub log: Option<AccessLog>,
+    /// What `generation` was compiled from; changed only through [`Shared::update`].
+    pub contents: Mutex<Contents>,
     /// The resolver and name state, handed to the refresh task at liftoff.
     pub refresher: Mutex<Option<(Dns, Names)>>,
+    /// List files, handed to their watcher at liftoff.
+    pub watched: Mutex<Vec<crate::sources::Watched>>,
 }
 
 impl Shared {
-    /// Compiles the policies against new host-name addresses and swaps them in whole.
-    pub fn rebuild(&self, addrs: &Addresses) {
-        let generation = Generation::compile(&self.spec, addrs);
+    /// Changes what the policies are compiled from (a set's entries, host-name addresses),
+    /// compiles them and swaps the result in whole; an invalid change changes nothing.
+    /// Changes are applied one at a time, each from the one before.
+    pub fn update(
+        &self,
+        change: impl FnOnce(&Contents) -> Result<Contents, String>,
+    ) -> Result<(), String> {
+        let mut contents = self.contents.lock().unwrap_or_else(|e| e.into_inner());
+        let next = change(&contents)?;
+        let generation = Generation::compile(&self.spec, &next);
+        *contents = next;
         self.generation.store(Arc::new(generation));
+        Ok(())
     }
 
     /// The client address a request is decided on: `None` without a peer, `Err` when a

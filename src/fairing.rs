@@ -14,10 +14,11 @@ use crate::client::ClientIpHeader;
 use crate::config::AllowConfig;
 use crate::decide::{decide, AllowState, Shared};
 use crate::error::Error;
-use crate::generation::{Addresses, Generation, Spec, APP_WIDE};
+use crate::generation::{Addresses, Contents, Generation, Spec, APP_WIDE};
 use crate::log::AccessLog;
 use crate::resolve::{self, Dns};
 use crate::rules::{Target, Verdict};
+use crate::sources;
 
 /// The path refused requests are rerouted to. Only this crate's route serves it.
 pub const REFUSED_PATH: &str = "/__rocket_allow/refused";
@@ -70,6 +71,11 @@ impl AllowFairing {
 /// generation of compiled policies.
 async fn start(config: AllowConfig, shutdown_wait: Duration) -> Result<Shared, Error> {
     let spec = Spec::new(&config);
+    let (entries, watched) = sources::entries_at_ignite(&config.sets)?;
+    let contents = Contents::new(entries, Addresses::new()).map_err(|message| Error::Invalid {
+        key: "allow.sets".into(),
+        message,
+    })?;
     for policy in &spec.policies {
         let key = match &policy.name {
             None => "allow.rules".to_string(),
@@ -85,7 +91,7 @@ async fn start(config: AllowConfig, shutdown_wait: Duration) -> Result<Shared, E
         }
     }
     for (i, entry) in config.trusted_proxies.iter().enumerate() {
-        for target in spec.sets.expand(entry) {
+        for target in contents.sets.expand(entry) {
             if let Some(width) = too_wide(target) {
                 log::warn!(
                     target: "rocket_allow",
@@ -95,7 +101,7 @@ async fn start(config: AllowConfig, shutdown_wait: Duration) -> Result<Shared, E
             }
         }
     }
-    let names = resolve::host_names(spec.targets(&config));
+    let names = resolve::host_names(spec.targets(&contents.entries));
     let (addrs, refresher) = if names.is_empty() {
         (Addresses::new(), None)
     } else {
@@ -108,10 +114,13 @@ async fn start(config: AllowConfig, shutdown_wait: Duration) -> Result<Shared, E
         .as_ref()
         .map(|log| AccessLog::open(log, shutdown_wait))
         .transpose()?;
-    let generation = Generation::compile(&spec, &addrs);
+    let contents = contents.with_addrs(&addrs);
+    let generation = Generation::compile(&spec, &contents);
     Ok(Shared {
         spec,
         generation: ArcSwap::from_pointee(generation),
+        contents: Mutex::new(contents),
+        watched: Mutex::new(watched),
         header: ClientIpHeader::from_name(&config.client_ip_header),
         missing_header: config.missing_header,
         log,
@@ -169,6 +178,7 @@ impl Fairing for AllowFairing {
         let Some(state) = rocket.state::<AllowState>() else {
             return;
         };
+        watch_list_files(&state.0);
         let taken = state
             .0
             .refresher
@@ -185,7 +195,7 @@ impl Fairing for AllowFairing {
                     return false;
                 };
                 if changed {
-                    shared.rebuild(addrs);
+                    let _ = shared.update(|c| Ok(c.with_addrs(addrs)));
                 }
                 true
             });
@@ -210,6 +220,39 @@ impl Fairing for AllowFairing {
             })
             .await;
         }
+    }
+}
+
+/// Starts reloading list files when they change. The watcher holds only a weak handle, so
+/// it ends once the app's state is gone.
+fn watch_list_files(shared: &Arc<Shared>) {
+    let files = std::mem::take(&mut *shared.watched.lock().unwrap_or_else(|e| e.into_inner()));
+    if files.is_empty() {
+        return;
+    }
+    let weak = Arc::downgrade(shared);
+    let started = sources::watch_files(files, move |set, result| {
+        let Some(shared) = weak.upgrade() else {
+            return false;
+        };
+        let outcome = result.and_then(|entries| {
+            let count = entries.len();
+            shared.update(|c| c.with_set(set, entries)).map(|()| count)
+        });
+        match outcome {
+            Ok(count) => log::info!(
+                target: "rocket_allow",
+                "allow.sets.{set}: reloaded, {count} entries"
+            ),
+            Err(e) => log::error!(
+                target: "rocket_allow",
+                "allow.sets.{set}: {e}; keeping the last good list"
+            ),
+        }
+        true
+    });
+    if let Err(e) = started {
+        log::error!(target: "rocket_allow", "rocket-allow: cannot watch list files: {e}");
     }
 }
 

@@ -6,8 +6,9 @@
 //! in whole, so a request sees either the old set or the new one, never a mix.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use rocket::http::Status;
@@ -20,6 +21,53 @@ use crate::sets::Sets;
 
 /// The current addresses of every host name in the configuration.
 pub(crate) type Addresses = HashMap<String, Vec<IpAddr>>;
+
+/// What a generation is compiled from besides the spec, and what changes at run time: the
+/// sets' entries (inline, loaded from list files, replaced through the handle) and the
+/// addresses of host names.
+/// Cheap to clone: a change makes new parts and shares the rest.
+#[derive(Default, Clone)]
+pub(crate) struct Contents {
+    /// Each set's entries as configured or loaded, before `@set` references are expanded.
+    pub entries: Arc<BTreeMap<String, Arc<Vec<Target>>>>,
+    /// `entries` with references expanded (always valid: changes are checked first).
+    pub sets: Arc<Sets>,
+    pub addrs: Arc<Addresses>,
+}
+
+impl Contents {
+    /// Contents with these entries, if every `@set` reference among them resolves.
+    pub fn new(
+        entries: BTreeMap<String, Vec<Target>>,
+        addrs: Addresses,
+    ) -> Result<Contents, String> {
+        let sets = Sets::build(&entries).map_err(|(key, message)| format!("{key}: {message}"))?;
+        Ok(Contents {
+            entries: Arc::new(entries.into_iter().map(|(k, v)| (k, Arc::new(v))).collect()),
+            sets: Arc::new(sets),
+            addrs: Arc::new(addrs),
+        })
+    }
+
+    /// The contents with one set's entries replaced, if the result is valid.
+    pub fn with_set(&self, name: &str, entries: Vec<Target>) -> Result<Contents, String> {
+        let mut all: BTreeMap<String, Vec<Target>> = self
+            .entries
+            .iter()
+            .map(|(k, v)| (k.clone(), Vec::clone(v)))
+            .collect();
+        all.insert(name.to_string(), entries);
+        Contents::new(all, Addresses::clone(&self.addrs))
+    }
+
+    /// The contents with new host-name addresses.
+    pub fn with_addrs(&self, addrs: &Addresses) -> Contents {
+        Contents {
+            addrs: Arc::new(addrs.clone()),
+            ..self.clone()
+        }
+    }
+}
 
 /// Index of the app-wide policy in [`Spec::policies`] and [`Generation::matchers`].
 pub(crate) const APP_WIDE: usize = 0;
@@ -38,7 +86,6 @@ pub(crate) struct Spec {
     /// The app-wide policy first, then the named ones in name order.
     pub policies: Vec<PolicySpec>,
     pub trusted: Vec<Target>,
-    pub sets: Sets,
     by_name: HashMap<String, usize>,
     /// `None` when no policy has paths: then the path is never looked at.
     paths: Option<PathTable>,
@@ -76,7 +123,6 @@ impl Spec {
         Spec {
             policies,
             trusted: config.trusted_proxies.clone(),
-            sets: Sets::build(&config.sets).unwrap_or_default(),
             by_name,
             paths: any_paths.then_some(table),
         }
@@ -99,8 +145,12 @@ impl Spec {
         self.by_name.get(name).copied()
     }
 
-    /// Every target with the key it was written under, sets included (for DNS and warnings).
-    pub fn targets<'a>(&'a self, config: &'a AllowConfig) -> Vec<(&'a Target, String)> {
+    /// Every target with the key it was written under, sets' entries included (for DNS and
+    /// warnings).
+    pub fn targets<'a>(
+        &'a self,
+        sets: &'a BTreeMap<String, Arc<Vec<Target>>>,
+    ) -> Vec<(&'a Target, String)> {
         let mut out = Vec::new();
         for spec in &self.policies {
             let key = match &spec.name {
@@ -120,7 +170,7 @@ impl Spec {
                 .enumerate()
                 .map(|(i, t)| (t, format!("allow.trusted_proxies[{i}]"))),
         );
-        for (name, entries) in &config.sets {
+        for (name, entries) in sets {
             out.extend(
                 entries
                     .iter()
@@ -145,8 +195,10 @@ pub(crate) struct Generation {
 }
 
 impl Generation {
-    pub fn compile(spec: &Spec, addrs: &Addresses) -> Generation {
-        let nets = |t: &Target| networks(&spec.sets, t, addrs);
+    /// Compiles every policy against the sets' current entries and host-name addresses.
+    pub fn compile(spec: &Spec, contents: &Contents) -> Generation {
+        let addrs = &contents.addrs;
+        let nets = |t: &Target| networks(&contents.sets, t, addrs);
         let matchers = spec
             .policies
             .iter()
@@ -235,27 +287,32 @@ fn describe(target: &Target, addrs: &Addresses) -> String {
 mod tests {
     use super::*;
 
-    fn spec(toml: &str) -> (AllowConfig, Spec) {
+    fn spec(toml: &str) -> (Contents, Spec) {
         use rocket::figment::providers::{Format, Toml};
         let f = rocket::figment::Figment::new().merge(Toml::string(toml));
         let c = AllowConfig::from_figment(&f).unwrap();
-        let s = Spec::new(&c);
-        (c, s)
+        let entries = crate::config::known_entries(&c.sets);
+        (
+            Contents::new(entries, Addresses::new()).unwrap(),
+            Spec::new(&c),
+        )
     }
 
     #[test]
     fn host_rules_use_current_addresses() {
-        let (_, s) = spec("[allow]\nrules = [{ allow = \"proxy.test\" }, { deny = \"all\" }]");
-        let mut addrs = Addresses::new();
-        let g = Generation::compile(&s, &addrs);
+        let (mut contents, s) =
+            spec("[allow]\nrules = [{ allow = \"proxy.test\" }, { deny = \"all\" }]");
+        let g = Generation::compile(&s, &contents);
         let ip = |a: &str| a.parse::<IpAddr>().unwrap();
         assert_eq!(g.matchers[0].decide(ip("192.0.2.1")).rule, Some(1));
         assert_eq!(g.normalized[0][0], "proxy.test: unresolved");
+        let mut addrs = Addresses::new();
         addrs.insert(
             "proxy.test".into(),
             vec![ip("192.0.2.1"), ip("2001:db8::1")],
         );
-        let g = Generation::compile(&s, &addrs);
+        contents = contents.with_addrs(&addrs);
+        let g = Generation::compile(&s, &contents);
         assert_eq!(g.matchers[0].decide(ip("192.0.2.1")).rule, Some(0));
         assert_eq!(g.matchers[0].decide(ip("2001:db8::1")).rule, Some(0));
         assert_eq!(g.normalized[0][0], "proxy.test: 192.0.2.1, 2001:db8::1");
@@ -272,14 +329,14 @@ mod tests {
             office = ["203.0.113.0/24", "@loopback", "vpn.test"]
             "#,
         );
-        let g = Generation::compile(&s, &Addresses::new());
+        let g = Generation::compile(&s, &c);
         let ip = |a: &str| a.parse::<IpAddr>().unwrap();
         assert_eq!(g.matchers[0].decide(ip("127.0.0.9")).rule, Some(0));
         assert_eq!(g.matched(&s, 0, 0, ip("127.0.0.9")), "127.0.0.0/8");
         assert_eq!(g.matched(&s, 0, 0, ip("203.0.113.7")), "203.0.113.0/24");
         assert_eq!(g.matched(&s, 0, 1, ip("192.0.2.1")), "0.0.0.0/0, ::/0");
         // Names inside sets are listed for DNS, under the set's key.
-        let names = crate::resolve::host_names(s.targets(&c));
+        let names = crate::resolve::host_names(s.targets(&c.entries));
         assert_eq!(
             names,
             [("vpn.test".to_string(), "allow.sets.office[2]".to_string())]
@@ -296,7 +353,7 @@ mod tests {
             "#,
         );
         assert_eq!(
-            crate::resolve::host_names(s.targets(&c)),
+            crate::resolve::host_names(s.targets(&c.entries)),
             vec![
                 ("a.test".to_string(), "allow.rules[0]".to_string()),
                 ("b.test".to_string(), "allow.trusted_proxies[0]".to_string()),

@@ -31,11 +31,12 @@ mod paths;
 mod resolve;
 mod rules;
 mod sets;
+mod sources;
 
 pub use client::{client_addr, ClientAddr, ClientIpHeader, Unreadable, MAX_HOPS};
 pub use config::{
     AccessLogConfig, AllowConfig, DnsConfig, LogFormat, MissingHeader, OnFull, OnUnresolved,
-    PolicyConfig, CONFIG_KEY,
+    PolicyConfig, SetConfig, CONFIG_KEY,
 };
 pub use error::Error;
 pub use fairing::{AllowFairing, REFUSED_PATH};

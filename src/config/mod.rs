@@ -21,8 +21,8 @@ mod rule_list;
 pub use access_log::{AccessLogConfig, LogFormat, OnFull};
 use bounds::{BACKUP_COUNT, MAX_BYTES, MAX_TTL_SECS, MIN_TTL_SECS, QUEUE_LINES, TIMEOUT_SECS};
 pub use dns::{DnsConfig, OnUnresolved};
-pub(crate) use policies::policy_path_segments;
-pub use policies::PolicyConfig;
+pub(crate) use policies::{known_entries, policy_path_segments};
+pub use policies::{PolicyConfig, SetConfig};
 use rule_list::{de_rules, de_targets};
 
 /// The figment key the fairing reads: `[default.allow]` in Rocket.toml.
@@ -80,7 +80,7 @@ pub struct AllowConfig {
     /// Named address sets, `@name` in any rule or trusted-proxy entry. Default: none (the
     /// built-in `@loopback`, `@private`, `@link_local`, `@cgnat` always exist).
     #[serde(default, deserialize_with = "policies::de_sets")]
-    pub sets: BTreeMap<String, Vec<Target>>,
+    pub sets: BTreeMap<String, SetConfig>,
     /// Named policies, applied by path and by `Allowed<P>` guards. Default: none.
     #[serde(default)]
     pub policies: BTreeMap<String, PolicyConfig>,

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use rocket::http::uri::Origin;
 use serde::Deserialize;
 
-use super::rule_list::{de_rules, de_target_map};
+use super::rule_list::{de_rules, de_set_map};
 use super::AllowConfig;
 use crate::rules::{Rule, Target, Verdict};
 use crate::sets::Sets;
@@ -68,11 +68,51 @@ impl PolicyConfig {
     }
 }
 
-/// `[allow.sets]`: name → entries, each anything a rule value may be (including `@sets`).
+/// One named set of `[allow.sets]`: its entries, or where they come from.
+///
+/// ```
+/// use rocket::figment::{Figment, providers::{Format, Toml}};
+/// use rocket_allow::{AllowConfig, SetConfig};
+///
+/// let figment = Figment::new().merge(Toml::string(r#"
+///     [allow]
+///     rules = [{ allow = "@office" }]
+///     [allow.sets]
+///     office = ["203.0.113.0/24"]
+///     cloudflare = { file = "lists/cloudflare.txt" }
+/// "#));
+/// let config = AllowConfig::from_figment(&figment).unwrap();
+/// assert!(matches!(config.sets["office"], SetConfig::Inline(_)));
+/// assert!(matches!(config.sets["cloudflare"], SetConfig::File { .. }));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetConfig {
+    /// `name = ["203.0.113.0/24", "@other", ...]`: anything a rule value may be.
+    Inline(Vec<Target>),
+    /// `name = { file = "path" }`: a list file, one entry a line (anything a rule value may
+    /// be except `@sets`), `#` comments; read at ignite and reloaded when it changes.
+    File {
+        /// The list file; relative paths are relative to the working directory.
+        file: std::path::PathBuf,
+    },
+}
+
+/// `[allow.sets]`: name → entries or source.
 pub(super) fn de_sets<'de, D: serde::Deserializer<'de>>(
     d: D,
-) -> Result<BTreeMap<String, Vec<Target>>, D::Error> {
-    de_target_map(d)
+) -> Result<BTreeMap<String, SetConfig>, D::Error> {
+    de_set_map(d)
+}
+
+/// The sets' entries as far as the configuration knows them: inline entries, and nothing
+/// yet for sets whose entries come from elsewhere.
+pub(crate) fn known_entries(sets: &BTreeMap<String, SetConfig>) -> BTreeMap<String, Vec<Target>> {
+    sets.iter()
+        .map(|(name, set)| match set {
+            SetConfig::Inline(entries) => (name.clone(), entries.clone()),
+            SetConfig::File { .. } => (name.clone(), Vec::new()),
+        })
+        .collect()
 }
 
 /// A path as Rocket's router sees it: its non-empty, percent-decoded segments, so that
@@ -93,7 +133,7 @@ pub(crate) fn policy_path_segments(path: &str) -> Result<Vec<String>, String> {
 /// Everything about sets, policies and statuses that serde cannot check: `(key, message)`.
 pub(super) fn validate(config: &AllowConfig) -> Result<(), (String, String)> {
     check_status("allow.reject_status", config.reject_status)?;
-    let sets = Sets::build(&config.sets)?;
+    let sets = Sets::build(&known_entries(&config.sets))?;
     let refs = |key: &str, rules: &[Rule]| {
         rules.iter().enumerate().try_for_each(|(i, r)| {
             sets.check(&r.target).map_err(|m| {

@@ -3,9 +3,10 @@
 
 use std::fmt;
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
+use super::SetConfig;
 use crate::rules::{Rule, Target, Verdict};
 
 /// One element of a list as read, before it is checked: kept loose so that every
@@ -13,6 +14,7 @@ use crate::rules::{Rule, Target, Verdict};
 pub(super) enum Loose {
     Str(String),
     Table(Vec<(String, Loose)>),
+    List(Vec<Loose>),
     Other(String),
 }
 
@@ -21,6 +23,7 @@ impl Loose {
         match self {
             Loose::Str(s) => format!("string \"{s}\""),
             Loose::Table(_) => "a table".into(),
+            Loose::List(_) => "a list".into(),
             Loose::Other(kind) => kind.clone(),
         }
     }
@@ -62,8 +65,11 @@ impl<'de> Deserialize<'de> for Loose {
                 Ok(Loose::Other("nothing".into()))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Loose, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Loose::Other("a list".into()))
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<Loose>()? {
+                    items.push(item);
+                }
+                Ok(Loose::List(items))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Loose, A::Error> {
                 let mut entries = Vec::new();
@@ -137,20 +143,48 @@ fn target_from_loose(i: usize, raw: Loose) -> Result<Target, String> {
     }
 }
 
-/// A table of named lists of targets (`[allow.sets]`); errors name the list and the index.
-pub(super) fn de_target_map<'de, D: Deserializer<'de>>(
+/// `[allow.sets]`: each set is a list of targets, or a table naming where its entries come
+/// from (`{ file = "..." }`); errors name the set (and the index).
+pub(super) fn de_set_map<'de, D: Deserializer<'de>>(
     d: D,
-) -> Result<std::collections::BTreeMap<String, Vec<Target>>, D::Error> {
-    let map = std::collections::BTreeMap::<String, Vec<Loose>>::deserialize(d)?;
+) -> Result<std::collections::BTreeMap<String, SetConfig>, D::Error> {
+    let map = std::collections::BTreeMap::<String, Loose>::deserialize(d)?;
     map.into_iter()
-        .map(|(name, list)| {
-            let targets = list
-                .into_iter()
-                .enumerate()
-                .map(|(i, raw)| target_from_loose(i, raw).map_err(|m| format!("{name}{m}")))
-                .collect::<Result<Vec<Target>, String>>()
-                .map_err(de::Error::custom)?;
-            Ok((name, targets))
+        .map(|(name, raw)| {
+            let set = match raw {
+                Loose::List(list) => list
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, raw)| target_from_loose(i, raw).map_err(|m| format!("{name}{m}")))
+                    .collect::<Result<Vec<Target>, String>>()
+                    .map(SetConfig::Inline),
+                Loose::Table(entries) => set_source(&name, entries),
+                other => Err(format!(
+                    "{name}[0]: found {}; a set is a list of entries or `{{ file = \"path\" }}`",
+                    other.describe()
+                )),
+            }
+            .map_err(de::Error::custom)?;
+            Ok((name, set))
         })
         .collect()
+}
+
+/// `{ file = "path" }`.
+fn set_source(name: &str, entries: Vec<(String, Loose)>) -> Result<SetConfig, String> {
+    let shape = "a set is a list of entries or `{ file = \"path\" }`";
+    match entries.as_slice() {
+        [(key, Loose::Str(path))] if key == "file" => {
+            if path.is_empty() {
+                return Err(format!("{name}[0]: `file` must not be empty"));
+            }
+            Ok(SetConfig::File {
+                file: std::path::PathBuf::from(path),
+            })
+        }
+        _ => Err(format!(
+            "{name}[0]: keys {:?}: {shape}",
+            entries.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>()
+        )),
+    }
 }

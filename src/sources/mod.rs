@@ -1,0 +1,74 @@
+//! Where sets' entries come from besides Rocket.toml: list files, read at ignite and
+//! reloaded while the app runs. A reload is parsed and compiled off the request path and
+//! swapped in whole; a bad file keeps the last good list.
+
+mod list;
+mod watch;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::config::SetConfig;
+use crate::error::Error;
+use crate::rules::Target;
+
+use list::{parse_list, ListError};
+pub(crate) use watch::{watch_files, Watched};
+
+/// Reads a list file whole; the error names `path:line`, the line and what is wrong.
+pub(crate) fn read_list(path: &Path) -> Result<Vec<Target>, String> {
+    let text = std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let text = String::from_utf8(text).map_err(|e| {
+        let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        format!("{}:{line}: not UTF-8 text", path.display())
+    })?;
+    parse_list(&text).map_err(
+        |ListError {
+             line,
+             text,
+             message,
+         }| { format!("{}:{line}: `{text}`: {message}", path.display()) },
+    )
+}
+
+/// The sets whose entries come from list files: name and absolute path.
+fn list_files(sets: &BTreeMap<String, SetConfig>) -> Result<Vec<(String, PathBuf)>, Error> {
+    sets.iter()
+        .filter_map(|(name, set)| match set {
+            SetConfig::File { file } => Some((name, file)),
+            SetConfig::Inline(_) => None,
+        })
+        .map(|(name, file)| {
+            std::path::absolute(file)
+                .map(|p| (name.clone(), p))
+                .map_err(|e| Error::Invalid {
+                    key: format!("allow.sets.{name}.file"),
+                    message: format!("`{}`: {e}", file.display()),
+                })
+        })
+        .collect()
+}
+
+/// Every set's entries at ignite: inline ones as configured, list files read now (a file
+/// that cannot be read or has a bad line fails ignite, naming `file:line`), and the files to
+/// watch from then on.
+#[allow(clippy::type_complexity)]
+pub(crate) fn entries_at_ignite(
+    sets: &BTreeMap<String, SetConfig>,
+) -> Result<(BTreeMap<String, Vec<Target>>, Vec<Watched>), Error> {
+    let mut entries = crate::config::known_entries(sets);
+    let mut watched = Vec::new();
+    for (name, path) in list_files(sets)? {
+        let w = Watched::new(name.clone(), path);
+        let list = read_list(&w.path).map_err(|message| Error::Invalid {
+            key: format!("allow.sets.{name}.file"),
+            message,
+        })?;
+        entries.insert(name, list);
+        watched.push(w);
+    }
+    Ok((entries, watched))
+}
