@@ -82,6 +82,27 @@ pub(crate) struct Ruling {
     pub client: Option<ClientAddr>,
 }
 
+/// Refuses a request whose path cannot be judged (a `.` or `..` segment under path-scoped
+/// policies) with 400, and records it.
+pub(crate) fn refuse_path(shared: &Shared, req: &Request<'_>) -> Ruling {
+    let generation = shared.generation.load();
+    let ruling = Ruling {
+        verdict: Verdict::Deny,
+        status: Status::BadRequest,
+        client: shared.client(&generation, req).and_then(Result::ok),
+    };
+    let record = Record {
+        ruling,
+        peer: req.remote().map(|p| p.ip().to_canonical()),
+        policy: crate::generation::APP_WIDE,
+        rule: None,
+        by: By::Path,
+        note: Some("`.` or `..` in the path: which path-scoped policy applies cannot be known"),
+    };
+    record.write(req, shared, &generation);
+    ruling
+}
+
 /// Decides one request under policy `policy` (an index into the spec) and records the
 /// decision. Fails closed: no address, or a trusted proxy's header that cannot be read up
 /// to the client, is refused.

@@ -12,7 +12,7 @@ use rocket::{Build, Data, Orbit, Request, Rocket};
 
 use crate::client::ClientIpHeader;
 use crate::config::AllowConfig;
-use crate::decide::{decide, AllowState, Shared};
+use crate::decide::{decide, refuse_path, AllowState, Shared};
 use crate::error::Error;
 use crate::generation::{Addresses, Contents, Generation, Spec, APP_WIDE};
 use crate::log::AccessLog;
@@ -138,6 +138,13 @@ impl Fairing for AllowFairing {
     }
 
     async fn on_ignite(&self, rocket: Rocket<Build>) -> fairing::Result {
+        if rocket.state::<AllowState>().is_some() {
+            log::error!(
+                target: "rocket_allow",
+                "rocket-allow: AllowFairing is attached more than once; attach it once"
+            );
+            return Err(rocket);
+        }
         // Both paths validate: from_figment does it itself, custom configs are checked here.
         let config = match &self.config {
             Some(config) => config.validate().map(|()| config.clone()),
@@ -291,8 +298,10 @@ impl Fairing for Decide {
             .rocket()
             .state::<AllowState>()
             .map(|AllowState(shared)| {
-                let policy = shared.spec.policy_for(|| req.uri().path().segments());
-                decide(shared, req, policy)
+                match shared.spec.policy_for(|| req.uri().path().segments()) {
+                    Some(policy) => decide(shared, req, policy),
+                    None => refuse_path(shared, req),
+                }
             });
         match ruling {
             Some(r) if r.verdict == Verdict::Allow => {}

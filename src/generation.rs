@@ -13,7 +13,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use rocket::http::Status;
 
-use crate::config::{policy_path_segments, AllowConfig};
+use crate::config::{policy_path_forms, AllowConfig};
 use crate::matcher::Matcher;
 use crate::paths::PathTable;
 use crate::rules::{Rule, Target, Verdict};
@@ -94,7 +94,8 @@ pub(crate) struct Spec {
 impl Spec {
     /// Builds the spec from a validated configuration (sets resolve, paths parse).
     pub fn new(config: &AllowConfig) -> Spec {
-        let status = |s: u16| Status::from_code(s).unwrap_or(Status::Forbidden);
+        // Status::new keeps codes Rocket has no name for (420, 499): any 4xx is sent as is.
+        let status = Status::new;
         let mut policies = vec![PolicySpec {
             name: None,
             rules: config.rules.clone(),
@@ -108,7 +109,9 @@ impl Spec {
             let index = policies.len();
             by_name.insert(name.clone(), index);
             for path in &p.paths {
-                if let Ok(segments) = policy_path_segments(path) {
+                // Both the decoded path and the path as written: Rocket matches a route's
+                // own segments as written (`%20` stays `%20`) against decoded requests.
+                for segments in policy_path_forms(path) {
                     table.insert(&segments, index);
                     any_paths = true;
                 }
@@ -129,15 +132,21 @@ impl Spec {
     }
 
     /// The policy a request path falls under: the longest configured path at or above it,
-    /// else the app-wide rules.
-    pub fn policy_for<'a, I: Iterator<Item = &'a str>>(
+    /// else the app-wide rules. `None` when path-scoped policies exist and the path has a
+    /// `.` or `..` segment: `PathBuf` routes and file servers climb those, so the policy
+    /// the path names is not the one whose files would be served.
+    pub fn policy_for<'a, I: Iterator<Item = &'a str> + Clone>(
         &self,
         segments: impl FnOnce() -> I,
-    ) -> usize {
-        match &self.paths {
-            None => APP_WIDE,
-            Some(table) => table.lookup(segments()).unwrap_or(APP_WIDE),
+    ) -> Option<usize> {
+        let Some(table) = &self.paths else {
+            return Some(APP_WIDE);
+        };
+        let segments = segments();
+        if segments.clone().any(|s| s == "." || s == "..") {
+            return None;
         }
+        Some(table.lookup(segments).unwrap_or(APP_WIDE))
     }
 
     /// The index of the policy named `name`.

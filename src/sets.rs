@@ -65,12 +65,10 @@ impl Sets {
             }
             raw.insert(name, entries.clone());
         }
-        let mut flat = HashMap::new();
+        let mut flat: HashMap<String, Vec<Target>> = HashMap::new();
         for name in raw.keys() {
-            let mut out = Vec::new();
             let mut path = Vec::new();
-            expand(&raw, name, &mut path, &mut out)?;
-            flat.insert(name.to_string(), out);
+            expand(&raw, name, &mut path, &mut flat)?;
         }
         Ok(Sets { flat })
     }
@@ -104,13 +102,18 @@ impl Sets {
     }
 }
 
-/// Depth-first expansion; `path` holds the sets being expanded, so a cycle names them all.
+/// Depth-first expansion, each set once (memoized in `flat`), its entries without
+/// repeats, so sets that refer to each other many times over stay as small as what they
+/// contain. `path` holds the sets being expanded, so a cycle names them all.
 fn expand<'a>(
     raw: &'a HashMap<&str, Vec<Target>>,
     name: &'a str,
     path: &mut Vec<&'a str>,
-    out: &mut Vec<Target>,
+    flat: &mut HashMap<String, Vec<Target>>,
 ) -> Result<(), SetError> {
+    if flat.contains_key(name) {
+        return Ok(());
+    }
     if let Some(start) = path.iter().position(|p| *p == name) {
         let cycle: Vec<String> = path[start..]
             .iter()
@@ -126,13 +129,27 @@ fn expand<'a>(
         ));
     }
     path.push(name);
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for entry in raw.get(name).into_iter().flatten() {
         match entry {
-            Target::Set(inner) => expand(raw, inner, path, out)?,
-            other => out.push(other.clone()),
+            Target::Set(inner) => {
+                expand(raw, inner, path, flat)?;
+                for t in &flat[inner.as_str()] {
+                    if seen.insert(t.clone()) {
+                        out.push(t.clone());
+                    }
+                }
+            }
+            other => {
+                if seen.insert(other.clone()) {
+                    out.push(other.clone());
+                }
+            }
         }
     }
     path.pop();
+    flat.insert(name.to_string(), out);
     Ok(())
 }
 

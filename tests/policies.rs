@@ -258,13 +258,10 @@ fn path_spellings_cannot_escape_a_policy_local_client() {
                 .remote(addr("192.0.2.1:1"))
                 .dispatch();
             let s = res.status();
-            // "/./admin" is a different path to the router (a segment "."); whatever policy
-            // it falls under, no route may run for this client.
-            assert!(
-                s == Status::NotFound || s == Status::Forbidden,
-                "{method} {path}: {s}"
-            );
-            if !path.starts_with("/./") {
+            // "/./admin": a `.` segment, which path-scoped policies refuse with 400.
+            if path.starts_with("/./") {
+                assert_eq!(s, Status::BadRequest, "{method} {path}");
+            } else {
                 assert_eq!(s, Status::NotFound, "{method} {path}");
             }
         }
@@ -277,17 +274,13 @@ fn path_spellings_cannot_escape_a_policy_over_http() {
     // Over TCP the client is 127.0.0.1: admitted app-wide (@loopback), but not by `admin`.
     let server = serve(policy_app(CONFIG));
     assert_eq!(server.request("GET", "/", &[]).status, 200);
-    let mut served = 1;
+    let served = 1;
     for path in SPELLINGS {
         for method in ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
             let res = server.request(method, path, &[]);
             if path.starts_with("/./") {
-                // Not /admin to the router (a segment "."): the app-wide rules admit loopback.
-                assert!(
-                    res.status == 404 || res.status == 200,
-                    "{method} {path}: {res:?}"
-                );
-                served += usize::from(res.status == 200);
+                // A `.` segment under path-scoped policies: refused with 400.
+                assert_eq!(res.status, 400, "{method} {path}: {res:?}");
             } else {
                 assert_eq!(res.status, 404, "{method} {path}: {res:?}");
                 if method != "HEAD" {
@@ -499,4 +492,106 @@ fn the_examples_configuration_does_what_its_comments_say() {
     assert_eq!(get(&client, "/admin", "127.0.0.1:1").0, Status::Ok);
     assert_eq!(get(&client, "/admin/x", "203.0.113.9:1").0, Status::Ok);
     assert_eq!(get(&client, "/healthz", "192.0.2.1:1").0, Status::Ok);
+}
+
+#[rocket::get("/<path..>", rank = 60)]
+fn files(path: std::path::PathBuf, hits: &State<Hits>) -> String {
+    hits.0.fetch_add(1, Ordering::SeqCst);
+    format!("served {}", path.display())
+}
+
+/// `PathBuf` routes and FileServer climb `..`: a path that starts under an open policy must
+/// not reach a closed one that way, nor with `.` segments, encoded or not.
+#[test]
+fn dot_segments_cannot_climb_out_of_a_policy() {
+    let toml = r#"
+        [default.allow]
+        rules = [{ allow = "@office" }, { deny = "all" }]
+        [default.allow.sets]
+        office = ["127.0.0.1"]
+        [default.allow.policies.public]
+        paths = ["/healthz", "/files/static"]
+        rules = []
+        default = "allow"
+    "#;
+    let client = client(app(toml).mount("/", routes![files]));
+    assert_eq!(
+        get(&client, "/files/static/a.css", "192.0.2.1:1").0,
+        Status::Ok
+    );
+    for path in [
+        "/files/static/../private.txt",
+        "/files/static/%2E%2E/admin/secret.txt",
+        "/files/static/%2e%2e/x",
+        "/healthz/../admin/x",
+        "/healthz/./x",
+        "/files/static/./../y",
+    ] {
+        let res = client.get(path).remote(addr("192.0.2.1:1")).dispatch();
+        assert_eq!(res.status(), Status::BadRequest, "{path}");
+    }
+    assert_eq!(hits(&client), 1);
+}
+
+/// Rocket matches a route's own segments as written (`%20` stays `%20`) against the
+/// request's decoded segments, so a policy path copied from a route must cover both.
+#[test]
+fn percent_encoded_route_paths_are_covered() {
+    #[rocket::get("/secret%20area/<x>")]
+    fn secret(x: &str) -> String {
+        format!("RAN {x}")
+    }
+    let client = client(
+        app(r#"
+            [default.allow]
+            rules = []
+            [default.allow.policies.sa]
+            paths = ["/secret%20area"]
+            rules = [{ allow = "127.0.0.1" }, { deny = "all" }]
+            reject_status = 404
+        "#)
+        .mount("/", routes![secret]),
+    );
+    assert_eq!(
+        get(&client, "/secret%2520area/y", "127.0.0.1:1"),
+        (Status::Ok, "RAN y".into())
+    );
+    assert_eq!(
+        get(&client, "/secret%2520area/y", "192.0.2.1:1").0,
+        Status::NotFound
+    );
+    assert_eq!(
+        get(&client, "/secret%20area/y", "192.0.2.1:1").0,
+        Status::NotFound
+    );
+}
+
+#[test]
+fn every_4xx_reject_status_is_sent_as_configured() {
+    for code in [419, 420, 499] {
+        let client = client(app(&format!(
+            "[default.allow]\nrules = [{{ deny = \"all\" }}]\nreject_status = {code}"
+        )));
+        assert_eq!(get(&client, "/", "127.0.0.1:1").0.code, code);
+    }
+}
+
+#[test]
+fn sets_doubling_at_every_level_stay_cheap() {
+    let mut toml = String::from(
+        "[default.allow]\nrules = [{ allow = \"@s0\" }, { deny = \"all\" }]\n[default.allow.sets]\n",
+    );
+    for i in 0..40 {
+        toml.push_str(&format!("s{i} = [\"@s{}\", \"@s{}\"]\n", i + 1, i + 1));
+    }
+    toml.push_str("s40 = [\"203.0.113.0/24\"]\n");
+    let client = client(app(&toml));
+    assert_eq!(status(&client, "203.0.113.9:1", &[]), Status::Ok);
+    assert_eq!(status(&client, "198.51.100.9:1", &[]), Status::Forbidden);
+}
+
+#[test]
+fn attaching_the_fairing_twice_is_an_error_not_a_panic() {
+    let rocket = app("[default.allow]\nrules = []").attach(rocket_allow::AllowFairing::fairing());
+    ignite_error(rocket, &["attached more than once"]);
 }

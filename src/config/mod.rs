@@ -21,7 +21,7 @@ mod rule_list;
 pub use access_log::{AccessLogConfig, LogFormat, OnFull};
 use bounds::{BACKUP_COUNT, MAX_BYTES, MAX_TTL_SECS, MIN_TTL_SECS, QUEUE_LINES, TIMEOUT_SECS};
 pub use dns::{DnsConfig, OnUnresolved};
-pub(crate) use policies::{known_entries, policy_path_segments};
+pub(crate) use policies::{known_entries, policy_path_forms};
 pub use policies::{PolicyConfig, SetConfig};
 use rule_list::{de_rules, de_targets};
 

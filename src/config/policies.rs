@@ -130,6 +130,29 @@ pub(crate) fn policy_path_segments(path: &str) -> Result<Vec<String>, String> {
     Ok(origin.path().segments().map(str::to_string).collect())
 }
 
+/// The forms a policy path is matched in: its decoded segments (as requests are seen),
+/// and its segments as written when they differ (as Rocket matches a route written with
+/// `%20` in it).
+pub(crate) fn policy_path_forms(path: &str) -> Vec<Vec<String>> {
+    let Ok(decoded) = policy_path_segments(path) else {
+        return Vec::new();
+    };
+    let raw: Vec<String> = Origin::parse(path)
+        .map(|o| {
+            o.path()
+                .raw_segments()
+                .filter(|s| !s.is_empty())
+                .map(|s| s.as_str().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    if raw == decoded || raw.is_empty() {
+        vec![decoded]
+    } else {
+        vec![decoded, raw]
+    }
+}
+
 /// Everything about sets, policies and statuses that serde cannot check: `(key, message)`.
 pub(super) fn validate(config: &AllowConfig) -> Result<(), (String, String)> {
     check_status("allow.reject_status", config.reject_status)?;
@@ -164,19 +187,21 @@ pub(super) fn validate(config: &AllowConfig) -> Result<(), (String, String)> {
         }
         for (i, path) in policy.paths.iter().enumerate() {
             let at = format!("{key}.paths[{i}]");
-            let segments = policy_path_segments(path).map_err(|m| (at.clone(), m))?;
-            if let Some((other, other_path)) = owners.get(&segments) {
-                if *other != name.as_str() {
-                    return Err((
-                        at,
-                        format!(
-                            "`{path}` is also a path of policy `{other}` (as `{other_path}`); \
-                             a path belongs to one policy"
-                        ),
-                    ));
+            policy_path_segments(path).map_err(|m| (at.clone(), m))?;
+            for segments in policy_path_forms(path) {
+                if let Some((other, other_path)) = owners.get(&segments) {
+                    if *other != name.as_str() {
+                        return Err((
+                            at,
+                            format!(
+                                "`{path}` is also a path of policy `{other}` (as \
+                                 `{other_path}`); a path belongs to one policy"
+                            ),
+                        ));
+                    }
                 }
+                owners.insert(segments, (name, path));
             }
-            owners.insert(segments, (name, path));
         }
     }
     Ok(())

@@ -96,6 +96,8 @@ pub(crate) enum By {
     Default,
     /// The client address could not be read (a trusted proxy's header, or no peer): refused.
     Header,
+    /// The path has `.` or `..` segments and path-scoped policies exist: refused with 400.
+    Path,
 }
 
 impl By {
@@ -104,6 +106,7 @@ impl By {
             By::Rule => "rule",
             By::Default => "default",
             By::Header => "header",
+            By::Path => "path",
         }
     }
 }
@@ -152,6 +155,7 @@ impl Entry<'_> {
                 );
             }
             (None, By::Header) => out.push_str(" unreadable client address"),
+            (None, By::Path) => out.push_str(" unsafe path"),
             (None, _) => out.push_str(" default (no rule matched)"),
         }
         if let Some(note) = self.note {
