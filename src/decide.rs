@@ -1,16 +1,19 @@
 //! The one decision path, shared by the fairing and the guards: who is the client, which
 //! policy and rule decide, and the record of it (access log line, tracing event).
 
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use rocket::http::Status;
 use rocket::Request;
 
+use crate::bans::{Ban, Bans};
 use crate::client::{client_addr, ClientAddr, ClientIpHeader, Unreadable};
 use crate::config::MissingHeader;
 use crate::generation::{Contents, Generation, Spec};
 use crate::log::{AccessLog, By, Entry, Level, RuleRef, Url};
+use crate::matcher::Decision;
 use crate::resolve::{Dns, Names};
 use crate::rules::Verdict;
 
@@ -30,6 +33,8 @@ pub(crate) struct Shared {
     pub refresher: Mutex<Option<(Dns, Names)>>,
     /// List files, handed to their watcher at liftoff.
     pub watched: Mutex<Vec<crate::sources::Watched>>,
+    /// Runtime bans, checked before every policy's rules.
+    pub bans: Bans,
 }
 
 impl Shared {
@@ -110,16 +115,22 @@ pub(crate) fn decide(shared: &Shared, req: &Request<'_>, policy: usize) -> Rulin
     let generation = shared.generation.load();
     let client = shared.client(&generation, req);
     let spec = &shared.spec.policies[policy];
+    let ban_note;
     let (verdict, rule, by, note) = match client {
-        Some(Ok(ClientAddr { ip, note, .. })) => {
-            let d = generation.matchers[policy].decide(ip);
-            let by = if d.rule.is_some() {
-                By::Rule
-            } else {
-                By::Default
-            };
-            (d.verdict, d.rule, by, note)
-        }
+        Some(Ok(ClientAddr { ip, note, .. })) => match judge(shared, &generation, policy, ip) {
+            Judged::Ban(ban) => {
+                ban_note = describe_ban(&ban);
+                (Verdict::Deny, None, By::Ban, Some(ban_note.as_str()))
+            }
+            Judged::Rule(d) => {
+                let by = if d.rule.is_some() {
+                    By::Rule
+                } else {
+                    By::Default
+                };
+                (d.verdict, d.rule, by, note)
+            }
+        },
         Some(Err(why)) => (Verdict::Deny, None, By::Header, Some(why.reason())),
         None => (
             Verdict::Deny,
@@ -143,6 +154,37 @@ pub(crate) fn decide(shared: &Shared, req: &Request<'_>, policy: usize) -> Rulin
     };
     record.write(req, shared, &generation);
     ruling
+}
+
+/// What decides an address under a policy: a ban in force, else the policy's rules.
+pub(crate) enum Judged {
+    Ban(Ban),
+    Rule(Decision),
+}
+
+/// The one place that says which ban or rule decides `ip` under `policy`.
+pub(crate) fn judge(shared: &Shared, generation: &Generation, policy: usize, ip: IpAddr) -> Judged {
+    match shared.bans.check(ip) {
+        Some(ban) => Judged::Ban(ban),
+        None => Judged::Rule(generation.matchers[policy].decide(ip)),
+    }
+}
+
+/// `banned 203.0.113.0/24 until 2026-11-25T10:00:00Z: reason`, for the log line's note.
+fn describe_ban(ban: &Ban) -> String {
+    let until = match ban.expires {
+        None => "until lifted".to_string(),
+        Some(t) => {
+            let t: time::OffsetDateTime = t.into();
+            let f =
+                time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+            format!("until {}", t.format(f).unwrap_or_default())
+        }
+    };
+    match &ban.reason {
+        Some(r) => format!("banned {} {until}: {r}", ban.target),
+        None => format!("banned {} {until}", ban.target),
+    }
 }
 
 /// One decision, ready to be written to the access log and as a tracing event.

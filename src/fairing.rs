@@ -10,11 +10,13 @@ use rocket::http::{uri::Origin, Method, Status};
 use rocket::route::{Handler, Outcome, Route};
 use rocket::{Build, Data, Orbit, Request, Rocket};
 
+use crate::bans::Bans;
 use crate::client::ClientIpHeader;
 use crate::config::AllowConfig;
 use crate::decide::{decide, refuse_path, AllowState, Shared};
 use crate::error::Error;
 use crate::generation::{Addresses, Contents, Generation, Spec, APP_WIDE};
+use crate::handle::AllowHandle;
 use crate::log::AccessLog;
 use crate::resolve::{self, Dns};
 use crate::rules::{Target, Verdict};
@@ -114,6 +116,10 @@ async fn start(config: AllowConfig, shutdown_wait: Duration) -> Result<Shared, E
         .as_ref()
         .map(|log| AccessLog::open(log, shutdown_wait))
         .transpose()?;
+    let bans = Bans::open(config.bans.file.as_deref()).map_err(|message| Error::Invalid {
+        key: "allow.bans.file".into(),
+        message,
+    })?;
     let contents = contents.with_addrs(&addrs);
     let generation = Generation::compile(&spec, &contents);
     Ok(Shared {
@@ -121,6 +127,7 @@ async fn start(config: AllowConfig, shutdown_wait: Duration) -> Result<Shared, E
         generation: ArcSwap::from_pointee(generation),
         contents: Mutex::new(contents),
         watched: Mutex::new(watched),
+        bans,
         header: ClientIpHeader::from_name(&config.client_ip_header),
         missing_header: config.missing_header,
         log,
@@ -169,8 +176,10 @@ impl Fairing for AllowFairing {
                 // attached before launch, including those attached after this one: the
                 // decision sees the URI and method the router will see, and nothing that
                 // runs before it can undo a refusal.
+                let shared = Arc::new(shared);
                 Ok(rocket
-                    .manage(AllowState(Arc::new(shared)))
+                    .manage(AllowHandle::new(shared.clone()))
+                    .manage(AllowState(shared))
                     .mount("/", refused)
                     .attach(Decide))
             }

@@ -86,6 +86,8 @@ pub(crate) struct Spec {
     /// The app-wide policy first, then the named ones in name order.
     pub policies: Vec<PolicySpec>,
     pub trusted: Vec<Target>,
+    /// How each user set is defined (inline or from a file), for the runtime API.
+    pub set_kinds: BTreeMap<String, crate::config::SetConfig>,
     by_name: HashMap<String, usize>,
     /// `None` when no policy has paths: then the path is never looked at.
     paths: Option<PathTable>,
@@ -126,6 +128,7 @@ impl Spec {
         Spec {
             policies,
             trusted: config.trusted_proxies.clone(),
+            set_kinds: config.sets.clone(),
             by_name,
             paths: any_paths.then_some(table),
         }

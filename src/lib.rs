@@ -18,6 +18,7 @@
 //! - `log/`: access log lines, the writer thread, rotation.
 //! - [`Error`]: why ignite failed.
 
+mod bans;
 mod client;
 mod config;
 mod decide;
@@ -25,6 +26,7 @@ mod error;
 mod fairing;
 mod generation;
 mod guard;
+mod handle;
 mod log;
 mod matcher;
 mod paths;
@@ -33,14 +35,16 @@ mod rules;
 mod sets;
 mod sources;
 
+pub use bans::Ban;
 pub use client::{client_addr, ClientAddr, ClientIpHeader, Unreadable, MAX_HOPS};
 pub use config::{
-    AccessLogConfig, AllowConfig, DnsConfig, LogFormat, MissingHeader, OnFull, OnUnresolved,
-    PolicyConfig, SetConfig, CONFIG_KEY,
+    AccessLogConfig, AllowConfig, BansConfig, DnsConfig, LogFormat, MissingHeader, OnFull,
+    OnUnresolved, PolicyConfig, SetConfig, CONFIG_KEY,
 };
 pub use error::Error;
 pub use fairing::{AllowFairing, REFUSED_PATH};
 pub use guard::{Allowed, ClientIp, GuardError, Policy};
+pub use handle::{AllowHandle, Explanation};
 pub use matcher::{Decision, LinearScan, Matcher};
 pub use rules::{Rule, Target, TargetError, Verdict};
 pub use sets::BUILTIN_SETS;

@@ -84,6 +84,24 @@ pub struct AllowConfig {
     /// Named policies, applied by path and by `Allowed<P>` guards. Default: none.
     #[serde(default)]
     pub policies: BTreeMap<String, PolicyConfig>,
+    /// `[allow.bans]`: where runtime bans are kept across restarts. Default: nowhere.
+    #[serde(default)]
+    pub bans: BansConfig,
+}
+
+/// `[allow.bans]`.
+///
+/// ```
+/// let bans = rocket_allow::BansConfig::default();
+/// assert!(bans.file.is_none()); // bans last until the app stops
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BansConfig {
+    /// The file runtime bans are saved to on every change and restored from at ignite
+    /// (expired ones dropped). Default: none.
+    #[serde(default)]
+    pub file: Option<std::path::PathBuf>,
 }
 
 fn default_reject_status() -> u16 {
@@ -114,6 +132,7 @@ impl AllowConfig {
             reject_status: default_reject_status(),
             sets: BTreeMap::new(),
             policies: BTreeMap::new(),
+            bans: BansConfig::default(),
         }
     }
 

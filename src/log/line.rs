@@ -98,6 +98,8 @@ pub(crate) enum By {
     Header,
     /// The path has `.` or `..` segments and path-scoped policies exist: refused with 400.
     Path,
+    /// A runtime ban (the note says which, until when, and why).
+    Ban,
 }
 
 impl By {
@@ -107,6 +109,7 @@ impl By {
             By::Default => "default",
             By::Header => "header",
             By::Path => "path",
+            By::Ban => "ban",
         }
     }
 }
@@ -156,6 +159,7 @@ impl Entry<'_> {
             }
             (None, By::Header) => out.push_str(" unreadable client address"),
             (None, By::Path) => out.push_str(" unsafe path"),
+            (None, By::Ban) => out.push_str(" ban"),
             (None, _) => out.push_str(" default (no rule matched)"),
         }
         if let Some(note) = self.note {

@@ -1,0 +1,233 @@
+//! Runtime bans: addresses and networks refused in every policy, before any rule, until
+//! they expire or are lifted. Kept apart from the compiled rules, so a ban never recompiles
+//! them: a ban rebuilds only the (small) ban table and swaps it in.
+//!
+//! With `[allow.bans] file`, every change is saved by a thread of its own (temporary file,
+//! fsync, rename, fsync of the directory), and the file is read back at ignite.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use ipnet::IpNet;
+
+use crate::matcher::Matcher;
+use crate::rules::{Target, Verdict};
+
+/// One ban, as [`AllowHandle::bans`](crate::AllowHandle::bans) lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ban {
+    /// The network banned (a single address is a /32 or /128).
+    pub target: IpNet,
+    /// When it ends; `None` for a ban until lifted.
+    pub expires: Option<SystemTime>,
+    /// Why, if a reason was given.
+    pub reason: Option<String>,
+}
+
+/// The compiled table the request path reads.
+struct Table {
+    matcher: Matcher,
+    bans: Vec<Ban>,
+}
+
+/// The bans and their table.
+pub(crate) struct Bans {
+    list: Mutex<BTreeMap<IpNet, Ban>>,
+    table: ArcSwap<Table>,
+    saver: Option<Mutex<mpsc::Sender<Vec<Ban>>>>,
+}
+
+impl Bans {
+    /// Bans read from `file` (expired ones dropped), saved there on every change.
+    pub fn open(file: Option<&Path>) -> Result<Bans, String> {
+        let mut list = BTreeMap::new();
+        let saver = match file {
+            None => None,
+            Some(path) => {
+                let now = SystemTime::now();
+                for ban in read(path)? {
+                    if ban.expires.is_none_or(|e| e > now) {
+                        list.insert(ban.target, ban);
+                    }
+                }
+                Some(Mutex::new(saver(path.to_path_buf())))
+            }
+        };
+        let bans = Bans {
+            table: ArcSwap::from_pointee(compile(&list)),
+            list: Mutex::new(list),
+            saver,
+        };
+        Ok(bans)
+    }
+
+    /// The ban covering `ip`, if one is in force.
+    pub fn check(&self, ip: IpAddr) -> Option<Ban> {
+        let table = self.table.load();
+        let index = table.matcher.decide(ip).rule?;
+        let ban = &table.bans[index];
+        match ban.expires {
+            Some(e) if e <= SystemTime::now() => None,
+            _ => Some(ban.clone()),
+        }
+    }
+
+    /// Adds (or renews) a ban.
+    pub fn ban(&self, target: IpNet, ttl: Option<Duration>, reason: Option<String>) {
+        let expires = ttl.map(|t| SystemTime::now() + t);
+        self.change(|list| {
+            list.insert(
+                target,
+                Ban {
+                    target,
+                    expires,
+                    reason,
+                },
+            );
+        });
+    }
+
+    /// Lifts a ban; whether there was one.
+    pub fn unban(&self, target: IpNet) -> bool {
+        let mut removed = false;
+        self.change(|list| removed = list.remove(&target).is_some());
+        removed
+    }
+
+    /// The bans in force.
+    pub fn list(&self) -> Vec<Ban> {
+        let now = SystemTime::now();
+        let list = self.list.lock().unwrap_or_else(|e| e.into_inner());
+        list.values()
+            .filter(|b| b.expires.is_none_or(|e| e > now))
+            .cloned()
+            .collect()
+    }
+
+    /// Applies a change, drops expired bans, swaps in a new table and has it saved.
+    fn change(&self, f: impl FnOnce(&mut BTreeMap<IpNet, Ban>)) {
+        let mut list = self.list.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut list);
+        let now = SystemTime::now();
+        list.retain(|_, b| b.expires.is_none_or(|e| e > now));
+        self.table.store(Arc::new(compile(&list)));
+        if let Some(saver) = &self.saver {
+            let _ = saver
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .send(list.values().cloned().collect());
+        }
+    }
+}
+
+fn compile(list: &BTreeMap<IpNet, Ban>) -> Table {
+    let bans: Vec<Ban> = list.values().cloned().collect();
+    let matcher = Matcher::new(
+        Verdict::Allow,
+        bans.iter().map(|b| (Verdict::Deny, [b.target])),
+    );
+    Table { matcher, bans }
+}
+
+/// Parses a ban target: an address or a network.
+pub(crate) fn parse_target(target: &str) -> Result<IpNet, String> {
+    match Target::parse(target) {
+        Ok(Target::Net(net)) => Ok(net),
+        Ok(other) => Err(format!(
+            "`{other}`: a ban is an address or a network, not `all`, a host name or a set"
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The file: one ban a line, `network expires-unix-seconds-or-- reason...`.
+fn read(path: &Path) -> Result<Vec<Ban>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("cannot read `{}`: {e}", path.display())),
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|(i, line)| {
+            let bad = |m: &str| format!("{}:{}: `{line}`: {m}", path.display(), i + 1);
+            let mut parts = line.splitn(3, ' ');
+            let target = parse_target(parts.next().unwrap_or("")).map_err(|m| bad(&m))?;
+            let expires = match parts.next() {
+                Some("-") | None => None,
+                Some(secs) => Some(
+                    UNIX_EPOCH
+                        + Duration::from_secs(
+                            secs.parse().map_err(|_| bad("expiry is not a number"))?,
+                        ),
+                ),
+            };
+            let reason = parts.next().map(str::to_string).filter(|r| !r.is_empty());
+            Ok(Ban {
+                target,
+                expires,
+                reason,
+            })
+        })
+        .collect()
+}
+
+/// Starts the thread that saves the bans; it takes the newest list whenever it is free.
+fn saver(path: PathBuf) -> mpsc::Sender<Vec<Ban>> {
+    let (tx, rx) = mpsc::channel::<Vec<Ban>>();
+    let _ = std::thread::Builder::new()
+        .name("rocket-allow-bans".into())
+        .spawn(move || {
+            while let Ok(mut bans) = rx.recv() {
+                // Only the newest list matters.
+                while let Ok(newer) = rx.try_recv() {
+                    bans = newer;
+                }
+                if let Err(e) = save(&path, &bans) {
+                    log::error!(target: "rocket_allow",
+                        "rocket-allow: cannot save bans to `{}`: {e}", path.display());
+                }
+            }
+        });
+    tx
+}
+
+/// Writes the whole list to a temporary file, fsyncs it, renames it over the file and
+/// fsyncs the directory: the file is always either the old list or the new one.
+fn save(path: &Path, bans: &[Ban]) -> std::io::Result<()> {
+    let mut text = String::new();
+    for b in bans {
+        let expires = match b.expires {
+            None => "-".to_string(),
+            Some(e) => e
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs().to_string())
+                .unwrap_or_else(|_| "0".into()),
+        };
+        let reason: String = b
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        text.push_str(&format!("{} {expires} {reason}\n", b.target));
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}

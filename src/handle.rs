@@ -1,0 +1,172 @@
+//! [`AllowHandle`]: change rules while the app runs (bans, inline sets) and ask what would
+//! be decided, from a handler (`&State<AllowHandle>`) or from anywhere that has the Rocket
+//! instance (`rocket.state::<AllowHandle>()`).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rocket::http::uri::Origin;
+
+use crate::bans::{parse_target, Ban};
+use crate::config::SetConfig;
+use crate::decide::{judge, Judged, Shared};
+use crate::error::Error;
+use crate::rules::{Target, Verdict};
+
+/// The runtime API, managed as Rocket state once `AllowFairing` has ignited. Cheap to
+/// clone. Changes apply from the next request, atomically.
+///
+/// ```
+/// use std::time::Duration;
+/// use rocket::figment::{Figment, providers::{Format, Toml}};
+/// use rocket_allow::{AllowFairing, AllowHandle, Verdict};
+///
+/// let figment = Figment::from(rocket::Config::default()).merge(Toml::string(r#"
+///     [default.allow]
+///     rules = []
+/// "#).nested());
+/// let client = rocket::local::blocking::Client::tracked(
+///     rocket::custom(figment).attach(AllowFairing::fairing()),
+/// ).unwrap();
+/// let handle = client.rocket().state::<AllowHandle>().unwrap();
+/// let ip = "192.0.2.7".parse().unwrap();
+/// assert_eq!(handle.explain(ip, "/").verdict, Verdict::Allow);
+/// handle.ban("192.0.2.0/24", Some(Duration::from_secs(600))).unwrap();
+/// assert_eq!(handle.explain(ip, "/").by, "ban");
+/// assert!(handle.unban("192.0.2.0/24").unwrap());
+/// ```
+#[derive(Clone)]
+pub struct AllowHandle(Arc<Shared>);
+
+/// What [`AllowHandle::explain`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    /// The policy the path falls under; `None` for the app-wide rules.
+    pub policy: Option<String>,
+    /// Admitted or refused.
+    pub verdict: Verdict,
+    /// What decided: `"rule"`, `"default"`, `"ban"`, or `"path"` (a `.` or `..` segment
+    /// under path-scoped policies).
+    pub by: &'static str,
+    /// The rule's index and value as written, when a rule decided.
+    pub rule: Option<(usize, String)>,
+    /// The ban, when a ban decided.
+    pub ban: Option<Ban>,
+}
+
+impl AllowHandle {
+    pub(crate) fn new(shared: Arc<Shared>) -> AllowHandle {
+        AllowHandle(shared)
+    }
+
+    /// Refuses `target` (an address or a network) in every policy, before any rule, for
+    /// `ttl` (or until [`unban`](Self::unban)). Banning again renews the ban. Logged with
+    /// rule `ban` and its expiry. Does not recompile the rules.
+    pub fn ban(&self, target: &str, ttl: Option<Duration>) -> Result<(), Error> {
+        self.ban_with_reason(target, ttl, None)
+    }
+
+    /// [`ban`](Self::ban) with a reason, shown by [`bans`](Self::bans) and in log lines.
+    pub fn ban_with_reason(
+        &self,
+        target: &str,
+        ttl: Option<Duration>,
+        reason: Option<&str>,
+    ) -> Result<(), Error> {
+        let net = parse_target(target).map_err(|message| invalid("ban", message))?;
+        self.0.bans.ban(net, ttl, reason.map(str::to_string));
+        Ok(())
+    }
+
+    /// Lifts the ban on exactly `target`; whether there was one.
+    pub fn unban(&self, target: &str) -> Result<bool, Error> {
+        let net = parse_target(target).map_err(|message| invalid("unban", message))?;
+        Ok(self.0.bans.unban(net))
+    }
+
+    /// The bans in force: target, expiry, reason.
+    pub fn bans(&self) -> Vec<Ban> {
+        self.0.bans.list()
+    }
+
+    /// Replaces the entries of an inline set (`[allow.sets] name = [...]`). The entries
+    /// are checked first (values, `@set` references, cycles): an invalid list changes
+    /// nothing and returns the error. Recompiles the policies before returning.
+    pub fn replace_set<S: AsRef<str>>(&self, name: &str, entries: &[S]) -> Result<(), Error> {
+        let key = format!("allow.sets.{name}");
+        match self.0.spec.set_kinds.get(name) {
+            Some(SetConfig::Inline(_)) => {}
+            Some(SetConfig::File { file }) => {
+                return Err(invalid(
+                    &key,
+                    format!("is read from `{}`; change the file instead", file.display()),
+                ))
+            }
+            None => {
+                return Err(invalid(
+                    &key,
+                    "no such set in [allow.sets] (built-in sets cannot be replaced)".into(),
+                ))
+            }
+        }
+        let targets = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                Target::parse(e.as_ref())
+                    .map_err(|m| invalid(&format!("{key}[{i}]"), m.to_string()))
+            })
+            .collect::<Result<Vec<Target>, Error>>()?;
+        self.0
+            .update(|c| c.with_set(name, targets))
+            .map_err(|message| invalid(&key, message))
+    }
+
+    /// Which policy, ban or rule decides a request from `ip` for `path`, and the verdict,
+    /// without a request (and without a log line).
+    pub fn explain(&self, ip: IpAddr, path: &str) -> Explanation {
+        let shared = &self.0;
+        let origin = Origin::parse(path).ok();
+        let policy = match &origin {
+            Some(o) => shared.spec.policy_for(|| o.path().segments()),
+            None => None,
+        };
+        let Some(policy) = policy else {
+            return Explanation {
+                policy: None,
+                verdict: Verdict::Deny,
+                by: "path",
+                rule: None,
+                ban: None,
+            };
+        };
+        let spec = &shared.spec.policies[policy];
+        let generation = shared.generation.load();
+        let ip = ip.to_canonical();
+        let name = spec.name.clone();
+        match judge(shared, &generation, policy, ip) {
+            Judged::Ban(ban) => Explanation {
+                policy: name,
+                verdict: Verdict::Deny,
+                by: "ban",
+                rule: None,
+                ban: Some(ban),
+            },
+            Judged::Rule(d) => Explanation {
+                policy: name,
+                verdict: d.verdict,
+                by: if d.rule.is_some() { "rule" } else { "default" },
+                rule: d.rule.map(|i| (i, spec.rules[i].written.clone())),
+                ban: None,
+            },
+        }
+    }
+}
+
+fn invalid(key: &str, message: String) -> Error {
+    Error::Invalid {
+        key: key.to_string(),
+        message,
+    }
+}
