@@ -33,6 +33,9 @@ pub(crate) struct Shared {
     pub refresher: Mutex<Option<(Dns, Names)>>,
     /// List files, handed to their watcher at liftoff.
     pub watched: Mutex<Vec<crate::sources::Watched>>,
+    /// URL lists, handed to their refresher at liftoff.
+    #[cfg(feature = "url-lists")]
+    pub urls: Mutex<Vec<crate::sources::UrlList>>,
     /// Runtime bans, checked before every policy's rules.
     pub bans: Bans,
 }

@@ -73,7 +73,15 @@ impl AllowFairing {
 /// generation of compiled policies.
 async fn start(config: AllowConfig, shutdown_wait: Duration) -> Result<Shared, Error> {
     let spec = Spec::new(&config);
-    let (entries, watched) = sources::entries_at_ignite(&config.sets)?;
+    // List files are read and URL lists fetched off the async runtime's threads.
+    let sets = config.sets.clone();
+    let at = rocket::tokio::task::spawn_blocking(move || sources::entries_at_ignite(&sets))
+        .await
+        .map_err(|e| Error::Invalid {
+            key: "allow.sets".into(),
+            message: e.to_string(),
+        })??;
+    let (entries, watched) = (at.entries, at.watched);
     let contents = Contents::new(entries, Addresses::new()).map_err(|message| Error::Invalid {
         key: "allow.sets".into(),
         message,
@@ -127,6 +135,8 @@ async fn start(config: AllowConfig, shutdown_wait: Duration) -> Result<Shared, E
         generation: ArcSwap::from_pointee(generation),
         contents: Mutex::new(contents),
         watched: Mutex::new(watched),
+        #[cfg(feature = "url-lists")]
+        urls: Mutex::new(at.urls),
         bans,
         header: ClientIpHeader::from_name(&config.client_ip_header),
         missing_header: config.missing_header,
@@ -195,6 +205,8 @@ impl Fairing for AllowFairing {
             return;
         };
         watch_list_files(&state.0);
+        #[cfg(feature = "url-lists")]
+        refresh_url_lists(&state.0);
         let taken = state
             .0
             .refresher
@@ -269,6 +281,45 @@ fn watch_list_files(shared: &Arc<Shared>) {
     });
     if let Err(e) = started {
         log::error!(target: "rocket_allow", "rocket-allow: cannot watch list files: {e}");
+    }
+}
+
+/// Starts refetching URL lists every `refresh_secs`; ends once the app's state is gone.
+#[cfg(feature = "url-lists")]
+fn refresh_url_lists(shared: &Arc<Shared>) {
+    let lists = std::mem::take(&mut *shared.urls.lock().unwrap_or_else(|e| e.into_inner()));
+    if lists.is_empty() {
+        return;
+    }
+    let weak = Arc::downgrade(shared);
+    let started = sources::refresh_urls(lists, move |set, result| {
+        let Some(shared) = weak.upgrade() else {
+            return false;
+        };
+        match result {
+            Ok(None) => {}
+            Ok(Some(entries)) => {
+                let count = entries.len();
+                match shared.update(|c| c.with_set(set, entries)) {
+                    Ok(()) => log::info!(
+                        target: "rocket_allow",
+                        "allow.sets.{set}: fetched, {count} entries"
+                    ),
+                    Err(e) => log::error!(
+                        target: "rocket_allow",
+                        "allow.sets.{set}: {e}; keeping the last good list"
+                    ),
+                }
+            }
+            Err(e) => log::error!(
+                target: "rocket_allow",
+                "allow.sets.{set}: {e}; keeping the last good list"
+            ),
+        }
+        true
+    });
+    if let Err(e) = started {
+        log::error!(target: "rocket_allow", "rocket-allow: cannot refresh URL lists: {e}");
     }
 }
 

@@ -103,6 +103,9 @@ impl AllowHandle {
                     format!("is read from `{}`; change the file instead", file.display()),
                 ))
             }
+            Some(SetConfig::Url { url, .. }) => {
+                return Err(invalid(&key, format!("is fetched from `{url}`")))
+            }
             None => {
                 return Err(invalid(
                     &key,

@@ -22,7 +22,7 @@ pub use access_log::{AccessLogConfig, LogFormat, OnFull};
 use bounds::{BACKUP_COUNT, MAX_BYTES, MAX_TTL_SECS, MIN_TTL_SECS, QUEUE_LINES, TIMEOUT_SECS};
 pub use dns::{DnsConfig, OnUnresolved};
 pub(crate) use policies::{known_entries, policy_path_forms};
-pub use policies::{PolicyConfig, SetConfig};
+pub use policies::{OnError, PolicyConfig, SetConfig};
 use rule_list::{de_rules, de_targets};
 
 /// The figment key the fairing reads: `[default.allow]` in Rocket.toml.
@@ -261,19 +261,25 @@ impl AllowConfig {
     }
 }
 
-/// `[2]: rest` or `name[2]: rest` at the start of a message: the key suffix (`[2]`,
-/// `.name[2]`) and the rest.
+/// `[2]: rest`, `name[2]: rest` or `name.key: rest` at the start of a message: the key
+/// suffix (`[2]`, `.name[2]`, `.name.key`) and the rest.
 fn element_prefix(message: &str) -> Option<(String, &str)> {
-    let (head, rest) = message.split_once("]: ")?;
-    let (name, index) = head.split_once('[')?;
+    let (head, rest) = message.split_once(": ")?;
+    let (name, index) = match head.split_once('[') {
+        Some((name, index)) => (name, Some(index.strip_suffix(']')?)),
+        None => (head, None),
+    };
     let name_ok = name
         .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if !name_ok || index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+        .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    let index_ok = index.is_none_or(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()));
+    // Without an index, only a dotted key is taken (serde's own messages have no dots there).
+    if !name_ok || !index_ok || (index.is_none() && !name.contains('.')) {
         return None;
     }
     let dot = if name.is_empty() { "" } else { "." };
-    Some((format!("{dot}{name}[{index}]"), rest))
+    let index = index.map(|i| format!("[{i}]")).unwrap_or_default();
+    Some((format!("{dot}{name}{index}"), rest))
 }
 
 /// RFC 9110 `token` characters: what a header name may contain.

@@ -95,6 +95,30 @@ pub enum SetConfig {
         /// The list file; relative paths are relative to the working directory.
         file: std::path::PathBuf,
     },
+    /// `name = { url = "https://...", refresh_secs = 3600, on_error = "fail", timeout_secs
+    /// = 10 }`: a list in the same format, fetched at ignite and every `refresh_secs`, with
+    /// conditional requests (ETag / Last-Modified). Needs the `url-lists` feature (default).
+    Url {
+        /// An `http://` or `https://` URL.
+        url: String,
+        /// Seconds between fetches, 1 to 604800. Default 3600.
+        refresh_secs: u64,
+        /// What a failed fetch at ignite does: `"fail"` (default) fails ignite, `"warn"` starts
+        /// with the set empty. A failed refresh always keeps the last good list.
+        on_error: OnError,
+        /// Seconds a fetch may take, 1 to 300. Default 10.
+        timeout_secs: u64,
+    },
+}
+
+/// What a URL list that cannot be fetched at ignite does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnError {
+    /// Ignite fails, naming the set and the error (default).
+    #[default]
+    Fail,
+    /// The app starts with the set empty, and a warning.
+    Warn,
 }
 
 /// `[allow.sets]`: name → entries or source.
@@ -110,7 +134,7 @@ pub(crate) fn known_entries(sets: &BTreeMap<String, SetConfig>) -> BTreeMap<Stri
     sets.iter()
         .map(|(name, set)| match set {
             SetConfig::Inline(entries) => (name.clone(), entries.clone()),
-            SetConfig::File { .. } => (name.clone(), Vec::new()),
+            SetConfig::File { .. } | SetConfig::Url { .. } => (name.clone(), Vec::new()),
         })
         .collect()
 }

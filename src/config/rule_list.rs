@@ -6,7 +6,7 @@ use std::fmt;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::SetConfig;
+use super::{OnError, SetConfig};
 use crate::rules::{Rule, Target, Verdict};
 
 /// One element of a list as read, before it is checked: kept loose so that every
@@ -170,21 +170,77 @@ pub(super) fn de_set_map<'de, D: Deserializer<'de>>(
         .collect()
 }
 
-/// `{ file = "path" }`.
+/// `{ file = "path" }` or `{ url = "...", refresh_secs = N, on_error = "fail" | "warn",
+/// timeout_secs = N }`.
 fn set_source(name: &str, entries: Vec<(String, Loose)>) -> Result<SetConfig, String> {
-    let shape = "a set is a list of entries or `{ file = \"path\" }`";
-    match entries.as_slice() {
-        [(key, Loose::Str(path))] if key == "file" => {
-            if path.is_empty() {
-                return Err(format!("{name}[0]: `file` must not be empty"));
+    let shape = "a set is a list of entries, `{ file = \"path\" }` or `{ url = \"https://...\" }`";
+    let at = |key: &str| format!("{name}.{key}");
+    let string = |key: &str, v: &Loose| match v {
+        Loose::Str(s) if !s.is_empty() => Ok(s.clone()),
+        other => Err(format!(
+            "{}: must be a non-empty string, found {}",
+            at(key),
+            other.describe()
+        )),
+    };
+    let number = |key: &str, v: &Loose, max: u64| {
+        let n = match v {
+            Loose::Other(d) => d
+                .strip_prefix("integer ")
+                .and_then(|n| n.parse::<u64>().ok()),
+            _ => None,
+        };
+        match n {
+            Some(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "{}: must be a whole number of seconds from 1 to {max}, found {}",
+                at(key),
+                v.describe()
+            )),
+        }
+    };
+    if let [(key, v)] = entries.as_slice() {
+        if key == "file" {
+            return Ok(SetConfig::File {
+                file: std::path::PathBuf::from(string("file", v)?),
+            });
+        }
+    }
+    let mut url = None;
+    let (mut refresh_secs, mut timeout_secs, mut on_error) = (3600, 10, OnError::Fail);
+    for (key, v) in &entries {
+        match key.as_str() {
+            "url" => url = Some(string("url", v)?),
+            "refresh_secs" => refresh_secs = number("refresh_secs", v, 604_800)?,
+            "timeout_secs" => timeout_secs = number("timeout_secs", v, 300)?,
+            "on_error" => {
+                on_error = match string("on_error", v)?.as_str() {
+                    "fail" => OnError::Fail,
+                    "warn" => OnError::Warn,
+                    other => {
+                        return Err(format!(
+                            "{}: `{other}` is neither \"fail\" nor \"warn\"",
+                            at("on_error")
+                        ))
+                    }
+                }
             }
-            Ok(SetConfig::File {
-                file: std::path::PathBuf::from(path),
+            other => return Err(format!("{name}[0]: unknown key `{other}`; {shape}")),
+        }
+    }
+    match url {
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+            Ok(SetConfig::Url {
+                url,
+                refresh_secs,
+                on_error,
+                timeout_secs,
             })
         }
-        _ => Err(format!(
-            "{name}[0]: keys {:?}: {shape}",
-            entries.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>()
+        Some(url) => Err(format!(
+            "{}: `{url}` is not an http:// or https:// URL",
+            at("url")
         )),
+        None => Err(format!("{name}[0]: {shape}")),
     }
 }

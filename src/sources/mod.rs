@@ -3,6 +3,8 @@
 //! swapped in whole; a bad file keeps the last good list.
 
 mod list;
+#[cfg(feature = "url-lists")]
+mod url;
 mod watch;
 
 use std::collections::BTreeMap;
@@ -13,6 +15,8 @@ use crate::error::Error;
 use crate::rules::Target;
 
 use list::{parse_list, ListError};
+#[cfg(feature = "url-lists")]
+pub(crate) use url::{refresh_urls, Fetched, UrlList};
 pub(crate) use watch::{watch_files, Watched};
 
 /// Reads a list file whole; the error names `path:line`, the line and what is wrong.
@@ -39,7 +43,7 @@ fn list_files(sets: &BTreeMap<String, SetConfig>) -> Result<Vec<(String, PathBuf
     sets.iter()
         .filter_map(|(name, set)| match set {
             SetConfig::File { file } => Some((name, file)),
-            SetConfig::Inline(_) => None,
+            SetConfig::Inline(_) | SetConfig::Url { .. } => None,
         })
         .map(|(name, file)| {
             std::path::absolute(file)
@@ -52,13 +56,18 @@ fn list_files(sets: &BTreeMap<String, SetConfig>) -> Result<Vec<(String, PathBuf
         .collect()
 }
 
-/// Every set's entries at ignite: inline ones as configured, list files read now (a file
-/// that cannot be read or has a bad line fails ignite, naming `file:line`), and the files to
-/// watch from then on.
-#[allow(clippy::type_complexity)]
-pub(crate) fn entries_at_ignite(
-    sets: &BTreeMap<String, SetConfig>,
-) -> Result<(BTreeMap<String, Vec<Target>>, Vec<Watched>), Error> {
+/// What the sets start with, and what keeps them current.
+pub(crate) struct AtIgnite {
+    pub entries: BTreeMap<String, Vec<Target>>,
+    pub watched: Vec<Watched>,
+    #[cfg(feature = "url-lists")]
+    pub urls: Vec<UrlList>,
+}
+
+/// Every set's entries at ignite: inline ones as configured, list files read now and URL
+/// lists fetched now (a file that cannot be read or has a bad line fails ignite, naming
+/// `file:line`; a URL that cannot be fetched fails it unless `on_error = "warn"`).
+pub(crate) fn entries_at_ignite(sets: &BTreeMap<String, SetConfig>) -> Result<AtIgnite, Error> {
     let mut entries = crate::config::known_entries(sets);
     let mut watched = Vec::new();
     for (name, path) in list_files(sets)? {
@@ -70,5 +79,48 @@ pub(crate) fn entries_at_ignite(
         entries.insert(name, list);
         watched.push(w);
     }
-    Ok((entries, watched))
+    #[cfg(feature = "url-lists")]
+    let mut urls = Vec::new();
+    for (name, set) in sets {
+        let SetConfig::Url {
+            url,
+            refresh_secs,
+            on_error,
+            timeout_secs,
+        } = set
+        else {
+            continue;
+        };
+        let key = format!("allow.sets.{name}.url");
+        #[cfg(not(feature = "url-lists"))]
+        {
+            let _ = (url, refresh_secs, on_error, timeout_secs);
+            return Err(Error::Invalid {
+                key,
+                message: "URL lists need rocket-allow's `url-lists` feature".into(),
+            });
+        }
+        #[cfg(feature = "url-lists")]
+        {
+            let mut list = UrlList::new(name.clone(), url.clone(), *refresh_secs, *timeout_secs);
+            match list.fetch() {
+                Ok(Fetched::List(l)) => {
+                    entries.insert(name.clone(), l);
+                }
+                Ok(Fetched::Unchanged) => {}
+                Err(message) if *on_error == crate::config::OnError::Warn => {
+                    log::warn!(target: "rocket_allow",
+                        "{key}: {message}; starting with the set empty (on_error = \"warn\")");
+                }
+                Err(message) => return Err(Error::Invalid { key, message }),
+            }
+            urls.push(list);
+        }
+    }
+    Ok(AtIgnite {
+        entries,
+        watched,
+        #[cfg(feature = "url-lists")]
+        urls,
+    })
 }

@@ -1,0 +1,173 @@
+//! Sets fetched from a URL: at ignite and every `refresh_secs`, conditionally, keeping the
+//! last good list when a fetch fails. A real HTTP server on 127.0.0.1 serves the list.
+#![cfg(feature = "url-lists")]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use rocket::http::Status;
+use rocket::local::blocking::Client;
+
+/// What the list server answers, and what it was asked.
+#[derive(Default)]
+struct Feed {
+    status: u16,
+    body: String,
+    etag: Option<String>,
+    delay: Duration,
+    requests: Vec<String>,
+}
+
+/// Serves `feed` on 127.0.0.1 at a free port; returns the list's URL.
+fn list_server(feed: Arc<Mutex<Feed>>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let feed = feed.clone();
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                let (status, body, etag, delay) = {
+                    let mut f = feed.lock().unwrap();
+                    f.requests.push(head.clone());
+                    (f.status, f.body.clone(), f.etag.clone(), f.delay)
+                };
+                std::thread::sleep(delay);
+                let matches = etag.as_ref().is_some_and(|e| {
+                    head.to_ascii_lowercase()
+                        .contains(&format!("if-none-match: {}", e.to_ascii_lowercase()))
+                });
+                let (status, body) = if matches {
+                    (304, String::new())
+                } else {
+                    (status, body)
+                };
+                let etag = etag.map(|e| format!("ETag: {e}\r\n")).unwrap_or_default();
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status} X\r\n{etag}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}/list.txt")
+}
+
+fn feed(body: &str) -> Arc<Mutex<Feed>> {
+    Arc::new(Mutex::new(Feed {
+        status: 200,
+        body: body.into(),
+        etag: Some("\"v1\"".into()),
+        ..Feed::default()
+    }))
+}
+
+fn config(url: &str, extra: &str) -> String {
+    format!(
+        r#"
+        [default.allow]
+        rules = [{{ allow = "@feed" }}, {{ deny = "all" }}]
+        [default.allow.sets]
+        feed = {{ url = "{url}", refresh_secs = 1, timeout_secs = 1 {extra} }}
+        "#
+    )
+}
+
+fn wait_for(client: &Client, peer: &str, want: Status) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while status(client, peer, &[]) != want {
+        assert!(Instant::now() < deadline, "{peer}: never {want}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits (15 s at most) until the server has had `n` requests.
+fn wait_requests(feed: &Arc<Mutex<Feed>>, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while feed.lock().unwrap().requests.len() < n {
+        assert!(Instant::now() < deadline, "fewer than {n} fetches");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn fetched_at_ignite_refreshed_conditionally_and_kept_on_failure() {
+    let f = feed("# feed\n203.0.113.0/24\n");
+    let url = list_server(f.clone());
+    let client = client(app(&config(&url, "")));
+    assert_eq!(status(&client, "203.0.113.9:1", &[]), Status::Ok);
+    assert_eq!(status(&client, "198.51.100.7:1", &[]), Status::Forbidden);
+    // Unchanged: the refresh is conditional and gets 304.
+    wait_requests(&f, 2);
+    assert!(
+        f.lock().unwrap().requests[1]
+            .to_ascii_lowercase()
+            .contains("if-none-match: \"v1\""),
+        "{:?}",
+        f.lock().unwrap().requests
+    );
+    // Changed: picked up.
+    {
+        let mut f = f.lock().unwrap();
+        f.body = "198.51.100.7\n".into();
+        f.etag = Some("\"v2\"".into());
+    }
+    wait_for(&client, "198.51.100.7:1", Status::Ok);
+    assert_eq!(status(&client, "203.0.113.9:1", &[]), Status::Forbidden);
+    // A server error, a bad line, a timeout: the last good list stays.
+    for (code, body, delay) in [
+        (500, "198.51.100.7\n", Duration::ZERO),
+        (200, "203.0.113.9\nnot an address\n", Duration::ZERO),
+        (200, "203.0.113.9\n", Duration::from_secs(3)),
+    ] {
+        let seen = {
+            let mut f = f.lock().unwrap();
+            f.status = code;
+            f.body = body.into();
+            f.etag = Some(format!("\"{code}{}\"", body.len()));
+            f.delay = delay;
+            f.requests.len()
+        };
+        wait_requests(&f, seen + 2);
+        assert_eq!(
+            status(&client, "198.51.100.7:1", &[]),
+            Status::Ok,
+            "{code} {body:?}"
+        );
+        assert_eq!(status(&client, "203.0.113.9:1", &[]), Status::Forbidden);
+    }
+    assert!(!logged("allow.sets.feed").is_empty());
+}
+
+#[test]
+fn a_failed_fetch_at_ignite_fails_unless_warned() {
+    let f = feed("");
+    f.lock().unwrap().status = 500;
+    let url = list_server(f.clone());
+    ignite_error(app(&config(&url, "")), &["allow.sets.feed.url", "HTTP 500"]);
+    let client = client(app(&config(&url, ", on_error = \"warn\"")));
+    assert_eq!(status(&client, "203.0.113.9:1", &[]), Status::Forbidden);
+    // And once the list is there, it is used.
+    {
+        let mut f = f.lock().unwrap();
+        f.status = 200;
+        f.body = "203.0.113.0/24\n".into();
+    }
+    wait_for(&client, "203.0.113.9:1", Status::Ok);
+    ignite_error(
+        app(&config("ftp://x/y", "")),
+        &["allow.sets.feed.url", "not an http"],
+    );
+}
