@@ -29,67 +29,85 @@ pub struct Ban {
     pub reason: Option<String>,
 }
 
-/// The compiled table the request path reads.
+/// The table the request path reads: the bans compiled into a matcher, plus the few added
+/// since (scanned), so that adding a ban costs a short copy, not a recompile; the recent
+/// ones are folded into the matcher once there are [`RECENT`] of them.
+#[derive(Clone)]
 struct Table {
-    matcher: Matcher,
-    bans: Vec<Ban>,
+    matcher: Arc<Matcher>,
+    bans: Arc<Vec<Ban>>,
+    recent: Vec<Ban>,
 }
+
+/// Bans kept outside the matcher before it is rebuilt.
+const RECENT: usize = 256;
 
 /// The bans and their table.
 pub(crate) struct Bans {
-    list: Mutex<BTreeMap<IpNet, Ban>>,
+    list: Arc<Mutex<BTreeMap<IpNet, Ban>>>,
     table: ArcSwap<Table>,
-    saver: Option<Mutex<mpsc::Sender<Vec<Ban>>>>,
+    /// Wakes the thread that saves the list (it reads the newest list itself).
+    saver: Option<Mutex<mpsc::Sender<()>>>,
 }
 
 impl Bans {
     /// Bans read from `file` (expired ones dropped), saved there on every change.
     pub fn open(file: Option<&Path>) -> Result<Bans, String> {
         let mut list = BTreeMap::new();
-        let saver = match file {
-            None => None,
-            Some(path) => {
-                let now = SystemTime::now();
-                for ban in read(path)? {
-                    if ban.expires.is_none_or(|e| e > now) {
-                        list.insert(ban.target, ban);
-                    }
+        if let Some(path) = file {
+            let now = SystemTime::now();
+            for ban in read(path)? {
+                if ban.expires.is_none_or(|e| e > now) {
+                    list.insert(ban.target, ban);
                 }
-                Some(Mutex::new(saver(path.to_path_buf())))
             }
-        };
-        let bans = Bans {
-            table: ArcSwap::from_pointee(compile(&list)),
-            list: Mutex::new(list),
-            saver,
-        };
-        Ok(bans)
+        }
+        let table = ArcSwap::from_pointee(compile(&list));
+        let list = Arc::new(Mutex::new(list));
+        let saver = file.map(|path| Mutex::new(saver(path.to_path_buf(), list.clone())));
+        Ok(Bans { list, table, saver })
     }
 
     /// The ban covering `ip`, if one is in force.
     pub fn check(&self, ip: IpAddr) -> Option<Ban> {
         let table = self.table.load();
+        if table.bans.is_empty() && table.recent.is_empty() {
+            return None;
+        }
+        let ip = ip.to_canonical();
+        let now = SystemTime::now();
+        let in_force = |b: &&Ban| b.target.contains(&ip) && b.expires.is_none_or(|e| e > now);
+        if let Some(b) = table.recent.iter().rev().find(in_force) {
+            return Some(b.clone());
+        }
         let index = table.matcher.decide(ip).rule?;
         let ban = &table.bans[index];
-        match ban.expires {
-            Some(e) if e <= SystemTime::now() => None,
-            _ => Some(ban.clone()),
+        if ban.expires.is_none_or(|e| e > now) {
+            return Some(ban.clone());
         }
+        // The first ban covering `ip` has expired; another, overlapping one may not have.
+        table.bans.iter().find(in_force).cloned()
     }
 
-    /// Adds (or renews) a ban.
+    /// Adds (or renews) a ban. Effective for the next request.
     pub fn ban(&self, target: IpNet, ttl: Option<Duration>, reason: Option<String>) {
-        let expires = ttl.map(|t| SystemTime::now() + t);
-        self.change(|list| {
-            list.insert(
-                target,
-                Ban {
-                    target,
-                    expires,
-                    reason,
-                },
-            );
-        });
+        let ban = Ban {
+            target,
+            expires: ttl.map(|t| SystemTime::now() + t),
+            reason,
+        };
+        let mut list = self.list.lock().unwrap_or_else(|e| e.into_inner());
+        let renewed = list.insert(target, ban.clone()).is_some();
+        let old = self.table.load();
+        if renewed || old.recent.len() >= RECENT {
+            self.rebuild(&mut list);
+        } else {
+            let mut table = Table::clone(&old);
+            table.recent.push(ban);
+            self.table.store(Arc::new(table));
+            drop(list);
+            self.save();
+        }
     }
 
     /// Lifts a ban; whether there was one.
@@ -109,18 +127,26 @@ impl Bans {
             .collect()
     }
 
-    /// Applies a change, drops expired bans, swaps in a new table and has it saved.
+    /// Applies a change, then recompiles and saves.
     fn change(&self, f: impl FnOnce(&mut BTreeMap<IpNet, Ban>)) {
         let mut list = self.list.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut list);
+        self.rebuild(&mut list);
+        drop(list);
+        self.save();
+    }
+
+    /// Drops expired bans, compiles the rest into a new table and swaps it in.
+    fn rebuild(&self, list: &mut BTreeMap<IpNet, Ban>) {
         let now = SystemTime::now();
         list.retain(|_, b| b.expires.is_none_or(|e| e > now));
-        self.table.store(Arc::new(compile(&list)));
+        self.table.store(Arc::new(compile(list)));
+    }
+
+    /// Has the list saved, off the caller's thread.
+    fn save(&self) {
         if let Some(saver) = &self.saver {
-            let _ = saver
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .send(list.values().cloned().collect());
+            let _ = saver.lock().unwrap_or_else(|e| e.into_inner()).send(());
         }
     }
 }
@@ -131,7 +157,11 @@ fn compile(list: &BTreeMap<IpNet, Ban>) -> Table {
         Verdict::Allow,
         bans.iter().map(|b| (Verdict::Deny, [b.target])),
     );
-    Table { matcher, bans }
+    Table {
+        matcher: Arc::new(matcher),
+        bans: Arc::new(bans),
+        recent: Vec::new(),
+    }
 }
 
 /// Parses a ban target: an address or a network.
@@ -178,17 +208,21 @@ fn read(path: &Path) -> Result<Vec<Ban>, String> {
         .collect()
 }
 
-/// Starts the thread that saves the bans; it takes the newest list whenever it is free.
-fn saver(path: PathBuf) -> mpsc::Sender<Vec<Ban>> {
-    let (tx, rx) = mpsc::channel::<Vec<Ban>>();
+/// Starts the thread that saves the bans: woken by each change, it writes the newest list
+/// (changes made meanwhile are saved together).
+fn saver(path: PathBuf, list: Arc<Mutex<BTreeMap<IpNet, Ban>>>) -> mpsc::Sender<()> {
+    let (tx, rx) = mpsc::channel::<()>();
     let _ = std::thread::Builder::new()
         .name("rocket-allow-bans".into())
         .spawn(move || {
-            while let Ok(mut bans) = rx.recv() {
-                // Only the newest list matters.
-                while let Ok(newer) = rx.try_recv() {
-                    bans = newer;
-                }
+            while rx.recv().is_ok() {
+                while rx.try_recv().is_ok() {}
+                let bans: Vec<Ban> = list
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .values()
+                    .cloned()
+                    .collect();
                 if let Err(e) = save(&path, &bans) {
                     log::error!(target: "rocket_allow",
                         "rocket-allow: cannot save bans to `{}`: {e}", path.display());

@@ -220,3 +220,28 @@ fn bans_persist_across_a_restart() {
     std::fs::write(&file, "203.0.113.0/28 - ok\nnot-a-net - x\n").unwrap();
     ignite_error(app(&toml), &["allow.bans.file", "bans.txt:2"]);
 }
+
+#[test]
+fn many_bans_and_overlapping_ones() {
+    let client = runtime_app(CONFIG);
+    let h = handle(&client);
+    // More than are kept outside the compiled table: both places are consulted.
+    for i in 0..600u32 {
+        h.ban(&std::net::Ipv4Addr::from(0xcb00_7100 + i).to_string(), None)
+            .unwrap();
+    }
+    for i in [0u32, 255, 256, 511, 599] {
+        let peer = format!("{}:1", std::net::Ipv4Addr::from(0xcb00_7100 + i));
+        assert_eq!(get(&client, "/", &peer), Status::Forbidden, "{peer}");
+    }
+    assert_eq!(h.bans().len(), 600);
+    assert!(h.unban("203.0.113.9").is_ok());
+    // A short ban inside a long one: when the short one ends, the long one still holds.
+    h.ban("198.51.100.0/24", None).unwrap();
+    h.ban("198.51.100.7", Some(Duration::from_millis(100)))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    assert_eq!(get(&client, "/open", "198.51.100.7:1"), Status::Forbidden);
+    h.unban("198.51.100.0/24").unwrap();
+    assert_eq!(get(&client, "/open", "198.51.100.7:1"), Status::Ok);
+}
