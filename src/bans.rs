@@ -39,8 +39,8 @@ struct Table {
     recent: Vec<Ban>,
 }
 
-/// Bans kept outside the matcher before it is rebuilt.
-const RECENT: usize = 256;
+/// Bans kept outside the matcher before it is rebuilt: few, since every request scans them.
+const RECENT: usize = 16;
 
 /// The bans and their table.
 pub(crate) struct Bans {
@@ -75,14 +75,15 @@ impl Bans {
             return None;
         }
         let ip = ip.to_canonical();
-        let now = SystemTime::now();
-        let in_force = |b: &&Ban| b.target.contains(&ip) && b.expires.is_none_or(|e| e > now);
+        // The clock is read only when a ban covers the address.
+        let in_force =
+            |b: &&Ban| b.target.contains(&ip) && b.expires.is_none_or(|e| e > SystemTime::now());
         if let Some(b) = table.recent.iter().rev().find(in_force) {
             return Some(b.clone());
         }
         let index = table.matcher.decide(ip).rule?;
         let ban = &table.bans[index];
-        if ban.expires.is_none_or(|e| e > now) {
+        if ban.expires.is_none_or(|e| e > SystemTime::now()) {
             return Some(ban.clone());
         }
         // The first ban covering `ip` has expired; another, overlapping one may not have.

@@ -225,7 +225,7 @@ fn bans_persist_across_a_restart() {
 fn many_bans_and_overlapping_ones() {
     let client = runtime_app(CONFIG);
     let h = handle(&client);
-    // More than are kept outside the compiled table: both places are consulted.
+    // Many more than are kept outside the compiled table: both places are consulted.
     for i in 0..600u32 {
         h.ban(&std::net::Ipv4Addr::from(0xcb00_7100 + i).to_string(), None)
             .unwrap();
