@@ -201,9 +201,9 @@ pub(crate) struct Generation {
     /// Per policy, per rule: what the rule was normalized to, for the log.
     pub normalized: Vec<Vec<String>>,
     pub trusted: Matcher,
-    /// For each set used by a rule: its networks and a matcher saying which one contains
-    /// an address (the log shows the network of the set that matched).
-    sets: HashMap<String, (Vec<IpNet>, Matcher)>,
+    /// For each set used by a rule: its networks, sorted, so the log can show which one
+    /// matched (found by looking up the address's own prefixes, at most 129 of them).
+    sets: HashMap<String, Vec<IpNet>>,
 }
 
 impl Generation {
@@ -234,10 +234,10 @@ impl Generation {
         for rule in spec.policies.iter().flat_map(|p| &p.rules) {
             if let Target::Set(name) = &rule.target {
                 sets.entry(name.clone()).or_insert_with(|| {
-                    let list = nets(&rule.target);
-                    let m =
-                        Matcher::new(Verdict::Deny, list.iter().map(|n| (Verdict::Allow, [*n])));
-                    (list, m)
+                    let mut list = nets(&rule.target);
+                    list.sort_unstable();
+                    list.dedup();
+                    list
                 });
             }
         }
@@ -253,9 +253,16 @@ impl Generation {
     /// `@set` rules, the normalized rule otherwise.
     pub fn matched(&self, spec: &Spec, policy: usize, rule: usize, ip: IpAddr) -> Cow<'_, str> {
         if let Target::Set(name) = &spec.policies[policy].rules[rule].target {
-            if let Some((nets, m)) = self.sets.get(name) {
-                if let Some(i) = m.decide(ip).rule {
-                    return Cow::Owned(nets[i].to_string());
+            if let Some(nets) = self.sets.get(name) {
+                let ip = ip.to_canonical();
+                let longest = if ip.is_ipv4() { 32 } else { 128 };
+                // The most specific of the set's networks that contains the address.
+                for len in (0..=longest).rev() {
+                    if let Ok(net) = IpNet::new(ip, len) {
+                        if nets.binary_search(&net.trunc()).is_ok() {
+                            return Cow::Owned(net.trunc().to_string());
+                        }
+                    }
                 }
             }
         }
