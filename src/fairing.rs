@@ -260,24 +260,7 @@ fn watch_list_files(shared: &Arc<Shared>) {
     }
     let weak = Arc::downgrade(shared);
     let started = sources::watch_files(files, move |set, result| {
-        let Some(shared) = weak.upgrade() else {
-            return false;
-        };
-        let outcome = result.and_then(|entries| {
-            let count = entries.len();
-            shared.update(|c| c.with_set(set, entries)).map(|()| count)
-        });
-        match outcome {
-            Ok(count) => log::info!(
-                target: "rocket_allow",
-                "allow.sets.{set}: reloaded, {count} entries"
-            ),
-            Err(e) => log::error!(
-                target: "rocket_allow",
-                "allow.sets.{set}: {e}; keeping the last good list"
-            ),
-        }
-        true
+        apply_source(&weak, set, result.map(Some), "reloaded")
     });
     if let Err(e) = started {
         log::error!(target: "rocket_allow", "rocket-allow: cannot watch list files: {e}");
@@ -293,34 +276,45 @@ fn refresh_url_lists(shared: &Arc<Shared>) {
     }
     let weak = Arc::downgrade(shared);
     let started = sources::refresh_urls(lists, move |set, result| {
-        let Some(shared) = weak.upgrade() else {
-            return false;
-        };
-        match result {
-            Ok(None) => {}
-            Ok(Some(entries)) => {
-                let count = entries.len();
-                match shared.update(|c| c.with_set(set, entries)) {
-                    Ok(()) => log::info!(
-                        target: "rocket_allow",
-                        "allow.sets.{set}: fetched, {count} entries"
-                    ),
-                    Err(e) => log::error!(
-                        target: "rocket_allow",
-                        "allow.sets.{set}: {e}; keeping the last good list"
-                    ),
-                }
-            }
-            Err(e) => log::error!(
-                target: "rocket_allow",
-                "allow.sets.{set}: {e}; keeping the last good list"
-            ),
-        }
-        true
+        apply_source(&weak, set, result, "fetched")
     });
     if let Err(e) = started {
         log::error!(target: "rocket_allow", "rocket-allow: cannot refresh URL lists: {e}");
     }
+}
+
+/// Applies what a source produced for `set`: new entries (`Some`), nothing new (`None`), or
+/// why it cannot be used (the last good list stays). `false` once the app is gone.
+fn apply_source(
+    shared: &Weak<Shared>,
+    set: &str,
+    result: Result<Option<Vec<Target>>, String>,
+    done: &str,
+) -> bool {
+    let Some(shared) = shared.upgrade() else {
+        return false;
+    };
+    let outcome = result.and_then(|entries| match entries {
+        None => Ok(None),
+        Some(entries) => {
+            let count = entries.len();
+            shared
+                .update(|c| c.with_set(set, entries))
+                .map(|()| Some(count))
+        }
+    });
+    match outcome {
+        Ok(None) => {}
+        Ok(Some(count)) => log::info!(
+            target: "rocket_allow",
+            "allow.sets.{set}: {done}, {count} entries"
+        ),
+        Err(e) => log::error!(
+            target: "rocket_allow",
+            "allow.sets.{set}: {e}; keeping the last good list"
+        ),
+    }
+    true
 }
 
 /// Every method a request can have; each gets a refusal route.
