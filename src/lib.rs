@@ -15,6 +15,8 @@
 //! - [`client_addr`], [`ClientIpHeader`] (`client/`): which address is the client behind
 //!   proxies.
 //! - `resolve.rs`: host names, resolved and refreshed off the request path.
+//! - `sources/`: sets' entries from list files (watched) and URLs (refetched).
+//! - [`AllowHandle`] (`handle.rs`): the runtime API; [`Ban`] and the ban table (`bans.rs`).
 //! - `log/`: access log lines, the writer thread, rotation.
 //! - [`Error`]: why ignite failed.
 
