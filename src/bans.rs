@@ -54,6 +54,16 @@ impl Bans {
     /// Bans read from `file` (expired ones dropped), saved there on every change.
     pub fn open(file: Option<&Path>) -> Result<Bans, String> {
         let mut list = BTreeMap::new();
+        // Absolute, so saving keeps working if the app changes directory.
+        let file = file
+            .map(|f| std::path::absolute(f).map_err(|e| format!("`{}`: {e}", f.display())))
+            .transpose()?;
+        let file = file.as_deref();
+        if let Some(dir) = file.and_then(Path::parent) {
+            if !dir.is_dir() {
+                return Err(format!("the directory `{}` does not exist", dir.display()));
+            }
+        }
         if let Some(path) = file {
             let now = SystemTime::now();
             for ban in read(path)? {
@@ -94,7 +104,8 @@ impl Bans {
     pub fn ban(&self, target: IpNet, ttl: Option<Duration>, reason: Option<String>) {
         let ban = Ban {
             target,
-            expires: ttl.map(|t| SystemTime::now() + t),
+            // A ttl too large for the clock is a ban until lifted.
+            expires: ttl.and_then(|t| SystemTime::now().checked_add(t)),
             reason,
         };
         let mut list = self.list.lock().unwrap_or_else(|e| e.into_inner());
@@ -102,6 +113,8 @@ impl Bans {
         let old = self.table.load();
         if renewed || old.recent.len() >= RECENT {
             self.rebuild(&mut list);
+            drop(list);
+            self.save();
         } else {
             let mut table = Table::clone(&old);
             table.recent.push(ban);
@@ -194,9 +207,10 @@ fn read(path: &Path) -> Result<Vec<Ban>, String> {
                 Some("-") | None => None,
                 Some(secs) => Some(
                     UNIX_EPOCH
-                        + Duration::from_secs(
+                        .checked_add(Duration::from_secs(
                             secs.parse().map_err(|_| bad("expiry is not a number"))?,
-                        ),
+                        ))
+                        .ok_or_else(|| bad("expiry is too far in the future"))?,
                 ),
             };
             let reason = parts.next().map(str::to_string).filter(|r| !r.is_empty());
@@ -261,7 +275,7 @@ fn save(path: &Path, bans: &[Ban]) -> std::io::Result<()> {
     f.write_all(text.as_bytes())?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::File::open(dir)?.sync_all()?;
     }
     Ok(())

@@ -217,13 +217,30 @@ impl Fairing for AllowFairing {
         // A weak handle: the task must not keep the state (and the log) alive after Rocket is gone.
         let shared: Weak<Shared> = Arc::downgrade(&state.0);
         let shutdown = rocket.shutdown();
+        // Recompiling can take a while with big sets: it happens on a thread of its own, in
+        // order, newest addresses first, never on the runtime's worker threads.
+        let (compile, addresses) = std::sync::mpsc::channel::<Addresses>();
+        let compiler = shared.clone();
+        let _ = std::thread::Builder::new()
+            .name("rocket-allow-dns-compile".into())
+            .spawn(move || {
+                while let Ok(mut addrs) = addresses.recv() {
+                    while let Ok(newer) = addresses.try_recv() {
+                        addrs = newer;
+                    }
+                    let Some(shared) = compiler.upgrade() else {
+                        return;
+                    };
+                    let _ = shared.update(|c| Ok(c.with_addrs(&addrs)));
+                }
+            });
         rocket::tokio::spawn(async move {
             let refresh = resolve::refresh_forever(dns, names, move |addrs, changed| {
-                let Some(shared) = shared.upgrade() else {
+                if shared.strong_count() == 0 {
                     return false;
-                };
+                }
                 if changed {
-                    let _ = shared.update(|c| Ok(c.with_addrs(addrs)));
+                    let _ = compile.send(addrs.clone());
                 }
                 true
             });

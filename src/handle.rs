@@ -47,7 +47,8 @@ pub struct Explanation {
     /// Admitted or refused.
     pub verdict: Verdict,
     /// What decided: `"rule"`, `"default"`, `"ban"`, or `"path"` (a `.` or `..` segment
-    /// under path-scoped policies).
+    /// under path-scoped policies, or a path that is not a valid URI path, which Rocket
+    /// itself refuses).
     pub by: &'static str,
     /// The rule's index and value as written, when a rule decided.
     pub rule: Option<(usize, String)>,
@@ -92,7 +93,10 @@ impl AllowHandle {
 
     /// Replaces the entries of an inline set (`[allow.sets] name = [...]`). The entries
     /// are checked first (values, `@set` references, cycles): an invalid list changes
-    /// nothing and returns the error. Recompiles the policies before returning.
+    /// nothing and returns the error. Recompiles the policies on the calling thread before
+    /// returning (so the next request sees the change): with big sets, call it from
+    /// `rocket::tokio::task::spawn_blocking` in an async handler. Host names given here are
+    /// not resolved (they match nothing) unless they were already in the configuration.
     pub fn replace_set<S: AsRef<str>>(&self, name: &str, entries: &[S]) -> Result<(), Error> {
         let key = format!("allow.sets.{name}");
         match self.0.spec.set_kinds.get(name) {

@@ -140,3 +140,53 @@ fn a_bad_version_keeps_the_last_good_list_until_a_good_one_comes() {
     wait_for(&client, "198.51.100.7:1", Status::Ok);
     assert_eq!(status(&client, "203.0.113.9:1", &[]), Status::Forbidden);
 }
+
+#[test]
+fn a_list_rewritten_in_place_is_never_seen_half_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = list(dir.path(), "203.0.113.0/24\n198.51.100.7\n");
+    let client = client(app(&config(&path)));
+    let writer = {
+        let path = path.clone();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            // Truncate, write up to a line boundary, pause, finish: as `cat > file` from a
+            // slow producer would.
+            let mut f = fs::File::create(&path).unwrap();
+            f.write_all(b"203.0.113.0/24\n").unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            f.write_all(b"198.51.100.7\n192.0.2.1\n").unwrap();
+        })
+    };
+    // Meanwhile 198.51.100.7 must never be refused; then the full new version arrives.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status(&client, "192.0.2.1:1", &[]) != Status::Ok {
+        assert_eq!(status(&client, "198.51.100.7:1", &[]), Status::Ok);
+        assert!(Instant::now() < deadline, "the new version never arrived");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    writer.join().unwrap();
+}
+
+#[test]
+fn a_named_pipe_at_the_path_does_not_stop_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = list(dir.path(), "203.0.113.0/24\n");
+    let client = client(app(&config(&path)));
+    fs::remove_file(&path).unwrap();
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while logged("is not a regular file").is_empty() {
+        assert!(Instant::now() < deadline, "the pipe was not noticed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(status(&client, "203.0.113.9:1", &[]), Status::Ok);
+    let tmp = dir.path().join("new.txt");
+    fs::write(&tmp, "198.51.100.7\n").unwrap();
+    fs::rename(&tmp, &path).unwrap();
+    wait_for(&client, "198.51.100.7:1", Status::Ok);
+}

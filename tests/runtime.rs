@@ -217,8 +217,13 @@ fn bans_persist_across_a_restart() {
     assert_eq!(get(&client, "/", "203.0.113.1:1"), Status::Forbidden);
     assert_eq!(get(&client, "/", "203.0.113.65:1"), Status::Ok);
     // A bad bans file fails ignite, naming the line.
-    std::fs::write(&file, "203.0.113.0/28 - ok\nnot-a-net - x\n").unwrap();
-    ignite_error(app(&toml), &["allow.bans.file", "bans.txt:2"]);
+    let bad = dir.path().join("bad.txt");
+    std::fs::write(&bad, "203.0.113.0/28 - ok\nnot-a-net - x\n").unwrap();
+    let toml = format!(
+        "{CONFIG}[default.allow.bans]\nfile = \"{}\"\n",
+        bad.display()
+    );
+    ignite_error(app(&toml), &["allow.bans.file", "bad.txt:2"]);
 }
 
 #[test]
@@ -244,4 +249,56 @@ fn many_bans_and_overlapping_ones() {
     assert_eq!(get(&client, "/open", "198.51.100.7:1"), Status::Forbidden);
     h.unban("198.51.100.0/24").unwrap();
     assert_eq!(get(&client, "/open", "198.51.100.7:1"), Status::Ok);
+}
+
+#[test]
+fn every_ban_change_is_saved_and_bad_expiries_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bans.txt");
+    let toml = format!(
+        "{CONFIG}[default.allow.bans]\nfile = \"{}\"\n",
+        file.display()
+    );
+    let client = runtime_app(&toml);
+    let h = handle(&client);
+    let saved = |needle: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .contains(needle)
+        {
+            assert!(Instant::now() < deadline, "never saved: {needle}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    // A renewal (here: made permanent) is saved too.
+    h.ban_with_reason("192.0.2.5", Some(Duration::from_secs(60)), Some("first"))
+        .unwrap();
+    saved("first");
+    h.ban_with_reason("192.0.2.5", None, Some("renewed"))
+        .unwrap();
+    saved("192.0.2.5/32 - renewed");
+    // So is the ban that folds the recent ones into the compiled table.
+    for i in 0..40u32 {
+        h.ban(&std::net::Ipv4Addr::from(0x0a08_0000 + i).to_string(), None)
+            .unwrap();
+    }
+    saved("10.8.0.39/32");
+    // A ttl too large for the clock is a ban until lifted, not a panic.
+    h.ban("192.0.2.6", Some(Duration::from_secs(u64::MAX)))
+        .unwrap();
+    assert!(h
+        .bans()
+        .iter()
+        .any(|b| b.target.to_string() == "192.0.2.6/32" && b.expires.is_none()));
+    drop(client);
+    let other = dir.path().join("other.txt");
+    std::fs::write(&other, "192.0.2.7 18446744073709551615 x\n").unwrap();
+    let toml = format!(
+        "{CONFIG}[default.allow.bans]\nfile = \"{}\"\n",
+        other.display()
+    );
+    ignite_error(app(&toml), &["allow.bans.file", "other.txt:1", "too far"]);
+    let missing = format!("{CONFIG}[default.allow.bans]\nfile = \"/nonexistent-dir/bans.txt\"\n");
+    ignite_error(app(&missing), &["allow.bans.file", "does not exist"]);
 }

@@ -166,6 +166,15 @@ fn a_failed_fetch_at_ignite_fails_unless_warned() {
         f.body = "203.0.113.0/24\n".into();
     }
     wait_for(&client, "203.0.113.9:1", Status::Ok);
+    // A 304 to the first, unconditional fetch is no list at all.
+    let f304 = feed("");
+    f304.lock().unwrap().status = 304;
+    f304.lock().unwrap().etag = None;
+    let url304 = list_server(f304);
+    ignite_error(
+        app(&config(&url304, "")),
+        &["allow.sets.feed.url", "HTTP 304"],
+    );
     ignite_error(
         app(&config("ftp://x/y", "")),
         &["allow.sets.feed.url", "not an http"],

@@ -21,10 +21,11 @@ pub(crate) fn parse_list(text: &str) -> Result<Vec<Target>, ListError> {
         if entry.is_empty() {
             continue;
         }
+        // A huge line must not become a huge log line.
         let fail = |message: String| ListError {
             line: i + 1,
             text: raw.trim().chars().take(200).collect(),
-            message,
+            message: message.chars().take(300).collect(),
         };
         match Target::parse(entry) {
             Ok(Target::Set(_)) => {

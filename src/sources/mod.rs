@@ -19,8 +19,24 @@ use list::{parse_list, ListError};
 pub(crate) use url::{refresh_urls, Fetched, UrlList};
 pub(crate) use watch::{watch_files, Watched};
 
+/// The largest list file (or URL list body) accepted.
+pub(crate) const MAX_LIST_BYTES: u64 = 256 << 20;
+
 /// Reads a list file whole; the error names `path:line`, the line and what is wrong.
 pub(crate) fn read_list(path: &Path) -> Result<Vec<Target>, String> {
+    // Only regular files (a named pipe would block the reader forever), and not huge ones.
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("`{}` is not a regular file", path.display()));
+    }
+    if meta.len() > MAX_LIST_BYTES {
+        return Err(format!(
+            "`{}` is larger than {} MiB",
+            path.display(),
+            MAX_LIST_BYTES >> 20
+        ));
+    }
     let text = std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     let text = String::from_utf8(text).map_err(|e| {
         let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]

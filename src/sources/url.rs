@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 use super::parse_list;
 use crate::rules::Target;
 
-/// Largest list body accepted.
-const MAX_BODY: u64 = 256 << 20;
+use super::MAX_LIST_BYTES as MAX_BODY;
 
 /// One URL list and what the last good fetch said about it.
 pub(crate) struct UrlList {
@@ -58,6 +57,13 @@ impl UrlList {
         let mut res = req.call().map_err(|e| format!("{}: {e}", self.url))?;
         let status = res.status().as_u16();
         if status == 304 {
+            // Only an answer to a conditional request: a first fetch has nothing to keep.
+            if self.etag.is_none() && self.last_modified.is_none() {
+                return Err(format!(
+                    "{}: HTTP 304 to a request that was not conditional",
+                    self.url
+                ));
+            }
             return Ok(Fetched::Unchanged);
         }
         if status != 200 {
