@@ -128,6 +128,13 @@ fn expand<'a>(
             ),
         ));
     }
+    let entries = raw.get(name).map(Vec::as_slice).unwrap_or_default();
+    // A plain list (a list file, a feed) is used as it is: repeats are harmless to the
+    // matcher, and hashing a million entries would only slow reloads down.
+    if !entries.iter().any(|e| matches!(e, Target::Set(_))) {
+        flat.insert(name.to_string(), entries.to_vec());
+        return Ok(());
+    }
     path.push(name);
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
