@@ -49,15 +49,17 @@ impl Contents {
         })
     }
 
-    /// The contents with one set's entries replaced, if the result is valid.
+    /// The contents with one set's entries replaced, if the result is valid. The other
+    /// sets' entries are shared, not copied.
     pub fn with_set(&self, name: &str, entries: Vec<Target>) -> Result<Contents, String> {
-        let mut all: BTreeMap<String, Vec<Target>> = self
-            .entries
-            .iter()
-            .map(|(k, v)| (k.clone(), Vec::clone(v)))
-            .collect();
-        all.insert(name.to_string(), entries);
-        Contents::new(all, Addresses::clone(&self.addrs))
+        let mut all = BTreeMap::clone(&self.entries);
+        all.insert(name.to_string(), Arc::new(entries));
+        let sets = Sets::build(&all).map_err(|(key, message)| format!("{key}: {message}"))?;
+        Ok(Contents {
+            entries: Arc::new(all),
+            sets: Arc::new(sets),
+            addrs: self.addrs.clone(),
+        })
     }
 
     /// The contents with new host-name addresses.

@@ -1,6 +1,7 @@
 //! Named address sets: the built-in ones and `[allow.sets]`, with every `@name` reference
 //! resolved. Nothing here knows about Rocket or DNS: host names stay names.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 
 use crate::rules::Target;
@@ -33,15 +34,21 @@ pub(crate) type SetError = (String, String);
 
 impl Sets {
     /// Resolves the user's sets against each other and the built-in ones.
-    pub fn build(user: &BTreeMap<String, Vec<Target>>) -> Result<Sets, SetError> {
-        let mut raw: HashMap<&str, Vec<Target>> = HashMap::new();
-        for (name, entries) in BUILTIN_SETS {
-            let parsed = entries
-                .iter()
-                .map(|e| Target::parse(e).expect("built-in entries are valid"))
-                .collect();
-            raw.insert(name, parsed);
-        }
+    /// The entries are borrowed, not copied: a set of a million entries is copied once,
+    /// into its flattened form.
+    pub fn build<V: Borrow<Vec<Target>>>(user: &BTreeMap<String, V>) -> Result<Sets, SetError> {
+        let builtins: Vec<(&str, Vec<Target>)> = BUILTIN_SETS
+            .iter()
+            .map(|(name, entries)| {
+                let parsed = entries
+                    .iter()
+                    .map(|e| Target::parse(e).expect("built-in entries are valid"))
+                    .collect();
+                (*name, parsed)
+            })
+            .collect();
+        let mut raw: HashMap<&str, &[Target]> =
+            builtins.iter().map(|(n, e)| (*n, e.as_slice())).collect();
         for (name, entries) in user {
             let key = format!("allow.sets.{name}");
             if !crate::rules::is_set_name(name) {
@@ -56,6 +63,7 @@ impl Sets {
                     format!("`@{name}` is built in and cannot be redefined"),
                 ));
             }
+            let entries: &Vec<Target> = entries.borrow();
             for (i, e) in entries.iter().enumerate() {
                 if let Target::Set(r) = e {
                     if !user.contains_key(r) && !BUILTIN_SETS.iter().any(|(b, _)| b == r) {
@@ -63,7 +71,7 @@ impl Sets {
                     }
                 }
             }
-            raw.insert(name, entries.clone());
+            raw.insert(name, entries);
         }
         let mut flat: HashMap<String, Vec<Target>> = HashMap::new();
         for name in raw.keys() {
@@ -106,7 +114,7 @@ impl Sets {
 /// repeats, so sets that refer to each other many times over stay as small as what they
 /// contain. `path` holds the sets being expanded, so a cycle names them all.
 fn expand<'a>(
-    raw: &'a HashMap<&str, Vec<Target>>,
+    raw: &'a HashMap<&str, &[Target]>,
     name: &'a str,
     path: &mut Vec<&'a str>,
     flat: &mut HashMap<String, Vec<Target>>,
@@ -128,7 +136,7 @@ fn expand<'a>(
             ),
         ));
     }
-    let entries = raw.get(name).map(Vec::as_slice).unwrap_or_default();
+    let entries: &[Target] = raw.get(name).copied().unwrap_or_default();
     // A plain list (a list file, a feed) is used as it is: repeats are harmless to the
     // matcher, and hashing a million entries would only slow reloads down.
     if !entries.iter().any(|e| matches!(e, Target::Set(_))) {
@@ -138,7 +146,7 @@ fn expand<'a>(
     path.push(name);
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for entry in raw.get(name).into_iter().flatten() {
+    for entry in entries {
         match entry {
             Target::Set(inner) => {
                 expand(raw, inner, path, flat)?;
@@ -165,7 +173,7 @@ mod tests {
     use super::*;
 
     fn sets(list: &[(&str, &[&str])]) -> Result<Sets, SetError> {
-        let user = list
+        let user: BTreeMap<String, Vec<Target>> = list
             .iter()
             .map(|(n, e)| {
                 (

@@ -42,6 +42,19 @@ fn handle(client: &Client) -> &AllowHandle {
         .expect("managed at ignite")
 }
 
+/// Waits (10 s at most) until the bans file contains `needle`: saves happen off the caller's
+/// thread.
+fn wait_saved(file: &std::path::Path, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .contains(needle)
+    {
+        assert!(Instant::now() < deadline, "never saved: {needle}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn get(client: &Client, path: &str, peer: &str) -> Status {
     client
         .get(path.to_string())
@@ -200,14 +213,7 @@ fn bans_persist_across_a_restart() {
     h.ban("203.0.113.64/28", Some(Duration::from_millis(200)))
         .unwrap();
     // Saved off the request path: wait for the file to say so.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&file)
-        .unwrap_or_default()
-        .contains("203.0.113.64/28")
-    {
-        assert!(Instant::now() < deadline, "the bans were never saved");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_saved(&file, "203.0.113.64/28");
     drop(client);
     std::thread::sleep(Duration::from_millis(250)); // let the short ban expire
     let client = runtime_app(&toml);
@@ -261,16 +267,7 @@ fn every_ban_change_is_saved_and_bad_expiries_are_errors() {
     );
     let client = runtime_app(&toml);
     let h = handle(&client);
-    let saved = |needle: &str| {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !std::fs::read_to_string(&file)
-            .unwrap_or_default()
-            .contains(needle)
-        {
-            assert!(Instant::now() < deadline, "never saved: {needle}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    };
+    let saved = |needle: &str| wait_saved(&file, needle);
     // A renewal (here: made permanent) is saved too.
     h.ban_with_reason("192.0.2.5", Some(Duration::from_secs(60)), Some("first"))
         .unwrap();
