@@ -131,6 +131,11 @@ impl Bans {
         removed
     }
 
+    /// How many bans the table holds (expired ones included until the next change).
+    pub fn len(&self) -> usize {
+        self.list.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     /// The bans in force.
     pub fn list(&self) -> Vec<Ban> {
         let now = SystemTime::now();

@@ -11,9 +11,11 @@ use rocket::Request;
 use crate::bans::{Ban, Bans};
 use crate::client::{client_addr, ClientAddr, ClientIpHeader, Unreadable};
 use crate::config::MissingHeader;
-use crate::generation::{Contents, Generation, Spec};
+use crate::generation::{Contents, Generation, Spec, APP_WIDE};
 use crate::log::{AccessLog, By, Entry, Level, RuleRef, Url};
 use crate::matcher::Decision;
+use crate::observe::hits::RuleHits;
+use crate::observe::Metrics;
 use crate::resolve::{Dns, Names};
 use crate::rules::Verdict;
 
@@ -38,6 +40,10 @@ pub(crate) struct Shared {
     pub urls: Mutex<Vec<crate::sources::UrlList>>,
     /// Runtime bans, checked before every policy's rules.
     pub bans: Bans,
+    /// Metric handles (no-ops unless the app installed a recorder).
+    pub metrics: Metrics,
+    /// Hits per rule; `None` when `rule_hits = false`.
+    pub hits: Option<RuleHits>,
 }
 
 impl Shared {
@@ -51,6 +57,7 @@ impl Shared {
         let mut contents = self.contents.lock().unwrap_or_else(|e| e.into_inner());
         let next = change(&contents)?;
         let generation = Generation::compile(&self.spec, &next);
+        self.metrics.rules(generation.network_counts());
         *contents = next;
         self.generation.store(Arc::new(generation));
         Ok(())
@@ -88,6 +95,15 @@ pub(crate) struct Ruling {
     pub status: Status,
     /// The address decided on, if it could be read.
     pub client: Option<ClientAddr>,
+    /// `false` when the policy is in report mode (a refusal is then only recorded).
+    pub enforced: bool,
+}
+
+impl Ruling {
+    /// Whether the request goes on: allowed, or refused only in report mode.
+    pub fn admitted(&self) -> bool {
+        self.verdict == Verdict::Allow || !self.enforced
+    }
 }
 
 /// Refuses a request whose path cannot be judged (a `.` or `..` segment under path-scoped
@@ -98,11 +114,16 @@ pub(crate) fn refuse_path(shared: &Shared, req: &Request<'_>) -> Ruling {
         verdict: Verdict::Deny,
         status: Status::BadRequest,
         client: shared.client(&generation, req).and_then(Result::ok),
+        // Not a rule's decision, so report mode does not apply (browsers never send these).
+        enforced: true,
     };
+    shared
+        .metrics
+        .decision(APP_WIDE, Verdict::Deny, true, By::Path);
     let record = Record {
         ruling,
         peer: req.remote().map(|p| p.ip().to_canonical()),
-        policy: crate::generation::APP_WIDE,
+        policy: APP_WIDE,
         rule: None,
         by: By::Path,
         note: Some("`.` or `..` in the path: which path-scoped policy applies cannot be known"),
@@ -111,41 +132,55 @@ pub(crate) fn refuse_path(shared: &Shared, req: &Request<'_>) -> Ruling {
     ruling
 }
 
-/// Decides one request under policy `policy` (an index into the spec) and records the
-/// decision. Fails closed: no address, or a trusted proxy's header that cannot be read up
-/// to the client, is refused.
+/// Decides one request under policy `policy` (an index into the spec), counts and records
+/// the decision. Fails closed: no address, or a trusted proxy's header that cannot be read
+/// up to the client, is refused. In report mode a refusal is recorded but not enforced,
+/// except a ban's, or one with no address at all (a local client without `.remote`).
 pub(crate) fn decide(shared: &Shared, req: &Request<'_>, policy: usize) -> Ruling {
     let generation = shared.generation.load();
     let client = shared.client(&generation, req);
     let spec = &shared.spec.policies[policy];
     let ban_note;
-    let (verdict, rule, by, note) = match client {
+    let (verdict, rule, by, note, enforced) = match client {
         Some(Ok(ClientAddr { ip, note, .. })) => match judge(shared, &generation, policy, ip) {
             Judged::Ban(ban) => {
                 ban_note = describe_ban(&ban);
-                (Verdict::Deny, None, By::Ban, Some(ban_note.as_str()))
+                (Verdict::Deny, None, By::Ban, Some(ban_note.as_str()), true)
             }
             Judged::Rule(d) => {
-                let by = if d.rule.is_some() {
-                    By::Rule
-                } else {
-                    By::Default
+                let by = match d.rule {
+                    Some(rule) => {
+                        if let Some(hits) = &shared.hits {
+                            hits.hit(policy, rule);
+                        }
+                        By::Rule
+                    }
+                    None => By::Default,
                 };
-                (d.verdict, d.rule, by, note)
+                (d.verdict, d.rule, by, note, spec.enforced)
             }
         },
-        Some(Err(why)) => (Verdict::Deny, None, By::Header, Some(why.reason())),
+        Some(Err(why)) => (
+            Verdict::Deny,
+            None,
+            By::Header,
+            Some(why.reason()),
+            spec.enforced,
+        ),
         None => (
             Verdict::Deny,
             None,
             By::Header,
             Some("no client address (a local client needs .remote(...))"),
+            true,
         ),
     };
+    shared.metrics.decision(policy, verdict, enforced, by);
     let ruling = Ruling {
         verdict,
         status: spec.reject_status,
         client: client.and_then(Result::ok),
+        enforced,
     };
     let record = Record {
         ruling,
@@ -262,6 +297,7 @@ impl Record<'_> {
                 normalized: &matched,
             }),
             by: self.by,
+            enforced: self.ruling.enforced,
             policy: spec.name.as_deref(),
             status: (self.ruling.verdict == Verdict::Deny).then_some(self.ruling.status.code),
             note: self.note,

@@ -18,8 +18,10 @@ use crate::error::Error;
 use crate::generation::{Addresses, Contents, Generation, Spec, APP_WIDE};
 use crate::handle::AllowHandle;
 use crate::log::AccessLog;
+use crate::observe::hits::RuleHits;
+use crate::observe::{Metrics, Source};
 use crate::resolve::{self, Dns};
-use crate::rules::{Target, Verdict};
+use crate::rules::Target;
 use crate::sources;
 
 /// The path refused requests are rerouted to. Only this crate's route serves it.
@@ -119,10 +121,11 @@ async fn start(config: AllowConfig, shutdown_wait: Duration) -> Result<Shared, E
         let state = resolve::resolve_at_ignite(&dns, &names, config.dns.on_unresolved).await?;
         (state.addresses().clone(), Some((dns, state)))
     };
+    let metrics = Metrics::new(spec.policies.iter().map(|p| p.name.as_deref()));
     let log = config
         .access_log
         .as_ref()
-        .map(|log| AccessLog::open(log, shutdown_wait))
+        .map(|log| AccessLog::open(log, shutdown_wait, metrics.log_lines_lost()))
         .transpose()?;
     let bans = Bans::open(config.bans.file.as_deref()).map_err(|message| Error::Invalid {
         key: "allow.bans.file".into(),
@@ -130,7 +133,14 @@ async fn start(config: AllowConfig, shutdown_wait: Duration) -> Result<Shared, E
     })?;
     let contents = contents.with_addrs(&addrs);
     let generation = Generation::compile(&spec, &contents);
+    metrics.rules(generation.network_counts());
+    metrics.bans(bans.len());
+    let hits = config
+        .rule_hits
+        .then(|| RuleHits::new(spec.policies.iter().map(|p| p.rules.len())));
     Ok(Shared {
+        metrics,
+        hits,
         spec,
         generation: ArcSwap::from_pointee(generation),
         contents: Mutex::new(contents),
@@ -231,14 +241,18 @@ impl Fairing for AllowFairing {
                     let Some(shared) = compiler.upgrade() else {
                         return;
                     };
-                    let _ = shared.update(|c| Ok(c.with_addrs(&addrs)));
+                    if shared.update(|c| Ok(c.with_addrs(&addrs))).is_ok() {
+                        shared.metrics.reloaded(Source::Dns);
+                    }
                 }
             });
         rocket::tokio::spawn(async move {
-            let refresh = resolve::refresh_forever(dns, names, move |addrs, changed| {
-                if shared.strong_count() == 0 {
+            let refresh = resolve::refresh_forever(dns, names, move |addrs, changed, failed| {
+                let Some(state) = shared.upgrade() else {
                     return false;
-                }
+                };
+                state.metrics.refresh_failed(Source::Dns, failed);
+                drop(state);
                 if changed {
                     let _ = compile.send(addrs.clone());
                 }
@@ -277,7 +291,7 @@ fn watch_list_files(shared: &Arc<Shared>) {
     }
     let weak = Arc::downgrade(shared);
     let started = sources::watch_files(files, move |set, result| {
-        apply_source(&weak, set, result.map(Some), "reloaded")
+        apply_source(&weak, set, result.map(Some), Source::File)
     });
     if let Err(e) = started {
         log::error!(target: "rocket_allow", "rocket-allow: cannot watch list files: {e}");
@@ -293,7 +307,7 @@ fn refresh_url_lists(shared: &Arc<Shared>) {
     }
     let weak = Arc::downgrade(shared);
     let started = sources::refresh_urls(lists, move |set, result| {
-        apply_source(&weak, set, result, "fetched")
+        apply_source(&weak, set, result, Source::Url)
     });
     if let Err(e) = started {
         log::error!(target: "rocket_allow", "rocket-allow: cannot refresh URL lists: {e}");
@@ -306,7 +320,7 @@ fn apply_source(
     shared: &Weak<Shared>,
     set: &str,
     result: Result<Option<Vec<Target>>, String>,
-    done: &str,
+    source: Source,
 ) -> bool {
     let Some(shared) = shared.upgrade() else {
         return false;
@@ -320,16 +334,20 @@ fn apply_source(
                 .map(|()| Some(count))
         }
     });
+    let done = match source {
+        Source::Url => "fetched",
+        _ => "reloaded",
+    };
     match outcome {
         Ok(None) => {}
-        Ok(Some(count)) => log::info!(
-            target: "rocket_allow",
-            "allow.sets.{set}: {done}, {count} entries"
-        ),
-        Err(e) => log::error!(
-            target: "rocket_allow",
-            "allow.sets.{set}: {e}; keeping the last good list"
-        ),
+        Ok(Some(count)) => {
+            shared.metrics.reloaded(source);
+            log::info!(target: "rocket_allow", "allow.sets.{set}: {done}, {count} entries")
+        }
+        Err(e) => {
+            shared.metrics.refresh_failed(source, 1);
+            log::error!(target: "rocket_allow", "allow.sets.{set}: {e}; keeping the last good list")
+        }
     }
     true
 }
@@ -375,7 +393,7 @@ impl Fairing for Decide {
                 }
             });
         match ruling {
-            Some(r) if r.verdict == Verdict::Allow => {}
+            Some(r) if r.admitted() => {}
             refused => {
                 let status = refused.map_or(Status::Forbidden, |r| r.status);
                 req.local_cache(|| Refusal(status));

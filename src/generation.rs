@@ -13,7 +13,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use rocket::http::Status;
 
-use crate::config::{policy_path_forms, AllowConfig};
+use crate::config::{policy_path_forms, AllowConfig, Mode};
 use crate::matcher::Matcher;
 use crate::paths::PathTable;
 use crate::rules::{Rule, Target, Verdict};
@@ -81,6 +81,8 @@ pub(crate) struct PolicySpec {
     pub rules: Vec<Rule>,
     pub default: Verdict,
     pub reject_status: Status,
+    /// `false` in report mode: refusals are recorded, and the request admitted.
+    pub enforced: bool,
 }
 
 /// Everything about the policies that does not change while the app runs.
@@ -105,6 +107,7 @@ impl Spec {
             rules: config.rules.clone(),
             default: config.default,
             reject_status: status(config.reject_status),
+            enforced: config.mode == Mode::Enforce,
         }];
         let mut by_name = HashMap::new();
         let mut table = PathTable::default();
@@ -125,6 +128,7 @@ impl Spec {
                 rules: p.rules.clone(),
                 default: p.default,
                 reject_status: status(p.reject_status.unwrap_or(config.reject_status)),
+                enforced: p.mode.unwrap_or(config.mode) == Mode::Enforce,
             });
         }
         Spec {
@@ -249,6 +253,11 @@ impl Generation {
             trusted,
             sets,
         }
+    }
+
+    /// Networks compiled for each policy, in spec order (the `rocket_allow_rules` gauge).
+    pub fn network_counts(&self) -> impl Iterator<Item = usize> + '_ {
+        self.matchers.iter().map(Matcher::network_count)
     }
 
     /// What a rule matched for `ip`, for the log: the set's network that contains it for

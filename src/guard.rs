@@ -9,9 +9,7 @@ use std::net::IpAddr;
 use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
 
-use crate::client::ClientAddr;
 use crate::decide::{decide, AllowState};
-use crate::rules::Verdict;
 
 /// A policy a route can require with [`Allowed<P>`]: names one `[allow.policies.<NAME>]`.
 ///
@@ -97,8 +95,13 @@ impl<'r, P: Policy> FromRequest<'r> for Allowed<P> {
             ));
         };
         let ruling = decide(shared, req, policy);
-        match (ruling.verdict, ruling.client) {
-            (Verdict::Allow, Some(ClientAddr { ip, .. })) => Outcome::Success(Allowed {
+        // In report mode an unreadable header still admits: the route gets the peer.
+        let client = ruling
+            .client
+            .map(|c| c.ip)
+            .or_else(|| req.remote().map(|r| r.ip().to_canonical()));
+        match (ruling.admitted(), client) {
+            (true, Some(ip)) => Outcome::Success(Allowed {
                 client: ip,
                 _policy: PhantomData,
             }),

@@ -31,6 +31,7 @@ mod guard;
 mod handle;
 mod log;
 mod matcher;
+mod observe;
 mod paths;
 mod resolve;
 mod rules;
@@ -40,13 +41,13 @@ mod sources;
 pub use bans::Ban;
 pub use client::{client_addr, ClientAddr, ClientIpHeader, Unreadable, MAX_HOPS};
 pub use config::{
-    AccessLogConfig, AllowConfig, BansConfig, DnsConfig, LogFormat, MissingHeader, OnFull,
+    AccessLogConfig, AllowConfig, BansConfig, DnsConfig, LogFormat, MissingHeader, Mode, OnFull,
     OnUnresolved, PolicyConfig, SetConfig, CONFIG_KEY,
 };
 pub use error::Error;
 pub use fairing::{AllowFairing, REFUSED_PATH};
 pub use guard::{Allowed, ClientIp, GuardError, Policy};
-pub use handle::{AllowHandle, Explanation};
+pub use handle::{AllowHandle, Explanation, PolicyHits, RuleHit};
 pub use matcher::{Decision, LinearScan, Matcher};
 pub use rules::{Rule, Target, TargetError, Verdict};
 pub use sets::BUILTIN_SETS;

@@ -42,6 +42,7 @@ const NONE: u32 = u32::MAX;
 pub struct Matcher {
     default: Verdict,
     verdicts: Vec<Verdict>,
+    networks: usize,
     v4: Table<u32>,
     v6: Table<u128>,
 }
@@ -84,6 +85,7 @@ impl Matcher {
         Matcher {
             default,
             verdicts,
+            networks: v4.len() + v6.len(),
             v4: Table::build(v4),
             v6: Table::build(v6),
         }
@@ -151,6 +153,19 @@ impl Matcher {
     /// ```
     pub fn rule_count(&self) -> usize {
         self.verdicts.len()
+    }
+
+    /// How many networks were compiled, over all rules (a set or host name counts each of
+    /// its networks).
+    ///
+    /// ```
+    /// use rocket_allow::{Matcher, Verdict};
+    /// let nets = vec!["10.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+    /// let m = Matcher::new(Verdict::Allow, [(Verdict::Deny, nets), (Verdict::Allow, vec![])]);
+    /// assert_eq!(m.network_count(), 2);
+    /// ```
+    pub fn network_count(&self) -> usize {
+        self.networks
     }
 
     /// Heap bytes held by the compiled tables (what a rule set costs in memory).

@@ -196,13 +196,13 @@ pub(crate) async fn resolve_at_ignite(
     Ok(state)
 }
 
-/// Refreshes names as they fall due. After every round `after` is told the addresses and
-/// whether they changed; it returns `false` to stop (the app is gone). Rocket's shutdown
+/// Refreshes names as they fall due. After every round `after` is told the addresses,
+/// whether they changed and how many lookups failed; it returns `false` to stop (the app is gone). Rocket's shutdown
 /// ends it by dropping the future.
 pub(crate) async fn refresh_forever(
     dns: Dns,
     mut names: Names,
-    after: impl Fn(&Addresses, bool) -> bool,
+    after: impl Fn(&Addresses, bool, u64) -> bool,
 ) {
     while let Some(due) = names.next_due() {
         sleep_until(due).await;
@@ -215,6 +215,7 @@ pub(crate) async fn refresh_forever(
             .collect();
         let answers = join_all(ready.iter().map(|name| dns.lookup(name))).await;
         let mut changed = false;
+        let mut failed = 0;
         for (name, answer) in ready.into_iter().zip(answers) {
             let next = match answer {
                 Ok((addrs, ttl)) => {
@@ -232,12 +233,13 @@ pub(crate) async fn refresh_forever(
                         "refreshing host name `{name}` failed ({message}); keeping its {kept} last known address(es)"
                     );
                     tracing::warn!(target: "rocket_allow", name = %name, error = %message, "host name refresh failed");
+                    failed += 1;
                     dns.min_ttl
                 }
             };
             names.due.insert(name, due_after(Instant::now(), next));
         }
-        if !after(&names.addrs, changed) {
+        if !after(&names.addrs, changed, failed) {
             return;
         }
     }

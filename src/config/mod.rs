@@ -87,6 +87,49 @@ pub struct AllowConfig {
     /// `[allow.bans]`: where runtime bans are kept across restarts. Default: nowhere.
     #[serde(default)]
     pub bans: BansConfig,
+    /// `"enforce"` (default): refusals are refused. `"report"`: every request is decided and
+    /// recorded as usual, but one that would be refused is admitted, and its log line,
+    /// tracing event and metrics say `enforced: false`. Applies to the app-wide rules and
+    /// to every policy without a `mode` of its own. Runtime bans and `.`/`..` paths under
+    /// path-scoped policies are always enforced.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Count hits per rule for [`AllowHandle::rule_hits`](crate::AllowHandle::rule_hits).
+    /// Default `true`; the counters are per thread, so counting adds no contention.
+    #[serde(default = "default_true")]
+    pub rule_hits: bool,
+}
+
+/// Whether refusals are carried out, or only recorded (`mode` at top level or per policy).
+///
+/// ```
+/// use rocket::figment::{Figment, providers::{Format, Toml}};
+/// use rocket_allow::{AllowConfig, Mode};
+///
+/// let figment = Figment::new().merge(Toml::string(r#"
+///     [allow]
+///     mode = "report"
+///     rules = [{ allow = "10.0.0.0/8" }, { deny = "all" }]
+///     [allow.policies.admin]
+///     mode = "enforce"
+///     rules = [{ allow = "@loopback" }, { deny = "all" }]
+/// "#));
+/// let config = AllowConfig::from_figment(&figment).unwrap();
+/// assert_eq!(config.mode, Mode::Report);
+/// assert_eq!(config.policies["admin"].mode, Some(Mode::Enforce));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Refusals are refused (default).
+    #[default]
+    Enforce,
+    /// Refusals are recorded as would-be refusals and the request is admitted.
+    Report,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// `[allow.bans]`.
@@ -133,6 +176,8 @@ impl AllowConfig {
             sets: BTreeMap::new(),
             policies: BTreeMap::new(),
             bans: BansConfig::default(),
+            mode: Mode::default(),
+            rule_hits: true,
         }
     }
 

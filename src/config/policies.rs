@@ -48,6 +48,9 @@ pub struct PolicyConfig {
     /// Status of refusals, any 4xx. Default: the top-level `reject_status`.
     #[serde(default)]
     pub reject_status: Option<u16>,
+    /// `"enforce"` or `"report"` (see [`Mode`](crate::Mode)). Default: the top-level `mode`.
+    #[serde(default)]
+    pub mode: Option<super::Mode>,
 }
 
 impl PolicyConfig {
@@ -64,6 +67,7 @@ impl PolicyConfig {
             rules,
             default: Verdict::Allow,
             reject_status: None,
+            mode: None,
         }
     }
 }

@@ -42,6 +42,8 @@ pub(crate) struct Entry<'a> {
     pub rule: Option<RuleRef<'a>>,
     /// What decided: a rule, the default, or an unreadable client address.
     pub by: By,
+    /// `false` when the policy is in report mode: a `deny` was not carried out.
+    pub enforced: bool,
     /// The policy that decided; `None` for the app-wide rules.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<&'a str>,
@@ -138,11 +140,13 @@ impl Entry<'_> {
         if let Some(peer) = self.peer {
             let _ = write!(out, " via {peer}");
         }
-        out.push_str(match self.verdict {
-            Verdict::Allow => " allowed",
-            Verdict::Deny => " denied",
+        out.push_str(match (self.verdict, self.enforced) {
+            (Verdict::Allow, _) => " allowed",
+            (Verdict::Deny, true) => " denied",
+            (Verdict::Deny, false) => " would be denied",
         });
-        if let Some(status) = self.status {
+        // A would-be refusal reads `would be denied by rule #2 ...`, so it can be grepped.
+        if let (Some(status), true) = (self.status, self.enforced) {
             let _ = write!(out, " ({status})");
         }
         out.push_str(" by");
@@ -216,6 +220,7 @@ impl Entry<'_> {
                     peer = ?self.peer,
                     verdict = self.verdict.as_str(),
                     by = self.by.as_str(),
+                    enforced = self.enforced,
                     policy = self.policy,
                     status = self.status,
                     rule = ?rule,
@@ -330,6 +335,7 @@ mod tests {
             } else {
                 By::Default
             },
+            enforced: true,
             policy: None,
             status: Some(403),
             note: None,

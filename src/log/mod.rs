@@ -48,7 +48,12 @@ impl AccessLog {
     /// Opens (or creates) the file for appending, failing with the path and the OS error,
     /// and starts the writer, which writes "Access log started". `wait` bounds how long
     /// shutdown waits for the backlog.
-    pub fn open(config: &AccessLogConfig, wait: Duration) -> Result<AccessLog, Error> {
+    /// `lost` counts the lines that never make it into the log.
+    pub fn open(
+        config: &AccessLogConfig,
+        wait: Duration,
+        lost: metrics::Counter,
+    ) -> Result<AccessLog, Error> {
         let fail = |source| Error::AccessLog {
             path: config.path.clone(),
             source,
@@ -71,7 +76,9 @@ impl AccessLog {
         )
         .map_err(fail)?;
         let (tx, rx) = crossbeam_channel::bounded(config.queue_lines);
-        let counters = Arc::new(Counters::default());
+        let mut counters = Counters::default();
+        counters.lost_metric = Some(lost);
+        let counters = Arc::new(counters);
         let worker = {
             let counters = counters.clone();
             let format = config.format;
@@ -108,12 +115,12 @@ impl AccessLog {
             },
             OnFull::Block => queue.send(line).is_ok(),
         };
-        let counter = if sent {
-            &self.counters.queued
+        if sent {
+            self.counters.queued.fetch_add(1, Ordering::SeqCst);
         } else {
-            &self.counters.dropped
-        };
-        counter.fetch_add(1, Ordering::SeqCst);
+            self.counters.dropped.fetch_add(1, Ordering::SeqCst);
+            self.counters.count_lost(1);
+        }
     }
 
     /// At shutdown: waits until every line queued so far is written, for at most the
@@ -177,6 +184,10 @@ impl Drop for AccessLog {
             // Stop it at a batch boundary so the counts below are exact.
             self.counters.abandon(Duration::from_secs(1))
         };
+        if let Some(u) = left {
+            // Dropped and failed lines were counted when they happened.
+            self.counters.count_lost(u.waiting);
+        }
         let path = self.path.display();
         match left {
             Some(Unwritten {

@@ -46,6 +46,8 @@ pub(crate) struct Counters {
     abandoned: Mutex<bool>,
     /// Set first when shutdown gives up, so the writer starts no new batch meanwhile.
     abandoning: std::sync::atomic::AtomicBool,
+    /// `rocket_allow_log_lines_lost_total`: every line dropped or not written.
+    pub lost_metric: Option<metrics::Counter>,
 }
 
 /// What is still unaccounted for in the log when the writer is stopped.
@@ -60,6 +62,13 @@ pub(crate) struct Unwritten {
 }
 
 impl Counters {
+    /// Counts lines that will never be in the log (the metric; the report is separate).
+    pub fn count_lost(&self, lines: u64) {
+        if let (Some(m), true) = (&self.lost_metric, lines > 0) {
+            m.increment(lines);
+        }
+    }
+
     /// Waits until every line queued so far is finished with, or `deadline` passes.
     /// Returns how many are still waiting.
     pub fn wait_done(&self, deadline: Instant) -> u64 {
@@ -283,6 +292,7 @@ impl<'c, S: Storage> Writer<'c, S> {
                 "cannot write access log");
         }
         self.counters.lost.fetch_add(lines, Ordering::SeqCst);
+        self.counters.count_lost(lines);
         self.last_error = e.to_string();
     }
 }

@@ -1,0 +1,276 @@
+//! Report-only mode (`mode = "report"`, top level and per policy): every request is decided
+//! and recorded, a would-be refusal is admitted and says so (log line, JSON, tracing), and
+//! bans stay enforced.
+
+mod common;
+
+use std::path::Path;
+
+use common::http::serve;
+use common::*;
+use rocket::http::{Header, Status};
+use rocket::local::blocking::Client;
+use rocket::{get, routes};
+use rocket_allow::{AllowHandle, Allowed, Policy};
+
+struct Admin;
+impl Policy for Admin {
+    const NAME: &'static str = "admin";
+}
+
+#[get("/guarded")]
+fn guarded(ok: Allowed<Admin>) -> String {
+    format!("admitted {}", ok.client())
+}
+
+fn with_log(toml: &str, log: &Path, format: &str) -> String {
+    toml.replacen(
+        "[default.allow]",
+        &format!(
+            "[default.allow]\naccess_log = {{ path = \"{}\", format = \"{format}\" }}",
+            log.display()
+        ),
+        1,
+    )
+}
+
+/// The decision lines of the log (the first line is "Access log started").
+fn log_lines(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(str::to_string)
+        .collect()
+}
+
+fn json_lines(log: &Path) -> Vec<serde_json::Value> {
+    log_lines(log)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn get(client: &Client, path: &str, peer: &str) -> Status {
+    client.get(path).remote(addr(peer)).dispatch().status()
+}
+
+const TOP_LEVEL_REPORT: &str = r#"
+    [default.allow]
+    mode = "report"
+    rules = [{ allow = "127.0.0.1" }, { deny = "192.0.2.0/24" }]
+    default = "deny"
+"#;
+
+#[test]
+fn top_level_report_mode_admits_would_be_refusals_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("a.log");
+    let client = common::client(app(&with_log(TOP_LEVEL_REPORT, &log, "text")));
+    assert_eq!(get(&client, "/", "127.0.0.1:1"), Status::Ok);
+    assert_eq!(get(&client, "/", "192.0.2.7:1"), Status::Ok);
+    assert_eq!(get(&client, "/", "203.0.113.9:1"), Status::Ok);
+    // Every route ran: nothing was refused.
+    assert_eq!(hits(&client), 3);
+    drop(client);
+    let lines = log_lines(&log);
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert!(
+        lines[0].contains("127.0.0.1 allowed by rule #0"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains("192.0.2.7 would be denied by rule #1 deny 192.0.2.0/24"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].contains("203.0.113.9 would be denied by default (no rule matched)"),
+        "{}",
+        lines[2]
+    );
+}
+
+#[test]
+fn json_lines_say_enforced_false_only_in_report_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("a.log");
+    let client = common::client(app(&with_log(TOP_LEVEL_REPORT, &log, "json")));
+    get(&client, "/", "127.0.0.1:1");
+    get(&client, "/", "192.0.2.7:1");
+    drop(client);
+    let v = json_lines(&log);
+    assert_eq!(
+        (v[0]["verdict"].as_str(), v[0]["enforced"].as_bool()),
+        (Some("allow"), Some(false))
+    );
+    assert_eq!(
+        (v[1]["verdict"].as_str(), v[1]["enforced"].as_bool()),
+        (Some("deny"), Some(false))
+    );
+    assert_eq!(v[1]["rule"]["index"], 1);
+
+    // The same rules enforced: `"enforced": true`, and the refusal is carried out.
+    let log = dir.path().join("b.log");
+    let enforcing = TOP_LEVEL_REPORT.replace("mode = \"report\"", "");
+    let client = common::client(app(&with_log(&enforcing, &log, "json")));
+    assert_eq!(get(&client, "/", "192.0.2.7:1"), Status::Forbidden);
+    assert_eq!(hits(&client), 0);
+    drop(client);
+    let v = json_lines(&log);
+    assert_eq!(
+        (v[0]["verdict"].as_str(), v[0]["enforced"].as_bool()),
+        (Some("deny"), Some(true))
+    );
+}
+
+const PER_POLICY: &str = r#"
+    [default.allow]
+    rules = [{ allow = "127.0.0.1" }, { deny = "all" }]
+    [default.allow.policies.admin]
+    paths = ["/admin"]
+    mode = "report"
+    rules = [{ allow = "@loopback" }, { deny = "all" }]
+    [default.allow.policies.ops]
+    paths = ["/ops"]
+    rules = [{ allow = "@loopback" }, { deny = "all" }]
+"#;
+
+#[test]
+fn a_policy_in_report_mode_admits_while_the_others_enforce() {
+    let client = common::client(app_with_catch_all(PER_POLICY, 50));
+    assert_eq!(get(&client, "/admin/x", "192.0.2.7:1"), Status::Ok);
+    assert_eq!(hits(&client), 1);
+    // The app-wide rules and the other policy follow the top level: enforce.
+    assert_eq!(get(&client, "/x", "192.0.2.7:1"), Status::Forbidden);
+    assert_eq!(get(&client, "/ops/x", "192.0.2.7:1"), Status::Forbidden);
+    assert_eq!(hits(&client), 1);
+
+    // A policy can enforce under a top level in report mode.
+    let inverted = PER_POLICY
+        .replacen("[default.allow]\n", "[default.allow]\n    mode = \"report\"\n", 1)
+        .replace("mode = \"report\"\n    rules = [{ allow = \"@loopback\" }, { deny = \"all\" }]\n    [default.allow.policies.ops]", "mode = \"enforce\"\n    rules = [{ allow = \"@loopback\" }, { deny = \"all\" }]\n    [default.allow.policies.ops]");
+    let client2 = common::client(app_with_catch_all(&inverted, 50));
+    assert_eq!(get(&client2, "/admin/x", "192.0.2.7:1"), Status::Forbidden);
+    assert_eq!(get(&client2, "/x", "192.0.2.7:1"), Status::Ok);
+    // `ops` has no mode of its own: it follows the top level (report).
+    assert_eq!(get(&client2, "/ops/x", "192.0.2.7:1"), Status::Ok);
+    assert_eq!(hits(&client2), 2);
+}
+
+#[test]
+fn guards_of_a_report_mode_policy_succeed_and_record_the_would_be_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("a.log");
+    let toml = with_log(
+        r#"
+        [default.allow]
+        rules = []
+        [default.allow.policies.admin]
+        mode = "report"
+        rules = [{ allow = "@loopback" }, { deny = "all" }]
+        "#,
+        &log,
+        "text",
+    );
+    let client = common::client(app(&toml).mount("/", routes![guarded]));
+    let response = client.get("/guarded").remote(addr("192.0.2.7:1")).dispatch();
+    assert_eq!(response.status(), Status::Ok);
+    assert_eq!(response.into_string().unwrap(), "admitted 192.0.2.7");
+    drop(client);
+    let lines = log_lines(&log);
+    // The app-wide decision, then the guard's.
+    assert!(
+        lines[1].contains("192.0.2.7 would be denied by policy admin rule #1 deny all"),
+        "{lines:#?}"
+    );
+
+    // Enforced, the same guard refuses.
+    let enforcing = toml.replace("mode = \"report\"", "");
+    let client = common::client(app(&enforcing).mount("/", routes![guarded]));
+    assert_eq!(get(&client, "/guarded", "192.0.2.7:1"), Status::Forbidden);
+}
+
+#[test]
+fn bans_are_enforced_in_report_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("a.log");
+    let client = common::client(app(&with_log(TOP_LEVEL_REPORT, &log, "json")));
+    let handle = client.rocket().state::<AllowHandle>().unwrap();
+    handle.ban("127.0.0.1", None).unwrap();
+    assert_eq!(get(&client, "/", "127.0.0.1:1"), Status::Forbidden);
+    assert_eq!(hits(&client), 0);
+    drop(client);
+    let v = json_lines(&log);
+    assert_eq!(
+        (v[0]["by"].as_str(), v[0]["enforced"].as_bool()),
+        (Some("ban"), Some(true))
+    );
+}
+
+#[test]
+fn an_unreadable_proxy_header_is_admitted_in_report_mode_on_the_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("a.log");
+    let toml = with_log(
+        r#"
+        [default.allow]
+        mode = "report"
+        trusted_proxies = ["10.0.0.1"]
+        rules = [{ allow = "192.0.2.0/24" }, { deny = "all" }]
+        [default.allow.policies.admin]
+        rules = [{ allow = "192.0.2.0/24" }, { deny = "all" }]
+        "#,
+        &log,
+        "json",
+    );
+    let client = common::client(app(&toml).mount("/", routes![guarded]));
+    let mut req = client.get("/guarded").remote(addr("10.0.0.1:1"));
+    req.add_header(Header::new("X-Forwarded-For", "garbage"));
+    let response = req.dispatch();
+    assert_eq!(response.status(), Status::Ok);
+    assert_eq!(response.into_string().unwrap(), "admitted 10.0.0.1");
+    drop(client);
+    let v = json_lines(&log);
+    assert_eq!(v.len(), 2, "{v:#?}");
+    for line in &v {
+        assert_eq!(
+            (
+                line["by"].as_str(),
+                line["verdict"].as_str(),
+                line["enforced"].as_bool()
+            ),
+            (Some("header"), Some("deny"), Some(false)),
+            "{line}"
+        );
+    }
+}
+
+/// Over real HTTP, every method (HEAD too): report mode admits, enforce refuses.
+#[test]
+fn over_http_report_mode_admits_and_enforce_refuses() {
+    for (mode, want) in [("report", 200), ("enforce", 403)] {
+        let toml = format!("[default.allow]\nmode = \"{mode}\"\nrules = [{{ deny = \"127.0.0.1\" }}]");
+        let server = serve(app_with_catch_all(&toml, 50));
+        for method in ["GET", "HEAD", "POST", "DELETE"] {
+            let r = server.request(method, "/x", &[]);
+            assert_eq!(r.status, want, "{mode} {method}: {}", r.head);
+        }
+        server.stop().unwrap();
+    }
+}
+
+#[test]
+fn mode_values_are_checked() {
+    let err = ignite_error(
+        app("[default.allow]\nmode = \"shadow\"\nrules = []"),
+        &["allow.mode"],
+    );
+    assert!(err.contains("shadow"), "{err}");
+    let err = ignite_error(
+        app("[default.allow]\nrules = []\n[default.allow.policies.a]\nmode = \"off\"\nrules = []"),
+        &["allow.policies.a.mode"],
+    );
+    assert!(err.contains("off"), "{err}");
+}
