@@ -175,7 +175,10 @@ fn guards_of_a_report_mode_policy_succeed_and_record_the_would_be_refusal() {
         "text",
     );
     let client = common::client(app(&toml).mount("/", routes![guarded]));
-    let response = client.get("/guarded").remote(addr("192.0.2.7:1")).dispatch();
+    let response = client
+        .get("/guarded")
+        .remote(addr("192.0.2.7:1"))
+        .dispatch();
     assert_eq!(response.status(), Status::Ok);
     assert_eq!(response.into_string().unwrap(), "admitted 192.0.2.7");
     drop(client);
@@ -251,7 +254,8 @@ fn an_unreadable_proxy_header_is_admitted_in_report_mode_on_the_peer() {
 #[test]
 fn over_http_report_mode_admits_and_enforce_refuses() {
     for (mode, want) in [("report", 200), ("enforce", 403)] {
-        let toml = format!("[default.allow]\nmode = \"{mode}\"\nrules = [{{ deny = \"127.0.0.1\" }}]");
+        let toml =
+            format!("[default.allow]\nmode = \"{mode}\"\nrules = [{{ deny = \"127.0.0.1\" }}]");
         let server = serve(app_with_catch_all(&toml, 50));
         for method in ["GET", "HEAD", "POST", "DELETE"] {
             let r = server.request(method, "/x", &[]);

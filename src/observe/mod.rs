@@ -62,9 +62,15 @@ impl Metrics {
     /// order, `None` for the app-wide rules).
     pub fn new<'a>(policies: impl Iterator<Item = Option<&'a str>>) -> Metrics {
         describe_counter!(DECISIONS, "Requests decided, by policy, verdict, whether the verdict was enforced, and what decided");
-        describe_counter!(LOG_LINES_LOST, "Access log lines dropped at a full queue or that failed to be written");
+        describe_counter!(
+            LOG_LINES_LOST,
+            "Access log lines dropped at a full queue or that failed to be written"
+        );
         describe_counter!(REFRESH_FAILURES, "Refreshes of a host name, list file or URL list that failed (the last good list stays)");
-        describe_counter!(RELOADS, "Refreshes of a host name, list file or URL list that changed the compiled rules");
+        describe_counter!(
+            RELOADS,
+            "Refreshes of a host name, list file or URL list that changed the compiled rules"
+        );
         describe_gauge!(RULES, "Networks compiled, per policy");
         describe_gauge!(BANS, "Runtime bans in the table");
         let labels: Vec<String> = policies.map(|p| p.unwrap_or("").to_string()).collect();
