@@ -1,15 +1,28 @@
 #!/usr/bin/env bash
-# End-to-end HTTP benchmark on loopback: the same release app five ways,
-#   none     - without the fairing
-#   one      - with the fairing and one rule (allow 127.0.0.1, deny all)
-#   policies - the same plus 1,000 path-scoped policies, the request under one of them
-#   rules    - with the fairing and 100,000 rules
-#   log      - the same with the access log on
-#   list     - one rule `deny = "@big"`, the set a 1,000,000-line list file
-#   reload   - the same, the file replaced (atomically) every 2 s during the run
-# every request is GET /p500/x (a catch-all route answers it);
-# each driven by wrk for a bounded time, in interleaved rounds; prints requests/s and
-# p99 latency (median of the rounds) and the ratios to `none`, all from this one run.
+# Whole-process HTTP benchmark on loopback: the same release app in several configurations
+# (and nginx, when it is installed), each driven by wrk for a bounded time, in interleaved
+# rounds. For each configuration it prints the medians of: requests/s, p99 latency, server
+# CPU microseconds per request (user + system time of the server process, from /proc,
+# divided by the requests served: steadier than req/s when wrk shares the cores), start-up
+# time (process start to first answer) and peak RSS (VmHWM); and the ratios to the bare
+# app in the same run. Every request is GET /p500/x, answered 200 by a catch-all route.
+#
+# Configurations (MODES="..." picks some, in that order; the first is the ratios' base):
+#   bare        the app without the fairing
+#   one         the fairing, one rule (allow 127.0.0.1, deny all)
+#   prom        the same with a Prometheus recorder installed (metrics recorded)
+#   policies    one rule plus 1,000 path-scoped policies, the request under one of them
+#   toml100k    100,000 rules in Rocket.toml
+#   code100k    the same 100,000 rules built in code (AllowFairing::custom)
+#   nohits100k  the same with rule_hits = false
+#   log_text    one rule, access log on (text)
+#   log_json    one rule, access log on (JSON)
+#   list        one rule `deny @big`, the set a 1,000,000-line list file
+#   reload      the same, the file replaced (atomically) every 2 s during the run
+#   nginx1      nginx 1.x, `allow 127.0.0.1; deny all;` and empty_gif (if installed)
+#   nginx100k   nginx with the same 100,000 deny rules first
+# BASE_REV=<git revision> adds `one@base` (and any `MODE@base` in MODES): the app built
+# from that revision, measured in the same run (for "no slower than before").
 #
 # usage: bench/http.sh [seconds-per-run (10)] [rounds (3)] [rules (100000)]
 set -euo pipefail
@@ -18,6 +31,7 @@ secs=${1:-10}
 rounds=${2:-3}
 nrules=${3:-100000}
 port=18080
+command_line="$(printf '%s ' ${MODES:+MODES=\"$MODES\"} ${BASE_REV:+BASE_REV=$BASE_REV} bash bench/http.sh "$secs" "$rounds" "$nrules")"
 
 if ! command -v wrk >/dev/null; then
     echo "installing wrk..." >&2
@@ -26,53 +40,109 @@ if ! command -v wrk >/dev/null; then
         exit 1
     }
 fi
+nginx=$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null || true)
+default_modes="bare one prom policies toml100k code100k nohits100k log_text log_json list reload"
+[ -n "$nginx" ] && default_modes+=" nginx1 nginx100k"
+[ -n "${BASE_REV:-}" ] && default_modes="bare one one@base ${default_modes#bare one }"
+modes=${MODES:-$default_modes}
 
 cargo build --release --example bench_app -q
 app=target/release/examples/bench_app
 tmp=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
+cleanup() {
+    kill $(jobs -p) 2>/dev/null || true
+    [ -f "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null || true
+    [ -n "${BASE_REV:-}" ] && git worktree remove --force "$tmp/base" 2>/dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
 
-python3 bench/gen_rules.py 1 "$port" >"$tmp/none.toml"
+base_app=
+if [ -n "${BASE_REV:-}" ]; then
+    git worktree add -q --detach "$tmp/base" "$BASE_REV"
+    CARGO_TARGET_DIR="$PWD/target/bench-base" cargo build --release --example bench_app -q \
+        --manifest-path "$tmp/base/Cargo.toml"
+    base_app=target/bench-base/release/examples/bench_app
+fi
+
+python3 bench/gen_rules.py 1 "$port" >"$tmp/bare.toml"
 python3 bench/gen_rules.py 0 "$port" >"$tmp/one.toml"
 python3 bench/gen_rules.py 0 "$port" "" 1000 >"$tmp/policies.toml"
-python3 bench/gen_rules.py "$nrules" "$port" >"$tmp/rules.toml"
-python3 bench/gen_rules.py "$nrules" "$port" "$tmp/access.log" >"$tmp/log.toml"
-python3 bench/gen_list.py 1000000 "$tmp/big.txt"
-cp "$tmp/big.txt" "$tmp/big.b"; echo "192.0.2.1" >>"$tmp/big.b"
+python3 bench/gen_rules.py "$nrules" "$port" >"$tmp/toml100k.toml"
+python3 bench/gen_rules.py 0 "$port" "$tmp/access.log" >"$tmp/log_text.toml"
+python3 bench/gen_rules.py 0 "$port" "$tmp/access.json" json >"$tmp/log_json.toml"
+if [[ " $modes " == *" list "* || " $modes " == *" reload "* ]]; then
+    python3 bench/gen_list.py 1000000 "$tmp/big.txt"
+    cp "$tmp/big.txt" "$tmp/big.b"; echo "192.0.2.1" >>"$tmp/big.b"
+fi
 for m in list reload; do
     printf '[default]\naddress = "127.0.0.1"\nport = %s\nlog_level = "critical"\n[default.allow]\nrules = [{ deny = "@big" }, { allow = "127.0.0.1" }, { deny = "all" }]\n[default.allow.sets]\nbig = { file = "%s" }\n' \
         "$port" "$tmp/big.txt" >"$tmp/$m.toml"
 done
+if [ -n "$nginx" ]; then
+    python3 bench/gen_nginx.py 0 "$port" "$tmp" >"$tmp/nginx1.conf"
+    python3 bench/gen_nginx.py "$nrules" "$port" "$tmp" >"$tmp/nginx100k.conf"
+fi
 url="http://127.0.0.1:$port/p500/x"
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system time of a process
 hz=$(getconf CLK_TCK)
+cpu_ticks() { # user + system time of the processes
+    local t=0 p
+    for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+    echo "$t"
+}
+peak_rss() { # the sum of VmHWM, MiB
+    local k=0 p
+    for p in "$@"; do k=$((k + $(awk '/VmHWM/ {print $2}' "/proc/$p/status"))); done
+    echo "$k / 1024" | bc -l
+}
 
-run() { # mode -> "rps p99_ms ready_s cpu_us_per_request"
-    local mode=$1 env=()
-    [ "$mode" = none ] && env=(BENCH_NO_FAIRING=1)
+start() { # mode -> starts the server; sets pid and pids
+    local mode=$1 bin=$app env=()
+    if [[ $mode == *@base ]]; then bin=$base_app; mode=${mode%@base}; fi
+    case $mode in
+    nginx*)
+        "$nginx" -c "$tmp/$mode.conf" -p "$tmp" 2>"$tmp/$mode.out" &
+        pid=$!
+        ;;
+    *)
+        local config=$mode
+        case $mode in
+        bare) env=(BENCH_NO_FAIRING=1) ;;
+        prom) env=(BENCH_PROMETHEUS=1); config=one ;;
+        code100k) env=(BENCH_RULES_IN_CODE=$nrules); config=bare ;;
+        nohits100k) env=(BENCH_RULES_IN_CODE=$nrules BENCH_NO_HITS=1); config=bare ;;
+        esac
+        env "${env[@]}" ROCKET_CONFIG="$tmp/$config.toml" "$bin" >"$tmp/$mode.out" 2>&1 &
+        pid=$!
+        ;;
+    esac
+}
+
+run() { # mode -> "rps p99_ms ready_s cpu_us_per_request rss_mib"
+    local mode=$1
     local t0=$(date +%s.%N)
-    env "${env[@]}" ROCKET_CONFIG="$tmp/$mode.toml" "$app" >"$tmp/$mode.out" 2>&1 &
-    local pid=$!
-    for _ in $(seq 1 300); do
+    start "$mode"
+    for _ in $(seq 1 600); do
         curl -s -o /dev/null "$url" && break
-        sleep 0.1
+        sleep 0.05
     done
     local ready=$(echo "$(date +%s.%N) - $t0" | bc)
     [ "$(curl -s -o /dev/null -w '%{http_code}' "$url")" = 200 ] || {
-        echo "$mode: app did not answer 200" >&2; cat "$tmp/$mode.out" >&2; exit 1; }
+        echo "$mode: the server did not answer 200" >&2; cat "$tmp/${mode%@base}.out" >&2; exit 1; }
+    local pids="$pid $(pgrep -P "$pid" | tr '\n' ' ')" # nginx: master and workers
     local reloader=
     if [ "$mode" = reload ]; then
         # Swap between two versions of the list, atomically, every 2 s.
         ( while :; do sleep 2; cp "$tmp/big.b" "$tmp/big.new" && mv "$tmp/big.new" "$tmp/big.txt"
-                       sleep 2; cp "$tmp/big.b" "$tmp/big.new" && head -n -1 "$tmp/big.b" >"$tmp/big.new" && mv "$tmp/big.new" "$tmp/big.txt"; done ) &
+                       sleep 2; head -n -1 "$tmp/big.b" >"$tmp/big.new" && mv "$tmp/big.new" "$tmp/big.txt"; done ) &
         reloader=$!
     fi
-    local c0=$(cpu_ticks "$pid")
+    local c0=$(cpu_ticks $pids)
     wrk -t2 -c64 -d"${secs}s" --latency "$url" >"$tmp/wrk.out"
-    local c1=$(cpu_ticks "$pid")
+    local c1=$(cpu_ticks $pids)
     [ -n "$reloader" ] && { kill "$reloader"; wait "$reloader" 2>/dev/null || true; }
-    local rss=$(awk '/VmHWM/ {print $2 / 1024}' "/proc/$pid/status")
+    local rss=$(peak_rss $pids)
     kill "$pid"; wait "$pid" 2>/dev/null || true
     local n=$(awk '/requests in/ {print $1}' "$tmp/wrk.out")
     local cpu=$(echo "($c1 - $c0) * 1000000 / $hz / $n" | bc -l)
@@ -85,18 +155,17 @@ run() { # mode -> "rps p99_ms ready_s cpu_us_per_request"
 
 declare -A rps p99 ready cpu rss
 for r in $(seq 1 "$rounds"); do
-    for mode in ${MODES:-none one policies rules log list reload}; do
+    for mode in $modes; do
         read -r a b c d e < <(run "$mode")
         rps[$mode]+="$a "; p99[$mode]+="$b "; ready[$mode]+="$c "; cpu[$mode]+="$d "; rss[$mode]+="$e "
-        printf 'round %s %s: %s req/s, p99 %s ms, server CPU %.2f us/request, peak RSS %s MiB (ready after %ss)\n' \
+        printf 'round %s %s: %s req/s, p99 %s ms, server CPU %.2f us/request, peak RSS %.0f MiB, ready after %.2f s\n' \
             "$r" "$mode" "$a" "$b" "$d" "$e" "$c" >&2
     done
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-printf '\n%-9s %10s %8s %9s %12s %9s %8s %9s\n' mode 'req/s' 'p99 ms' 'vs none' 'CPU us/req' 'vs none' 'ready s' 'RSS MiB'
-modes=${MODES:-none one policies rules log list reload}
 first=${modes%% *}
+printf '\n%-11s %9s %8s %8s %11s %8s %8s %8s\n' config 'req/s' 'p99 ms' "vs $first" 'CPU us/req' "vs $first" 'ready s' 'RSS MiB'
 base=$(echo "${rps[$first]}" | median)
 cbase=$(echo "${cpu[$first]}" | median)
 for mode in $modes; do
@@ -105,7 +174,7 @@ for mode in $modes; do
     s=$(echo "${ready[$mode]}" | median)
     c=$(echo "${cpu[$mode]}" | median)
     x=$(echo "${rss[$mode]}" | median)
-    printf '%-9s %10.0f %8.2f %8.1f%% %12.2f %8.2fx %8.2f %9.0f\n' "$mode" "$m" "$l" \
+    printf '%-11s %9.0f %8.2f %7.1f%% %11.2f %7.2fx %8.2f %8.0f\n' "$mode" "$m" "$l" \
         "$(echo "100 * $m / $base" | bc -l)" "$c" "$(echo "$c / $cbase" | bc -l)" "$s" "$x"
 done
-echo "(bash bench/http.sh $secs $rounds $nrules: wrk -t2 -c64 -d${secs}s, $rounds interleaved rounds, median; $nrules rules; access log lines: $(cat "$tmp"/access.log* 2>/dev/null | wc -l))"
+echo "($command_line: wrk -t2 -c64 -d${secs}s, $rounds interleaved rounds, medians; $nrules rules; $(nproc) cores; rocket-allow $(git rev-parse --short HEAD))"

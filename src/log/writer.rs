@@ -30,6 +30,11 @@ const LINES_PER_ROUND: usize = 4096;
 /// How often an idle writer looks for drops to report.
 const IDLE_CHECK: Duration = Duration::from_millis(500);
 
+/// How long the writer waits after a round before taking the next: lines queued
+/// meanwhile wait for the next round instead of waking the writer one by one (a wake-up
+/// costs the request thread a system call). Lines reach the file within about this long.
+const LINGER: Duration = Duration::from_millis(2);
+
 /// Shared between the request side, the writer and shutdown.
 #[derive(Default)]
 pub(crate) struct Counters {
@@ -174,6 +179,7 @@ impl<'c, S: Storage> Writer<'c, S> {
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
             };
+            let got_lines = first.is_some();
             for line in first
                 .into_iter()
                 .chain(queue.try_iter().take(LINES_PER_ROUND))
@@ -185,6 +191,9 @@ impl<'c, S: Storage> Writer<'c, S> {
             }
             self.report_drops();
             self.commit();
+            if got_lines {
+                std::thread::sleep(LINGER);
+            }
         }
         self.report_drops();
         self.commit();
