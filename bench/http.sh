@@ -21,6 +21,8 @@
 #   reload      the same, the file replaced (atomically) every 2 s during the run
 #   nginx1      nginx 1.x, `allow 127.0.0.1; deny all;` and empty_gif (if installed)
 #   nginx100k   nginx with the same 100,000 deny rules first
+# The server runs on CPU 0 and wrk on CPU 1 (taskset), so that the load generator does not
+# steal the server's core mid-run; PIN=0 lets both float over every core.
 # BASE_REV=<git revision> adds `one@base` (and any `MODE@base` in MODES): the app built
 # from that revision, measured in the same run (for "no slower than before").
 #
@@ -45,6 +47,10 @@ default_modes="bare one prom policies toml100k code100k nohits100k log_text log_
 [ -n "$nginx" ] && default_modes+=" nginx1 nginx100k"
 [ -n "${BASE_REV:-}" ] && default_modes="bare one one@base ${default_modes#bare one }"
 modes=${MODES:-$default_modes}
+server_cpu=() load_cpu=()
+if [ "${PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+    server_cpu=(taskset -c 0) load_cpu=(taskset -c 1)
+fi
 
 cargo build --release --example bench_app -q
 app=target/release/examples/bench_app
@@ -102,7 +108,7 @@ start() { # mode -> starts the server; sets pid and pids
     if [[ $mode == *@base ]]; then bin=$base_app; mode=${mode%@base}; fi
     case $mode in
     nginx*)
-        "$nginx" -c "$tmp/$mode.conf" -p "$tmp" 2>"$tmp/$mode.out" &
+        "${server_cpu[@]}" "$nginx" -c "$tmp/$mode.conf" -p "$tmp" 2>"$tmp/$mode.out" &
         pid=$!
         ;;
     *)
@@ -113,7 +119,7 @@ start() { # mode -> starts the server; sets pid and pids
         code100k) env=(BENCH_RULES_IN_CODE=$nrules); config=bare ;;
         nohits100k) env=(BENCH_RULES_IN_CODE=$nrules BENCH_NO_HITS=1); config=bare ;;
         esac
-        env "${env[@]}" ROCKET_CONFIG="$tmp/$config.toml" "$bin" >"$tmp/$mode.out" 2>&1 &
+        env "${env[@]}" ROCKET_CONFIG="$tmp/$config.toml" "${server_cpu[@]}" "$bin" >"$tmp/$mode.out" 2>&1 &
         pid=$!
         ;;
     esac
@@ -139,7 +145,7 @@ run() { # mode -> "rps p99_ms ready_s cpu_us_per_request rss_mib"
         reloader=$!
     fi
     local c0=$(cpu_ticks $pids)
-    wrk -t2 -c64 -d"${secs}s" --latency "$url" >"$tmp/wrk.out"
+    "${load_cpu[@]}" wrk -t2 -c64 -d"${secs}s" --latency "$url" >"$tmp/wrk.out"
     local c1=$(cpu_ticks $pids)
     [ -n "$reloader" ] && { kill "$reloader"; wait "$reloader" 2>/dev/null || true; }
     local rss=$(peak_rss $pids)
@@ -177,4 +183,5 @@ for mode in $modes; do
     printf '%-11s %9.0f %8.2f %7.1f%% %11.2f %7.2fx %8.2f %8.0f\n' "$mode" "$m" "$l" \
         "$(echo "100 * $m / $base" | bc -l)" "$c" "$(echo "$c / $cbase" | bc -l)" "$s" "$x"
 done
-echo "($command_line: wrk -t2 -c64 -d${secs}s, $rounds interleaved rounds, medians; $nrules rules; $(nproc) cores; rocket-allow $(git rev-parse --short HEAD))"
+pinned=; [ ${#server_cpu[@]} -gt 0 ] && pinned="server on CPU 0, wrk on CPU 1; "
+echo "($command_line: wrk -t2 -c64 -d${secs}s, $rounds interleaved rounds, medians; $nrules rules; $pinned$(nproc) cores; rocket-allow $(git rev-parse --short HEAD))"
