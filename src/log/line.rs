@@ -4,7 +4,6 @@
 use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 
-use serde::Serialize;
 
 use crate::config::LogFormat;
 use crate::rules::Verdict;
@@ -28,14 +27,12 @@ impl Level {
 }
 
 /// One decision, borrowed from the request and the rule set.
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub(crate) struct Entry<'a> {
-    #[serde(skip)]
     pub level: Level,
     /// The address the decision was made on.
     pub client: Option<IpAddr>,
     /// The TCP peer, when the client address came from a forwarding header (or differs).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub peer: Option<IpAddr>,
     pub verdict: Verdict,
     /// `None` when no rule matched and the default decided.
@@ -45,13 +42,10 @@ pub(crate) struct Entry<'a> {
     /// `false` when the policy is in report mode: a `deny` was not carried out.
     pub enforced: bool,
     /// The policy that decided; `None` for the app-wide rules.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<&'a str>,
     /// The status a refusal is answered with; `None` for admitted requests.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     /// Why the decision was made on something other than the plain peer, if it was.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<&'a str>,
     pub method: &'a str,
     pub url: Url<'a>,
@@ -76,12 +70,6 @@ impl fmt::Display for Url<'_> {
     }
 }
 
-impl Serialize for Url<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
 impl fmt::Debug for Url<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
@@ -89,8 +77,7 @@ impl fmt::Debug for Url<'_> {
 }
 
 /// What decided a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum By {
     /// A rule matched (`rule` says which).
     Rule,
@@ -117,7 +104,7 @@ impl By {
 }
 
 /// The rule that decided: its index, the text as written and what it was normalized to.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct RuleRef<'a> {
     pub index: usize,
     pub written: &'a str,
@@ -180,31 +167,61 @@ impl Entry<'_> {
         out.push('\n');
     }
 
+    /// One JSON object, written straight into `out` (no intermediate strings): the fields
+    /// of [`Entry`] by name, after `timestamp` and `level`. Strings are escaped as JSON
+    /// requires, and [`must_escape`] characters as `\uXXXX` too, so that no log reader
+    /// splits or reorders the line.
     pub(super) fn json(&self, out: &mut String) {
-        #[derive(Serialize)]
-        struct Line<'a> {
-            timestamp: String,
-            level: &'static str,
-            #[serde(flatten)]
-            entry: &'a Entry<'a>,
-        }
-        let line = Line {
-            timestamp: timestamp(),
-            level: self.level.as_str(),
-            entry: self,
-        };
-        // Serializing borrowed strings and numbers cannot fail.
-        let json = serde_json::to_string(&line).unwrap_or_default();
-        // serde_json leaves line and paragraph separators and bidi controls raw; escape them
-        // too, so that no log reader splits or reorders the line.
-        for c in json.chars() {
-            if must_escape(c) {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            } else {
-                out.push(c);
+        out.push_str("{\"timestamp\":\"");
+        write_timestamp(out);
+        let _ = write!(out, "\",\"level\":\"{}\",\"client\":", self.level.as_str());
+        match self.client {
+            Some(ip) => {
+                let _ = write!(out, "\"{ip}\"");
             }
+            None => out.push_str("null"),
         }
-        out.push('\n');
+        if let Some(peer) = self.peer {
+            let _ = write!(out, ",\"peer\":\"{peer}\"");
+        }
+        let _ = write!(out, ",\"verdict\":\"{}\",\"rule\":", self.verdict.as_str());
+        match &self.rule {
+            Some(r) => {
+                let _ = write!(out, "{{\"index\":{},\"written\":", r.index);
+                json_str(out, r.written);
+                out.push_str(",\"normalized\":");
+                json_str(out, r.normalized);
+                out.push('}');
+            }
+            None => out.push_str("null"),
+        }
+        let _ = write!(
+            out,
+            ",\"by\":\"{}\",\"enforced\":{}",
+            self.by.as_str(),
+            self.enforced
+        );
+        if let Some(policy) = self.policy {
+            out.push_str(",\"policy\":");
+            json_str(out, policy);
+        }
+        if let Some(status) = self.status {
+            let _ = write!(out, ",\"status\":{status}");
+        }
+        if let Some(note) = self.note {
+            out.push_str(",\"note\":");
+            json_str(out, note);
+        }
+        out.push_str(",\"method\":");
+        json_str(out, self.method);
+        out.push_str(",\"url\":\"");
+        let _ = write!(JsonEscaped(&mut *out), "{}", self.url);
+        out.push_str("\",\"user_agent\":");
+        match self.user_agent {
+            Some(ua) => json_str(out, ua),
+            None => out.push_str("null"),
+        }
+        out.push_str("}\n");
     }
 
     /// Reports the decision as a `tracing` event (target `rocket_allow`), for apps with a subscriber.
@@ -288,15 +305,49 @@ struct Escaped<W: fmt::Write>(W);
 
 impl<W: fmt::Write> fmt::Write for Escaped<W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        for c in s.chars() {
+        // Runs of plain text are copied whole; most request text has nothing to escape.
+        let mut plain = 0;
+        for (i, c) in s.char_indices() {
             if must_escape(c) {
+                self.0.write_str(&s[plain..i])?;
                 write!(self.0, "{}", c.escape_unicode())?;
-            } else {
-                self.0.write_char(c)?;
+                plain = i + c.len_utf8();
             }
         }
+        self.0.write_str(&s[plain..])
+    }
+}
+
+/// A `fmt::Write` that escapes text for the inside of a JSON string: `"`, `\\`, control
+/// characters and the other [`must_escape`] characters.
+struct JsonEscaped<'a>(&'a mut String);
+
+impl fmt::Write for JsonEscaped<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut plain = 0;
+        for (i, c) in s.char_indices() {
+            if c == '"' || c == '\\' || must_escape(c) {
+                self.0.push_str(&s[plain..i]);
+                match c {
+                    '"' => self.0.push_str("\\\""),
+                    '\\' => self.0.push_str("\\\\"),
+                    _ => {
+                        let _ = write!(self.0, "\\u{:04x}", c as u32);
+                    }
+                }
+                plain = i + c.len_utf8();
+            }
+        }
+        self.0.push_str(&s[plain..]);
         Ok(())
     }
+}
+
+/// `s` as a JSON string, quoted and escaped.
+fn json_str(out: &mut String, s: &str) {
+    out.push('"');
+    let _ = JsonEscaped(out).write_str(s);
+    out.push('"');
 }
 
 /// Displays a value with [`must_escape`] characters escaped (for tracing fields).
@@ -390,6 +441,35 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(v["user_agent"], nasty);
         assert!(json.contains("a\\u2028b\\u2029c\\u0085d\\u202ee"), "{json}");
+    }
+
+    #[test]
+    fn json_lines_round_trip_whatever_the_request_sends() {
+        let nasty = "q\"uote b\\ack\ttab\u{1}ctl\u{7f}del é 😀 \u{2028}";
+        let rule = RuleRef {
+            index: 3,
+            written: "@of\"fice",
+            normalized: "10.0.0.0/8",
+        };
+        let mut e = entry(Some(nasty), Some(rule));
+        e.policy = Some("adm\\in");
+        e.note = Some(nasty);
+        e.enforced = false;
+        let mut s = String::new();
+        e.json(&mut s);
+        assert!(s.ends_with("}\n") && s.matches('\n').count() == 1, "{s:?}");
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["user_agent"], nasty);
+        assert_eq!(v["note"], nasty);
+        assert_eq!(v["policy"], "adm\\in");
+        assert_eq!(v["enforced"], false);
+        assert_eq!(v["status"], 403);
+        assert_eq!(v["rule"]["index"], 3);
+        assert_eq!(v["rule"]["written"], "@of\"fice");
+        assert_eq!(v["rule"]["normalized"], "10.0.0.0/8");
+        assert_eq!(v["url"], "http://localhost/x?y");
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        assert_eq!(keys.len(), 14, "{keys:?}");
     }
 
     #[test]
