@@ -41,7 +41,10 @@ fn rules_in_code(n: usize) -> AllowConfig {
         } else {
             let addr = std::net::Ipv6Addr::from(((next() as u128) << 64) | next() as u128);
             let prefix = 16 + next() % 113;
-            ipnet::Ipv6Net::new(addr, prefix as u8).unwrap().trunc().to_string()
+            ipnet::Ipv6Net::new(addr, prefix as u8)
+                .unwrap()
+                .trunc()
+                .to_string()
         };
         rules.push(Rule::deny(&value).unwrap());
     }

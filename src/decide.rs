@@ -277,6 +277,7 @@ impl Record<'_> {
         };
         let client = self.ruling.client;
         let spec = &shared.spec.policies[self.policy];
+        let written = self.rule.map(|index| spec.rules[index].written());
         let matched = match (self.rule, client) {
             (Some(rule), Some(c)) => generation.matched(&shared.spec, self.policy, rule, c.ip),
             _ => std::borrow::Cow::Borrowed(""),
@@ -293,7 +294,7 @@ impl Record<'_> {
             verdict: self.ruling.verdict,
             rule: self.rule.map(|index| RuleRef {
                 index,
-                written: &spec.rules[index].written,
+                written: written.as_deref().unwrap_or_default(),
                 normalized: &matched,
             }),
             by: self.by,

@@ -42,7 +42,9 @@ pub const REFUSED_PATH: &str = "/__rocket_allow/refused";
 /// }
 /// ```
 pub struct AllowFairing {
-    config: Option<AllowConfig>,
+    /// A configuration built in code, taken at ignite (so the app does not keep a second
+    /// copy of every rule); `None` reads Rocket's figment.
+    config: Option<Mutex<Option<AllowConfig>>>,
 }
 
 impl AllowFairing {
@@ -66,7 +68,7 @@ impl AllowFairing {
     /// ```
     pub fn custom(config: AllowConfig) -> AllowFairing {
         AllowFairing {
-            config: Some(config),
+            config: Some(Mutex::new(Some(config))),
         }
     }
 }
@@ -94,10 +96,11 @@ async fn start(config: AllowConfig, shutdown_wait: Duration) -> Result<Shared, E
             Some(name) => format!("allow.policies.{name}.rules"),
         };
         for (i, rule) in policy.rules.iter().enumerate() {
-            if Target::host_bits_set(&rule.written) {
+            let written = rule.written();
+            if Target::host_bits_set(&written) {
                 log::warn!(
                     target: "rocket_allow",
-                    "{key}[{i}]: `{}` has host bits set; using {}", rule.written, rule.target
+                    "{key}[{i}]: `{written}` has host bits set; using {}", rule.target
                 );
             }
         }
@@ -174,7 +177,13 @@ impl Fairing for AllowFairing {
         }
         // Both paths validate: from_figment does it itself, custom configs are checked here.
         let config = match &self.config {
-            Some(config) => config.validate().map(|()| config.clone()),
+            Some(config) => match config.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                Some(config) => config.validate().map(|()| config),
+                None => Err(Error::Invalid {
+                    key: "allow".into(),
+                    message: "this AllowFairing::custom was already ignited once".into(),
+                }),
+            },
             None => AllowConfig::from_figment(rocket.figment()),
         };
         // The access log may take Rocket's shutdown grace period to write its backlog.

@@ -74,11 +74,52 @@ impl Contents {
 /// Index of the app-wide policy in [`Spec::policies`] and [`Generation::matchers`].
 pub(crate) const APP_WIDE: usize = 0;
 
+/// One rule as kept while the app runs: what matching and recompiling need, and the text
+/// as written only when it differs from what the target prints as (`10.0.0.0/8`,
+/// `192.0.2.7`, `all`, `@office` need no copy), since 100,000 rules would otherwise keep
+/// 100,000 strings for the log alone.
+pub(crate) struct SpecRule {
+    pub verdict: Verdict,
+    pub target: Target,
+    written: Option<Box<str>>,
+}
+
+impl SpecRule {
+    fn new(rule: &Rule) -> SpecRule {
+        let written =
+            (canonical(&rule.target) != rule.written).then(|| rule.written.as_str().into());
+        SpecRule {
+            verdict: rule.verdict,
+            target: rule.target.clone(),
+            written,
+        }
+    }
+
+    /// The value as the configuration wrote it.
+    pub fn written(&self) -> Cow<'_, str> {
+        match &self.written {
+            Some(w) => Cow::Borrowed(w),
+            None => Cow::Owned(canonical(&self.target)),
+        }
+    }
+}
+
+/// How a target is usually written: a network as `address/prefix`, a single address bare.
+fn canonical(target: &Target) -> String {
+    match target {
+        Target::Net(net) if net.prefix_len() == net.max_prefix_len() => net.addr().to_string(),
+        Target::Net(net) => net.to_string(),
+        Target::All => "all".into(),
+        Target::Host(name) => name.clone(),
+        Target::Set(name) => format!("@{name}"),
+    }
+}
+
 /// One policy as configured.
 pub(crate) struct PolicySpec {
     /// `None` for the app-wide rules.
     pub name: Option<String>,
-    pub rules: Vec<Rule>,
+    pub rules: Vec<SpecRule>,
     pub default: Verdict,
     pub reject_status: Status,
     /// `false` in report mode: refusals are recorded, and the request admitted.
@@ -104,7 +145,7 @@ impl Spec {
         let status = Status::new;
         let mut policies = vec![PolicySpec {
             name: None,
-            rules: config.rules.clone(),
+            rules: config.rules.iter().map(SpecRule::new).collect(),
             default: config.default,
             reject_status: status(config.reject_status),
             enforced: config.mode == Mode::Enforce,
@@ -125,7 +166,7 @@ impl Spec {
             }
             policies.push(PolicySpec {
                 name: Some(name.clone()),
-                rules: p.rules.clone(),
+                rules: p.rules.iter().map(SpecRule::new).collect(),
                 default: p.default,
                 reject_status: status(p.reject_status.unwrap_or(config.reject_status)),
                 enforced: p.mode.unwrap_or(config.mode) == Mode::Enforce,
@@ -204,8 +245,9 @@ impl Spec {
 pub(crate) struct Generation {
     /// One matcher per policy, in [`Spec::policies`] order.
     pub matchers: Vec<Matcher>,
-    /// Per policy, per rule: what the rule was normalized to, for the log.
-    pub normalized: Vec<Vec<String>>,
+    /// What host-name rules resolve to now, for the log, by (policy, rule); other rules
+    /// are described from their target when a line is written.
+    hosts: HashMap<(usize, usize), String>,
     pub trusted: Matcher,
     /// For each set used by a rule: its networks, sorted, so the log can show which one
     /// matched (found by looking up the address's own prefixes, at most 129 of them).
@@ -227,11 +269,14 @@ impl Generation {
                 )
             })
             .collect();
-        let normalized = spec
-            .policies
-            .iter()
-            .map(|p| p.rules.iter().map(|r| describe(&r.target, addrs)).collect())
-            .collect();
+        let mut hosts = HashMap::new();
+        for (p, policy) in spec.policies.iter().enumerate() {
+            for (r, rule) in policy.rules.iter().enumerate() {
+                if let Target::Host(_) = &rule.target {
+                    hosts.insert((p, r), describe(&rule.target, addrs));
+                }
+            }
+        }
         let trusted = Matcher::new(
             Verdict::Deny,
             spec.trusted.iter().map(|t| (Verdict::Allow, nets(t))),
@@ -249,7 +294,7 @@ impl Generation {
         }
         Generation {
             matchers,
-            normalized,
+            hosts,
             trusted,
             sets,
         }
@@ -263,7 +308,8 @@ impl Generation {
     /// What a rule matched for `ip`, for the log: the set's network that contains it for
     /// `@set` rules, the normalized rule otherwise.
     pub fn matched(&self, spec: &Spec, policy: usize, rule: usize, ip: IpAddr) -> Cow<'_, str> {
-        if let Target::Set(name) = &spec.policies[policy].rules[rule].target {
+        let target = &spec.policies[policy].rules[rule].target;
+        if let Target::Set(name) = target {
             if let Some(nets) = self.sets.get(name) {
                 let ip = ip.to_canonical();
                 let longest = if ip.is_ipv4() { 32 } else { 128 };
@@ -277,7 +323,14 @@ impl Generation {
                 }
             }
         }
-        Cow::Borrowed(&self.normalized[policy][rule])
+        match target {
+            Target::Host(_) => self
+                .hosts
+                .get(&(policy, rule))
+                .map_or(Cow::Borrowed(""), |d| Cow::Borrowed(d.as_str())),
+            Target::All => Cow::Borrowed(ALL),
+            other => Cow::Owned(describe(other, &Addresses::new())),
+        }
     }
 }
 
@@ -296,10 +349,13 @@ fn networks(sets: &Sets, target: &Target, addrs: &Addresses) -> Vec<IpNet> {
         .collect()
 }
 
+/// What `all` is normalized to in log lines.
+const ALL: &str = "0.0.0.0/0, ::/0";
+
 fn describe(target: &Target, addrs: &Addresses) -> String {
     match target {
         Target::Net(net) => net.to_string(),
-        Target::All => "0.0.0.0/0, ::/0".into(),
+        Target::All => ALL.into(),
         Target::Set(name) => format!("@{name}"),
         Target::Host(name) => {
             let list = addrs.get(name).map(Vec::as_slice).unwrap_or_default();
@@ -335,7 +391,10 @@ mod tests {
         let g = Generation::compile(&s, &contents);
         let ip = |a: &str| a.parse::<IpAddr>().unwrap();
         assert_eq!(g.matchers[0].decide(ip("192.0.2.1")).rule, Some(1));
-        assert_eq!(g.normalized[0][0], "proxy.test: unresolved");
+        assert_eq!(
+            g.matched(&s, 0, 0, ip("192.0.2.1")),
+            "proxy.test: unresolved"
+        );
         let mut addrs = Addresses::new();
         addrs.insert(
             "proxy.test".into(),
@@ -345,8 +404,11 @@ mod tests {
         let g = Generation::compile(&s, &contents);
         assert_eq!(g.matchers[0].decide(ip("192.0.2.1")).rule, Some(0));
         assert_eq!(g.matchers[0].decide(ip("2001:db8::1")).rule, Some(0));
-        assert_eq!(g.normalized[0][0], "proxy.test: 192.0.2.1, 2001:db8::1");
-        assert_eq!(g.normalized[0][1], "0.0.0.0/0, ::/0");
+        assert_eq!(
+            g.matched(&s, 0, 0, ip("192.0.2.1")),
+            "proxy.test: 192.0.2.1, 2001:db8::1"
+        );
+        assert_eq!(g.matched(&s, 0, 1, ip("192.0.2.1")), "0.0.0.0/0, ::/0");
     }
 
     #[test]

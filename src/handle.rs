@@ -199,7 +199,7 @@ impl AllowHandle {
                     .map(|(index, (rule, (count, last_hit)))| RuleHit {
                         index,
                         verdict: rule.verdict,
-                        written: rule.written.clone(),
+                        written: rule.written().into_owned(),
                         count,
                         last_hit,
                     })
@@ -242,7 +242,7 @@ impl AllowHandle {
                 policy: name,
                 verdict: d.verdict,
                 by: if d.rule.is_some() { "rule" } else { "default" },
-                rule: d.rule.map(|i| (i, spec.rules[i].written.clone())),
+                rule: d.rule.map(|i| (i, spec.rules[i].written().into_owned())),
                 ban: None,
             },
         }

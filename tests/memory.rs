@@ -42,7 +42,12 @@ fn rules(n: usize) -> Vec<Rule> {
             let i = i as u32;
             let value = match i % 4 {
                 0 => format!("10.{}.{}.0/24", (i >> 16) & 255, (i >> 8) & 255),
-                1 => format!("172.{}.{}.{}", 16 + ((i >> 16) & 15), (i >> 8) & 255, i & 255),
+                1 => format!(
+                    "172.{}.{}.{}",
+                    16 + ((i >> 16) & 15),
+                    (i >> 8) & 255,
+                    i & 255
+                ),
                 2 => format!("2001:db8:{:x}::/48", i & 0xffff),
                 _ => format!("2001:db8:1:{:x}::7", i & 0xffff),
             };
@@ -54,13 +59,13 @@ fn rules(n: usize) -> Vec<Rule> {
     out
 }
 
-/// Live heap bytes held once an app with these rules (built in code) has ignited, minus
-/// what the same app holds with no rules. The app's own `Vec<Rule>` is handed over to the
-/// fairing, so everything counted is rocket-allow's.
+/// Live heap bytes held once an app with `n` rules built in code has ignited, counted from
+/// before the rules were built: the app hands its `Vec<Rule>` to the fairing, so whatever
+/// is still held is rocket-allow's.
 fn held_after_ignite(n: usize) -> isize {
-    let config = AllowConfig::new(rules(n));
     let figment = rocket::Config::figment().merge(("log_level", "off"));
     let before = LIVE.load(Ordering::SeqCst);
+    let config = AllowConfig::new(rules(n));
     let client = Client::untracked(rocket::custom(figment).attach(AllowFairing::custom(config)))
         .expect("ignites");
     let held = LIVE.load(Ordering::SeqCst) - before;

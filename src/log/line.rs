@@ -4,7 +4,6 @@
 use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 
-
 use crate::config::LogFormat;
 use crate::rules::Verdict;
 

@@ -3,11 +3,11 @@
 //!
 //! Counting must not make request threads contend, so every thread counts into a shard of
 //! its own (threads are spread over the shards round-robin) and a read sums the shards.
-//! The last hit time is shared, but only written when it changes (once a millisecond at
-//! most per rule), so a hot rule's cache line is not written on every request.
+//! The last hit time is shared, but only written when it changes (once a second at most
+//! per rule), so a hot rule's cache line is not written on every request.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// At most this many shards: beyond it, memory (8 bytes per rule per shard) costs more
@@ -19,8 +19,9 @@ pub(crate) struct RuleHits {
     /// Where each policy's rules start in a shard; one more entry at the end.
     offsets: Vec<usize>,
     shards: Box<[Shard]>,
-    /// Milliseconds since the Unix epoch of each rule's last hit; 0 for never.
-    last: Box<[AtomicU64]>,
+    /// Seconds since the Unix epoch of each rule's last hit; 0 for never. (Seconds in 32
+    /// bits last until 2106, and keep the cost per rule down at 100,000 rules.)
+    last: Box<[AtomicU32]>,
 }
 
 /// One thread group's counts. Each shard is an allocation of its own, so two shards never
@@ -60,7 +61,7 @@ impl RuleHits {
         RuleHits {
             offsets,
             shards: (0..shards).map(|_| Shard(zeros(total))).collect(),
-            last: zeros(total),
+            last: (0..total).map(|_| AtomicU32::new(0)).collect(),
         }
     }
 
@@ -72,7 +73,7 @@ impl RuleHits {
         shard.0[i].fetch_add(1, Ordering::Relaxed);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(1, |d| d.as_millis().max(1) as u64);
+            .map_or(1, |d| d.as_secs().clamp(1, u64::from(u32::MAX)) as u32);
         if self.last[i].load(Ordering::Relaxed) != now {
             self.last[i].store(now, Ordering::Relaxed);
         }
@@ -89,7 +90,7 @@ impl RuleHits {
                     .sum();
                 let last = match self.last[i].load(Ordering::Relaxed) {
                     0 => None,
-                    ms => Some(UNIX_EPOCH + Duration::from_millis(ms)),
+                    secs => Some(UNIX_EPOCH + Duration::from_secs(secs.into())),
                 };
                 (count, last)
             })
