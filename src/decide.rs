@@ -277,11 +277,14 @@ impl Record<'_> {
         };
         let client = self.ruling.client;
         let spec = &shared.spec.policies[self.policy];
-        let written = self.rule.map(|index| spec.rules[index].written());
-        let matched = match (self.rule, client) {
-            (Some(rule), Some(c)) => generation.matched(&shared.spec, self.policy, rule, c.ip),
-            _ => std::borrow::Cow::Borrowed(""),
-        };
+        // A rule is only given with a client address (it matched one).
+        let rule = self.rule.zip(client).map(|(index, c)| {
+            (
+                index,
+                spec.rules[index].written(),
+                generation.matched(&shared.spec, self.policy, index, c.ip),
+            )
+        });
         let entry = Entry {
             level,
             client: client.map(|c| c.ip),
@@ -292,10 +295,10 @@ impl Record<'_> {
                 None => self.peer,
             },
             verdict: self.ruling.verdict,
-            rule: self.rule.map(|index| RuleRef {
-                index,
-                written: written.as_deref().unwrap_or_default(),
-                normalized: &matched,
+            rule: rule.as_ref().map(|(index, written, matched)| RuleRef {
+                index: *index,
+                written,
+                normalized: matched,
             }),
             by: self.by,
             enforced: self.ruling.enforced,

@@ -96,7 +96,7 @@ async fn start(config: AllowConfig, shutdown_wait: Duration) -> Result<Shared, E
             Some(name) => format!("allow.policies.{name}.rules"),
         };
         for (i, rule) in policy.rules.iter().enumerate() {
-            let written = rule.written();
+            let written = rule.written().to_string();
             if Target::host_bits_set(&written) {
                 log::warn!(
                     target: "rocket_allow",

@@ -5,8 +5,8 @@
 //! against one set of host-name addresses. A DNS refresh compiles a new one and swaps it
 //! in whole, so a request sees either the old set or the new one, never a mix.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -95,23 +95,57 @@ impl SpecRule {
         }
     }
 
-    /// The value as the configuration wrote it.
-    pub fn written(&self) -> Cow<'_, str> {
-        match &self.written {
-            Some(w) => Cow::Borrowed(w),
-            None => Cow::Owned(canonical(&self.target)),
+    /// The value as the configuration wrote it, printed without allocating (log lines).
+    pub fn written(&self) -> Written<'_> {
+        Written(self)
+    }
+}
+
+/// [`SpecRule::written`].
+pub(crate) struct Written<'a>(&'a SpecRule);
+
+impl fmt::Display for Written<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0.written {
+            Some(w) => f.write_str(w),
+            None => Canonical(&self.0.target).fmt(f),
         }
     }
 }
 
 /// How a target is usually written: a network as `address/prefix`, a single address bare.
+struct Canonical<'a>(&'a Target);
+
+impl fmt::Display for Canonical<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Target::Net(net) if net.prefix_len() == net.max_prefix_len() => net.addr().fmt(f),
+            Target::Net(net) => net.fmt(f),
+            Target::All => f.write_str("all"),
+            Target::Host(name) => f.write_str(name),
+            Target::Set(name) => write!(f, "@{name}"),
+        }
+    }
+}
+
 fn canonical(target: &Target) -> String {
-    match target {
-        Target::Net(net) if net.prefix_len() == net.max_prefix_len() => net.addr().to_string(),
-        Target::Net(net) => net.to_string(),
-        Target::All => "all".into(),
-        Target::Host(name) => name.clone(),
-        Target::Set(name) => format!("@{name}"),
+    Canonical(target).to_string()
+}
+
+/// What a rule matched, for the log: [`Generation::matched`].
+pub(crate) enum Matched<'a> {
+    Text(&'a str),
+    Net(IpNet),
+    Set(&'a str),
+}
+
+impl fmt::Display for Matched<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Matched::Text(t) => f.write_str(t),
+            Matched::Net(n) => n.fmt(f),
+            Matched::Set(name) => write!(f, "@{name}"),
+        }
     }
 }
 
@@ -307,7 +341,13 @@ impl Generation {
 
     /// What a rule matched for `ip`, for the log: the set's network that contains it for
     /// `@set` rules, the normalized rule otherwise.
-    pub fn matched(&self, spec: &Spec, policy: usize, rule: usize, ip: IpAddr) -> Cow<'_, str> {
+    pub fn matched<'a>(
+        &'a self,
+        spec: &'a Spec,
+        policy: usize,
+        rule: usize,
+        ip: IpAddr,
+    ) -> Matched<'a> {
         let target = &spec.policies[policy].rules[rule].target;
         if let Target::Set(name) = target {
             if let Some(nets) = self.sets.get(name) {
@@ -317,19 +357,17 @@ impl Generation {
                 for len in (0..=longest).rev() {
                     if let Ok(net) = IpNet::new(ip, len) {
                         if nets.binary_search(&net.trunc()).is_ok() {
-                            return Cow::Owned(net.trunc().to_string());
+                            return Matched::Net(net.trunc());
                         }
                     }
                 }
             }
         }
         match target {
-            Target::Host(_) => self
-                .hosts
-                .get(&(policy, rule))
-                .map_or(Cow::Borrowed(""), |d| Cow::Borrowed(d.as_str())),
-            Target::All => Cow::Borrowed(ALL),
-            other => Cow::Owned(describe(other, &Addresses::new())),
+            Target::Host(_) => Matched::Text(self.hosts.get(&(policy, rule)).map_or("", |d| d)),
+            Target::All => Matched::Text(ALL),
+            Target::Net(net) => Matched::Net(*net),
+            Target::Set(name) => Matched::Set(name),
         }
     }
 }
@@ -405,10 +443,13 @@ mod tests {
         assert_eq!(g.matchers[0].decide(ip("192.0.2.1")).rule, Some(0));
         assert_eq!(g.matchers[0].decide(ip("2001:db8::1")).rule, Some(0));
         assert_eq!(
-            g.matched(&s, 0, 0, ip("192.0.2.1")),
+            g.matched(&s, 0, 0, ip("192.0.2.1")).to_string(),
             "proxy.test: 192.0.2.1, 2001:db8::1"
         );
-        assert_eq!(g.matched(&s, 0, 1, ip("192.0.2.1")), "0.0.0.0/0, ::/0");
+        assert_eq!(
+            g.matched(&s, 0, 1, ip("192.0.2.1")).to_string(),
+            "0.0.0.0/0, ::/0"
+        );
     }
 
     #[test]
@@ -424,9 +465,18 @@ mod tests {
         let g = Generation::compile(&s, &c);
         let ip = |a: &str| a.parse::<IpAddr>().unwrap();
         assert_eq!(g.matchers[0].decide(ip("127.0.0.9")).rule, Some(0));
-        assert_eq!(g.matched(&s, 0, 0, ip("127.0.0.9")), "127.0.0.0/8");
-        assert_eq!(g.matched(&s, 0, 0, ip("203.0.113.7")), "203.0.113.0/24");
-        assert_eq!(g.matched(&s, 0, 1, ip("192.0.2.1")), "0.0.0.0/0, ::/0");
+        assert_eq!(
+            g.matched(&s, 0, 0, ip("127.0.0.9")).to_string(),
+            "127.0.0.0/8"
+        );
+        assert_eq!(
+            g.matched(&s, 0, 0, ip("203.0.113.7")).to_string(),
+            "203.0.113.0/24"
+        );
+        assert_eq!(
+            g.matched(&s, 0, 1, ip("192.0.2.1")).to_string(),
+            "0.0.0.0/0, ::/0"
+        );
         // Names inside sets are listed for DNS, under the set's key.
         let names = crate::resolve::host_names(s.targets(&c.entries));
         assert_eq!(

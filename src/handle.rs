@@ -78,6 +78,9 @@ pub struct Explanation {
     pub rule: Option<(usize, String)>,
     /// The ban, when a ban decided.
     pub ban: Option<Ban>,
+    /// `false` when the policy is in report mode and a rule or the default decided: a
+    /// `Deny` would only be recorded, and the request admitted. Bans are always enforced.
+    pub enforced: bool,
 }
 
 impl AllowHandle {
@@ -199,7 +202,7 @@ impl AllowHandle {
                     .map(|(index, (rule, (count, last_hit)))| RuleHit {
                         index,
                         verdict: rule.verdict,
-                        written: rule.written().into_owned(),
+                        written: rule.written().to_string(),
                         count,
                         last_hit,
                     })
@@ -224,6 +227,7 @@ impl AllowHandle {
                 by: "path",
                 rule: None,
                 ban: None,
+                enforced: true,
             };
         };
         let spec = &shared.spec.policies[policy];
@@ -237,13 +241,15 @@ impl AllowHandle {
                 by: "ban",
                 rule: None,
                 ban: Some(ban),
+                enforced: true,
             },
             Judged::Rule(d) => Explanation {
                 policy: name,
                 verdict: d.verdict,
                 by: if d.rule.is_some() { "rule" } else { "default" },
-                rule: d.rule.map(|i| (i, spec.rules[i].written().into_owned())),
+                rule: d.rule.map(|i| (i, spec.rules[i].written().to_string())),
                 ban: None,
+                enforced: spec.enforced,
             },
         }
     }

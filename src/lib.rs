@@ -18,6 +18,8 @@
 //! - `sources/`: sets' entries from list files (watched) and URLs (refetched).
 //! - [`AllowHandle`] (`handle.rs`): the runtime API; [`Ban`] and the ban table (`bans.rs`).
 //! - `log/`: access log lines, the writer thread, rotation.
+//! - `observe/`: metrics through the `metrics` facade, and hits per rule
+//!   ([`AllowHandle::rule_hits`]).
 //! - [`Error`]: why ignite failed.
 
 mod bans;

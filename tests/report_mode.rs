@@ -201,7 +201,19 @@ fn bans_are_enforced_in_report_mode() {
     let log = dir.path().join("a.log");
     let client = common::client(app(&with_log(TOP_LEVEL_REPORT, &log, "json")));
     let handle = client.rocket().state::<AllowHandle>().unwrap();
+    let ip = "127.0.0.1".parse().unwrap();
+    let e = handle.explain("192.0.2.7".parse().unwrap(), "/");
+    assert_eq!(
+        (e.verdict, e.by, e.enforced),
+        (rocket_allow::Verdict::Deny, "rule", false)
+    );
+    assert!(handle.explain(ip, "/").verdict == rocket_allow::Verdict::Allow);
     handle.ban("127.0.0.1", None).unwrap();
+    let e = handle.explain(ip, "/");
+    assert_eq!(
+        (e.verdict, e.by, e.enforced),
+        (rocket_allow::Verdict::Deny, "ban", true)
+    );
     assert_eq!(get(&client, "/", "127.0.0.1:1"), Status::Forbidden);
     assert_eq!(hits(&client), 0);
     drop(client);

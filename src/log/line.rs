@@ -26,7 +26,6 @@ impl Level {
 }
 
 /// One decision, borrowed from the request and the rule set.
-#[derive(Debug)]
 pub(crate) struct Entry<'a> {
     pub level: Level,
     /// The address the decision was made on.
@@ -103,11 +102,11 @@ impl By {
 }
 
 /// The rule that decided: its index, the text as written and what it was normalized to.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub(crate) struct RuleRef<'a> {
     pub index: usize,
-    pub written: &'a str,
-    pub normalized: &'a str,
+    pub written: &'a dyn fmt::Display,
+    pub normalized: &'a dyn fmt::Display,
 }
 
 impl Entry<'_> {
@@ -186,11 +185,11 @@ impl Entry<'_> {
         let _ = write!(out, ",\"verdict\":\"{}\",\"rule\":", self.verdict.as_str());
         match &self.rule {
             Some(r) => {
-                let _ = write!(out, "{{\"index\":{},\"written\":", r.index);
-                json_str(out, r.written);
-                out.push_str(",\"normalized\":");
-                json_str(out, r.normalized);
-                out.push('}');
+                let _ = write!(out, "{{\"index\":{},\"written\":\"", r.index);
+                let _ = write!(JsonEscaped(&mut *out), "{}", r.written);
+                out.push_str("\",\"normalized\":\"");
+                let _ = write!(JsonEscaped(&mut *out), "{}", r.normalized);
+                out.push_str("\"}");
             }
             None => out.push_str("null"),
         }
@@ -226,7 +225,7 @@ impl Entry<'_> {
     /// Reports the decision as a `tracing` event (target `rocket_allow`), for apps with a subscriber.
     pub fn emit_event(&self) {
         let rule = self.rule.map(|r| r.index);
-        let written = self.rule.map(|r| r.written);
+        let written = self.rule.map(|r| r.written.to_string());
         macro_rules! event {
             ($lvl:expr, $msg:literal) => {
                 tracing::event!(
@@ -404,8 +403,8 @@ mod tests {
         let mut s = String::new();
         let rule = RuleRef {
             index: 2,
-            written: "0.0.0.0/0",
-            normalized: "0.0.0.0/0",
+            written: &"0.0.0.0/0",
+            normalized: &"0.0.0.0/0",
         };
         entry(Some("curl/8"), Some(rule)).text(&mut s);
         let (_, rest) = s.split_once(" - ").unwrap();
@@ -447,8 +446,8 @@ mod tests {
         let nasty = "q\"uote b\\ack\ttab\u{1}ctl\u{7f}del é 😀 \u{2028}";
         let rule = RuleRef {
             index: 3,
-            written: "@of\"fice",
-            normalized: "10.0.0.0/8",
+            written: &"@of\"fice",
+            normalized: &"10.0.0.0/8",
         };
         let mut e = entry(Some(nasty), Some(rule));
         e.policy = Some("adm\\in");

@@ -102,7 +102,11 @@ impl AccessLog {
     /// Queues one decision line. With `on_full = "drop"` (default) this never waits: a
     /// line that does not fit is counted, and the writer reports the count.
     pub fn record(&self, entry: &Entry<'_>) {
-        let mut line = String::with_capacity(256);
+        // Room for a typical line, so that it is written without growing.
+        let mut line = String::with_capacity(match self.format {
+            LogFormat::Text => 256,
+            LogFormat::Json => 512,
+        });
         match self.format {
             LogFormat::Text => entry.text(&mut line),
             LogFormat::Json => entry.json(&mut line),
