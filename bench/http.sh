@@ -15,6 +15,8 @@
 #   toml100k    100,000 rules in Rocket.toml
 #   code100k    the same 100,000 rules built in code (AllowFairing::custom)
 #   nohits100k  the same with rule_hits = false
+#   code1m      1,000,000 rules built in code
+#   toml1m      1,000,000 rules in Rocket.toml (not by default: about 20 s and 4 GB to start)
 #   log_text    one rule, access log on (text)
 #   log_json    one rule, access log on (JSON)
 #   list        one rule `deny @big`, the set a 1,000,000-line list file
@@ -43,7 +45,7 @@ if ! command -v wrk >/dev/null; then
     }
 fi
 nginx=$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null || true)
-default_modes="bare one prom policies toml100k code100k nohits100k log_text log_json list reload"
+default_modes="bare one prom policies toml100k code100k nohits100k code1m log_text log_json list reload"
 [ -n "$nginx" ] && default_modes+=" nginx1 nginx100k"
 [ -n "${BASE_REV:-}" ] && default_modes="bare one one@base ${default_modes#bare one }"
 modes=${MODES:-$default_modes}
@@ -75,6 +77,7 @@ python3 bench/gen_rules.py 1 "$port" >"$tmp/bare.toml"
 python3 bench/gen_rules.py 0 "$port" >"$tmp/one.toml"
 python3 bench/gen_rules.py 0 "$port" "" 1000 >"$tmp/policies.toml"
 python3 bench/gen_rules.py "$nrules" "$port" >"$tmp/toml100k.toml"
+if [[ " $modes " == *" toml1m "* ]]; then python3 bench/gen_rules.py 1000000 "$port" >"$tmp/toml1m.toml"; fi
 python3 bench/gen_rules.py 0 "$port" "$tmp/access.log" >"$tmp/log_text.toml"
 python3 bench/gen_rules.py 0 "$port" "$tmp/access.json" json >"$tmp/log_json.toml"
 if [[ " $modes " == *" list "* || " $modes " == *" reload "* ]]; then
@@ -118,6 +121,7 @@ start() { # mode -> starts the server; sets pid and pids
         prom) env=(BENCH_PROMETHEUS=1); config=one ;;
         code100k) env=(BENCH_RULES_IN_CODE=$nrules); config=bare ;;
         nohits100k) env=(BENCH_RULES_IN_CODE=$nrules BENCH_NO_HITS=1); config=bare ;;
+        code1m) env=(BENCH_RULES_IN_CODE=1000000); config=bare ;;
         esac
         env "${env[@]}" ROCKET_CONFIG="$tmp/$config.toml" "${server_cpu[@]}" "$bin" >"$tmp/$mode.out" 2>&1 &
         pid=$!
@@ -129,7 +133,7 @@ run() { # mode -> "rps p99_ms ready_s cpu_us_per_request rss_mib"
     local mode=$1
     local t0=$(date +%s.%N)
     start "$mode"
-    for _ in $(seq 1 600); do
+    for _ in $(seq 1 1200); do
         curl -s -o /dev/null "$url" && break
         sleep 0.05
     done
