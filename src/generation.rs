@@ -14,6 +14,7 @@ use ipnet::IpNet;
 use rocket::http::Status;
 
 use crate::config::{policy_path_forms, AllowConfig, Mode};
+use crate::ip_text::{IpText, NetText};
 use crate::matcher::Matcher;
 use crate::paths::PathTable;
 use crate::rules::{Rule, Target, Verdict};
@@ -119,8 +120,10 @@ struct Canonical<'a>(&'a Target);
 impl fmt::Display for Canonical<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            Target::Net(net) if net.prefix_len() == net.max_prefix_len() => net.addr().fmt(f),
-            Target::Net(net) => net.fmt(f),
+            Target::Net(net) if net.prefix_len() == net.max_prefix_len() => {
+                IpText(net.addr()).fmt(f)
+            }
+            Target::Net(net) => NetText(*net).fmt(f),
             Target::All => f.write_str("all"),
             Target::Host(name) => f.write_str(name),
             Target::Set(name) => write!(f, "@{name}"),
@@ -143,7 +146,7 @@ impl fmt::Display for Matched<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Matched::Text(t) => f.write_str(t),
-            Matched::Net(n) => n.fmt(f),
+            Matched::Net(n) => NetText(*n).fmt(f),
             Matched::Set(name) => write!(f, "@{name}"),
         }
     }
@@ -430,7 +433,7 @@ mod tests {
         let ip = |a: &str| a.parse::<IpAddr>().unwrap();
         assert_eq!(g.matchers[0].decide(ip("192.0.2.1")).rule, Some(1));
         assert_eq!(
-            g.matched(&s, 0, 0, ip("192.0.2.1")),
+            g.matched(&s, 0, 0, ip("192.0.2.1")).to_string(),
             "proxy.test: unresolved"
         );
         let mut addrs = Addresses::new();

@@ -31,6 +31,7 @@ mod fairing;
 mod generation;
 mod guard;
 mod handle;
+mod ip_text;
 mod log;
 mod matcher;
 mod observe;

@@ -5,6 +5,7 @@ use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 
 use crate::config::LogFormat;
+use crate::ip_text::IpText;
 use crate::rules::Verdict;
 
 /// Flask-Allow's levels: allowed by a rule, no rule matched, refused by a rule.
@@ -118,12 +119,12 @@ impl Entry<'_> {
         let _ = write!(out, " - {:>7} - ", self.level.as_str());
         match self.client {
             Some(ip) => {
-                let _ = write!(out, "{ip}");
+                let _ = write!(out, "{}", IpText(ip));
             }
             None => out.push_str("unknown-address"),
         }
         if let Some(peer) = self.peer {
-            let _ = write!(out, " via {peer}");
+            let _ = write!(out, " via {}", IpText(peer));
         }
         out.push_str(match (self.verdict, self.enforced) {
             (Verdict::Allow, _) => " allowed",
@@ -175,12 +176,12 @@ impl Entry<'_> {
         let _ = write!(out, "\",\"level\":\"{}\",\"client\":", self.level.as_str());
         match self.client {
             Some(ip) => {
-                let _ = write!(out, "\"{ip}\"");
+                let _ = write!(out, "\"{}\"", IpText(ip));
             }
             None => out.push_str("null"),
         }
         if let Some(peer) = self.peer {
-            let _ = write!(out, ",\"peer\":\"{peer}\"");
+            let _ = write!(out, ",\"peer\":\"{}\"", IpText(peer));
         }
         let _ = write!(out, ",\"verdict\":\"{}\",\"rule\":", self.verdict.as_str());
         match &self.rule {
@@ -305,15 +306,40 @@ impl<W: fmt::Write> fmt::Write for Escaped<W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         // Runs of plain text are copied whole; most request text has nothing to escape.
         let mut plain = 0;
-        for (i, c) in s.char_indices() {
-            if must_escape(c) {
-                self.0.write_str(&s[plain..i])?;
-                write!(self.0, "{}", c.escape_unicode())?;
-                plain = i + c.len_utf8();
-            }
+        let mut rest = s;
+        while let Some((at, c)) = next_special(s, rest, false) {
+            self.0.write_str(&s[plain..at])?;
+            write!(self.0, "{}", c.escape_unicode())?;
+            plain = at + c.len_utf8();
+            rest = &s[plain..];
         }
         self.0.write_str(&s[plain..])
     }
+}
+
+/// The next character at or after `rest` (a tail of `s`) that must be escaped, and where it
+/// is in `s`: a [`must_escape`] character, and for JSON `"` and `\\` too. Scans bytes, and
+/// decodes a character only where a byte is not plain ASCII.
+fn next_special(s: &str, rest: &str, json: bool) -> Option<(usize, char)> {
+    let start = s.len() - rest.len();
+    let bytes = rest.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b < 0x80 {
+            if b < 0x20 || b == 0x7f || (json && (b == b'"' || b == b'\\')) {
+                return Some((start + i, b as char));
+            }
+            i += 1;
+        } else {
+            let c = rest[i..].chars().next()?;
+            if must_escape(c) {
+                return Some((start + i, c));
+            }
+            i += c.len_utf8();
+        }
+    }
+    None
 }
 
 /// A `fmt::Write` that escapes text for the inside of a JSON string: `"`, `\\`, control
@@ -323,18 +349,18 @@ struct JsonEscaped<'a>(&'a mut String);
 impl fmt::Write for JsonEscaped<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         let mut plain = 0;
-        for (i, c) in s.char_indices() {
-            if c == '"' || c == '\\' || must_escape(c) {
-                self.0.push_str(&s[plain..i]);
-                match c {
-                    '"' => self.0.push_str("\\\""),
-                    '\\' => self.0.push_str("\\\\"),
-                    _ => {
-                        let _ = write!(self.0, "\\u{:04x}", c as u32);
-                    }
+        let mut rest = s;
+        while let Some((at, c)) = next_special(s, rest, true) {
+            self.0.push_str(&s[plain..at]);
+            match c {
+                '"' => self.0.push_str("\\\""),
+                '\\' => self.0.push_str("\\\\"),
+                _ => {
+                    let _ = write!(self.0, "\\u{:04x}", c as u32);
                 }
-                plain = i + c.len_utf8();
             }
+            plain = at + c.len_utf8();
+            rest = &s[plain..];
         }
         self.0.push_str(&s[plain..]);
         Ok(())
@@ -371,6 +397,23 @@ pub(super) fn notice_line(format: LogFormat, level: &str, message: &str) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn escaping_round_trips_any_text(s in "\\PC*|[\\x00-\\x7f\u{80}-\u{3000}]*") {
+            let mut json = String::new();
+            json_str(&mut json, &s);
+            prop_assert!(!json.chars().any(must_escape));
+            prop_assert_eq!(serde_json::from_str::<String>(&json).unwrap(), s.clone());
+            let mut text = String::new();
+            escape_into(&mut text, &s);
+            prop_assert!(!text.chars().any(must_escape));
+            if !s.chars().any(must_escape) {
+                prop_assert_eq!(text, s);
+            }
+        }
+    }
 
     fn entry<'a>(ua: Option<&'a str>, rule: Option<RuleRef<'a>>) -> Entry<'a> {
         Entry {
