@@ -263,8 +263,12 @@ impl Record<'_> {
         };
         // Rocket's parsed Host, else the raw header (local clients only set the latter); the
         // log escapes control characters either way.
+        // (The raw header is only looked up when needed: every header lookup hashes.)
         let parsed = req.host();
-        let raw = req.headers().get_one("Host");
+        let raw = match parsed {
+            Some(_) => None,
+            None => req.headers().get_one("Host"),
+        };
         let host: Option<&dyn std::fmt::Display> = match (&parsed, &raw) {
             (Some(host), _) => Some(host),
             (None, Some(raw)) => Some(raw),

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Instructions per request, counted by valgrind's callgrind: the same release app as
+# bench/http.sh, one keep-alive connection sending N and then 3N requests; the difference
+# divided by 2N is the cost of one request, start-up excluded. Unlike CPU time it does not
+# depend on what else the machine is doing, so small differences (the access log, metrics)
+# can be read off a single run. User-space instructions only: the kernel's share (sockets,
+# the log's write calls) is not counted.
+#
+# usage: bench/instructions.sh [N (2000)]   MODES="one log_text log_json" picks configurations
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-2000}
+port=18081
+command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
+cargo build --release --example bench_app -q
+app=$PWD/target/release/examples/bench_app
+tmp=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
+python3 bench/gen_rules.py 1 "$port" >"$tmp/bare.toml"
+python3 bench/gen_rules.py 0 "$port" >"$tmp/one.toml"
+python3 bench/gen_rules.py 0 "$port" "$tmp/access.log" >"$tmp/log_text.toml"
+python3 bench/gen_rules.py 0 "$port" "$tmp/access.json" json >"$tmp/log_json.toml"
+
+count() { # mode requests -> instructions
+    local mode=$1 env=() config=$1
+    case $mode in
+    bare) env=(BENCH_NO_FAIRING=1) ;;
+    prom) env=(BENCH_PROMETHEUS=1); config=one ;;
+    esac
+    env "${env[@]}" ROCKET_CONFIG="$tmp/$config.toml" valgrind --tool=callgrind \
+        --callgrind-out-file="$tmp/cg.out" "$app" >/dev/null 2>&1 &
+    local pid=$!
+    for _ in $(seq 1 600); do curl -s -o /dev/null "http://127.0.0.1:$port/p500/x" && break; sleep 0.1; done
+    python3 - "$port" "$2" <<'EOF'
+import socket, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+s = socket.create_connection(("127.0.0.1", port))
+f = s.makefile("rb")
+for _ in range(n):
+    s.sendall(b"GET /p500/x HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\n\r\n")
+    length = 0
+    while True:
+        line = f.readline()
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+        if line in (b"\r\n", b""):
+            break
+    f.read(length)
+EOF
+    sleep 0.5
+    kill -INT "$pid"; wait "$pid" 2>/dev/null || true
+    awk '/^totals:/ {print $2}' "$tmp/cg.out"
+}
+
+modes=${MODES:-bare one prom log_text log_json}
+first=${modes%% *}
+printf '%-10s %14s %10s\n' config 'instr/request' "vs $first"
+for mode in $modes; do
+    a=$(count "$mode" "$n"); b=$(count "$mode" $((3 * n)))
+    per=$(( (b - a) / (2 * n) ))
+    [ "$mode" = "$first" ] && base=$per
+    printf '%-10s %14d %9.3fx\n' "$mode" "$per" "$(echo "$per / $base" | bc -l)"
+done
+echo "(${MODES:+MODES=\"$MODES\" }bash bench/instructions.sh $n: callgrind, $n and $((3 * n)) requests on one connection; rocket-allow $(git rev-parse --short HEAD))"
