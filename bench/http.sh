@@ -163,29 +163,17 @@ run() { # mode -> "rps p99_ms ready_s cpu_us_per_request rss_mib"
     echo "$rps $p99 $ready $cpu $rss"
 }
 
-declare -A rps p99 ready cpu rss
 for r in $(seq 1 "$rounds"); do
     for mode in $modes; do
         read -r a b c d e < <(run "$mode")
-        rps[$mode]+="$a "; p99[$mode]+="$b "; ready[$mode]+="$c "; cpu[$mode]+="$d "; rss[$mode]+="$e "
+        echo "$r $mode $a $b $c $d $e" >>"$tmp/results"
         printf 'round %s %s: %s req/s, p99 %s ms, server CPU %.2f us/request, peak RSS %.0f MiB, ready after %.2f s\n' \
             "$r" "$mode" "$a" "$b" "$d" "$e" "$c" >&2
     done
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-first=${modes%% *}
-printf '\n%-11s %9s %8s %8s %11s %8s %8s %8s\n' config 'req/s' 'p99 ms' "vs $first" 'CPU us/req' "vs $first" 'ready s' 'RSS MiB'
-base=$(echo "${rps[$first]}" | median)
-cbase=$(echo "${cpu[$first]}" | median)
-for mode in $modes; do
-    m=$(echo "${rps[$mode]}" | median)
-    l=$(echo "${p99[$mode]}" | median)
-    s=$(echo "${ready[$mode]}" | median)
-    c=$(echo "${cpu[$mode]}" | median)
-    x=$(echo "${rss[$mode]}" | median)
-    printf '%-11s %9.0f %8.2f %7.1f%% %11.2f %7.2fx %8.2f %8.0f\n' "$mode" "$m" "$l" \
-        "$(echo "100 * $m / $base" | bc -l)" "$c" "$(echo "$c / $cbase" | bc -l)" "$s" "$x"
-done
+# Medians of each figure; the ratios are medians of the ratios within each round (the
+# machine drifts between rounds, and a round's configurations run back to back).
+python3 bench/summary.py "$tmp/results" "$modes"
 pinned=; [ ${#server_cpu[@]} -gt 0 ] && pinned="server on CPU 0, wrk on CPU 1; "
-echo "($command_line: wrk -t2 -c64 -d${secs}s, $rounds interleaved rounds, medians; $nrules rules; $pinned$(nproc) cores; rocket-allow $(git rev-parse --short HEAD))"
+echo "($command_line: wrk -t2 -c64 -d${secs}s, $rounds interleaved rounds, medians (ratios: of each round's); $nrules rules; $pinned$(nproc) cores; rocket-allow $(git rev-parse --short HEAD))"

@@ -6,7 +6,8 @@
 # can be read off a single run. User-space instructions only: the kernel's share (sockets,
 # the log's write calls) is not counted.
 #
-# usage: bench/instructions.sh [N (2000)]   MODES="one log_text log_json" picks configurations
+# usage: bench/instructions.sh [N (2000)]   MODES="..." picks configurations among
+#   bare one prom log_text log_json (as in bench/http.sh), code100k nohits100k
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-2000}
@@ -26,6 +27,8 @@ count() { # mode requests -> instructions
     case $mode in
     bare) env=(BENCH_NO_FAIRING=1) ;;
     prom) env=(BENCH_PROMETHEUS=1); config=one ;;
+    code100k) env=(BENCH_RULES_IN_CODE=100000); config=bare ;;
+    nohits100k) env=(BENCH_RULES_IN_CODE=100000 BENCH_NO_HITS=1); config=bare ;;
     esac
     env "${env[@]}" ROCKET_CONFIG="$tmp/$config.toml" valgrind --tool=callgrind \
         --callgrind-out-file="$tmp/cg.out" "$app" >/dev/null 2>&1 &
