@@ -11,9 +11,9 @@ import random
 import sys
 
 
-def networks(n):
-    """The N random networks (seeded: gen_nginx.py writes the same ones)."""
-    rng = random.Random(7)
+def networks(n, seed=7):
+    """N random networks, the same for the same seed (gen_nginx.py writes the same ones)."""
+    rng = random.Random(seed)
     loopback = ipaddress.ip_address("127.0.0.1")
     out = []
     while len(out) < n:
