@@ -288,6 +288,8 @@ fn url_reloads_and_failures_are_counted() {
     });
 }
 
+// The turn is held for the whole test on purpose: other tests must not count meanwhile.
+#[allow(clippy::await_holding_lock)]
 #[rocket::async_test]
 async fn dns_reloads_and_failures_are_counted() {
     let _turn = turn();
