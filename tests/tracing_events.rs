@@ -92,4 +92,36 @@ fn decisions_are_tracing_events_and_no_subscriber_is_installed() {
     let url = seen[0].1.split("url=").nth(1).unwrap();
     assert!(!url.contains(['\u{85}', '\u{2028}', '\u{202e}']), "{url:?}");
     assert!(url.contains("\\u{2028}"), "{url:?}");
+
+    // Report mode: the event of a would-be refusal says `enforced=false`, at the level a
+    // refusal has; one of an enforcing policy says `enforced=true`.
+    let reporting = common::client(app(r#"
+        [default.allow]
+        mode = "report"
+        rules = [{ allow = "127.0.0.1" }, { deny = "192.0.2.0/24" }]
+        [default.allow.policies.admin]
+        paths = ["/admin"]
+        mode = "enforce"
+        rules = [{ deny = "all" }]
+    "#));
+    events.0.lock().unwrap().clear();
+    assert_eq!(status(&reporting, "192.0.2.1:1", &[]), Status::Ok);
+    let refused = reporting
+        .get("/admin/x")
+        .remote(addr("192.0.2.1:1"))
+        .dispatch();
+    assert_eq!(refused.status(), Status::Forbidden);
+    let seen = events.0.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:#?}");
+    assert_eq!(seen[0].0, tracing::Level::ERROR);
+    assert!(
+        seen[0].1.contains("verdict=\"deny\"") && seen[0].1.contains("enforced=false"),
+        "{}",
+        seen[0].1
+    );
+    assert!(
+        seen[1].1.contains("admin") && seen[1].1.contains("enforced=true"),
+        "{}",
+        seen[1].1
+    );
 }
