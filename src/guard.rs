@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
 
-use crate::decide::{decide, AllowState};
+use crate::decide::{decide, AllowState, Ruling};
 
 /// A policy a route can require with [`Allowed<P>`]: names one `[allow.policies.<NAME>]`.
 ///
@@ -62,6 +62,9 @@ impl<P: Policy> fmt::Debug for Allowed<P> {
     }
 }
 
+/// A guard's decision for this request, cached per policy type.
+struct Decided<P>(Ruling, PhantomData<P>);
+
 /// Why a rocket-allow guard failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GuardError {
@@ -94,7 +97,11 @@ impl<'r, P: Policy> FromRequest<'r> for Allowed<P> {
                 GuardError::UnknownPolicy(P::NAME),
             ));
         };
-        let ruling = decide(shared, req, policy);
+        // Decided once per request and policy, even when Rocket tries several routes that
+        // require it (a route that forwards): one log line, one count.
+        let ruling = req
+            .local_cache(|| Decided::<P>(decide(shared, req, policy), PhantomData))
+            .0;
         // In report mode an unreadable header still admits: the route gets the peer.
         let client = ruling
             .client
@@ -115,7 +122,8 @@ impl<'r, P: Policy> FromRequest<'r> for Allowed<P> {
 /// `X-Real-IP` header anyone can send.
 ///
 /// Fails with 500 only if [`AllowFairing`](crate::AllowFairing) is not attached (a request
-/// whose address cannot be read never reaches a route while it is).
+/// whose address cannot be read never reaches a route while it is, except in report mode,
+/// where the route gets the TCP peer).
 ///
 /// ```rust,no_run
 /// # #[macro_use] extern crate rocket;
@@ -149,8 +157,18 @@ impl<'r> FromRequest<'r> for ClientIp {
             return not_attached("ClientIp");
         };
         let generation = shared.generation.load();
-        match shared.client(&generation, req) {
-            Some(Ok(c)) => Outcome::Success(ClientIp(c.ip)),
+        let peer = req.remote().map(|r| r.ip().to_canonical());
+        // In report mode the fairing admits a request whose proxy header cannot be read:
+        // the route then gets the peer, as `Allowed<P>` does.
+        let reporting = || {
+            shared
+                .spec
+                .policy_for(|| req.uri().path().segments())
+                .is_some_and(|p| !shared.spec.policies[p].enforced)
+        };
+        match (shared.client(&generation, req), peer) {
+            (Some(Ok(c)), _) => Outcome::Success(ClientIp(c.ip)),
+            (Some(Err(_)), Some(peer)) if reporting() => Outcome::Success(ClientIp(peer)),
             // Only reachable where the fairing does not decide (a catcher): refuse.
             _ => Outcome::Error((
                 shared.spec.policies[crate::generation::APP_WIDE].reject_status,

@@ -226,3 +226,28 @@ fn existing_log_is_appended_to() {
     assert!(log.starts_with("earlier line\n"), "{log}");
     assert_eq!(log.lines().count(), 3);
 }
+
+/// A rule's text is printed as written, but a control character in it (a rule built in
+/// code from untrimmed input: parsing trims it) cannot split the line.
+#[test]
+fn a_rule_written_with_a_line_break_stays_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let mut config = rocket_allow::AllowConfig::new(vec![
+        rocket_allow::Rule::deny("203.0.113.7\n").unwrap(),
+        rocket_allow::Rule::allow("all").unwrap(),
+    ]);
+    config.access_log = Some(rocket_allow::AccessLogConfig::new(&log));
+    let client =
+        client(rocket::custom(figment("")).attach(rocket_allow::AllowFairing::custom(config)));
+    assert_eq!(status(&client, "203.0.113.7:1", &[]), Status::Forbidden);
+    drop(client);
+    let text = read(&log);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[1].contains("denied (403) by rule #0 deny 203.0.113.7\\u{a} (203.0.113.7/32)"),
+        "{}",
+        lines[1]
+    );
+}

@@ -290,3 +290,31 @@ fn mode_values_are_checked() {
     );
     assert!(err.contains("off"), "{err}");
 }
+
+#[get("/whoami")]
+fn whoami(ip: rocket_allow::ClientIp) -> String {
+    ip.to_string()
+}
+
+/// `ClientIp` follows the mode like `Allowed<P>`: in report mode a request whose proxy
+/// header cannot be read reaches the route with the peer's address; enforced, it does not.
+#[test]
+fn client_ip_gets_the_peer_when_report_mode_admits_an_unreadable_header() {
+    for (mode, want) in [("report", Status::Ok), ("enforce", Status::Forbidden)] {
+        let toml = format!(
+            "[default.allow]\nmode = \"{mode}\"\ntrusted_proxies = [\"10.0.0.1\"]\nrules = []"
+        );
+        let client = common::client(app(&toml).mount("/", routes![whoami]));
+        for header in [Some("not-an-ip"), None] {
+            let mut req = client.get("/whoami").remote(addr("10.0.0.1:1"));
+            if let Some(h) = header {
+                req.add_header(Header::new("X-Forwarded-For", h));
+            }
+            let response = req.dispatch();
+            assert_eq!(response.status(), want, "{mode} {header:?}");
+            if want == Status::Ok {
+                assert_eq!(response.into_string().unwrap(), "10.0.0.1");
+            }
+        }
+    }
+}

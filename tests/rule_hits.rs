@@ -107,3 +107,52 @@ fn counting_can_be_turned_off() {
     let handle = client.rocket().state::<AllowHandle>().unwrap();
     assert!(handle.rule_hits().is_empty());
 }
+
+struct Ops;
+impl rocket_allow::Policy for Ops {
+    const NAME: &'static str = "ops";
+}
+
+/// A guard that always forwards, so Rocket tries the next route.
+struct Forward;
+
+#[rocket::async_trait]
+impl<'r> rocket::request::FromRequest<'r> for Forward {
+    type Error = ();
+    async fn from_request(_: &'r rocket::Request<'_>) -> rocket::request::Outcome<Self, ()> {
+        rocket::request::Outcome::Forward(Status::NotFound)
+    }
+}
+
+#[rocket::get("/g", rank = 1)]
+fn first(_ok: rocket_allow::Allowed<Ops>, _f: Forward) -> &'static str {
+    "first"
+}
+
+#[rocket::get("/g", rank = 2)]
+fn second(_ok: rocket_allow::Allowed<Ops>) -> &'static str {
+    "second"
+}
+
+/// A route that forwards makes Rocket run the next route's guards too; the policy still
+/// decides once per request: one count, one log line.
+#[test]
+fn a_guard_decides_once_per_request_when_routes_forward() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("a.log");
+    let toml = format!(
+        "[default.allow]\nrules = []\naccess_log = \"{}\"\n[default.allow.policies.ops]\nrules = [{{ allow = \"all\" }}]",
+        log.display()
+    );
+    let client = client(app(&toml).mount("/", rocket::routes![first, second]));
+    for _ in 0..10 {
+        let r = client.get("/g").remote(addr("192.0.2.1:1")).dispatch();
+        assert_eq!(r.into_string().unwrap(), "second");
+    }
+    let hits = client.rocket().state::<AllowHandle>().unwrap().rule_hits();
+    assert_eq!(hits[1].policy.as_deref(), Some("ops"));
+    assert_eq!(hits[1].rules[0].count, 10);
+    drop(client);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.matches("by policy ops").count(), 10, "{text}");
+}

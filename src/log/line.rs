@@ -141,11 +141,10 @@ impl Entry<'_> {
         }
         match (&self.rule, self.by) {
             (Some(r), _) => {
-                let _ = write!(
-                    out,
-                    " rule #{} {} {} ({})",
-                    r.index, self.verdict, r.written, r.normalized
-                );
+                // The rule's text comes from the configuration, but may still hold a
+                // control character (`Rule::deny("10.0.0.1\n")` is trimmed to parse).
+                let _ = write!(out, " rule #{} {} ", r.index, self.verdict);
+                let _ = write!(Escaped(&mut *out), "{} ({})", r.written, r.normalized);
             }
             (None, By::Header) => out.push_str(" unreadable client address"),
             (None, By::Path) => out.push_str(" unsafe path"),

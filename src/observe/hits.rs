@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// At most this many shards: beyond it, memory (8 bytes per rule per shard) costs more
-/// than the rare contention it saves.
-const MAX_SHARDS: usize = 8;
+/// than the contention it saves (threads sharing a shard only contend on the same rule at
+/// the same moment), and rules stay within 100 bytes each on any machine.
+const MAX_SHARDS: usize = 4;
 
 /// Per-rule hit counters of every policy.
 pub(crate) struct RuleHits {
