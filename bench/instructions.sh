@@ -13,8 +13,12 @@ cd "$(dirname "$0")/.."
 n=${1:-2000}
 port=18081
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
-cargo build --release --example bench_app -q
-app=$PWD/target/release/examples/bench_app
+# APP=path measures another build of bench_app (say, an older revision's: bench/http.sh's
+# BASE_REV leaves one in target/bench-base).
+if [ -z "${APP:-}" ]; then
+    cargo build --release --example bench_app -q
+fi
+app=${APP:-$PWD/target/release/examples/bench_app}
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
 python3 bench/gen_rules.py 1 "$port" >"$tmp/bare.toml"
@@ -64,4 +68,4 @@ for mode in $modes; do
     [ "$mode" = "$first" ] && base=$per
     printf '%-10s %14d %9.3fx\n' "$mode" "$per" "$(echo "$per / $base" | bc -l)"
 done
-echo "(${MODES:+MODES=\"$MODES\" }bash bench/instructions.sh $n: callgrind, $n and $((3 * n)) requests on one connection; rocket-allow $(git rev-parse --short HEAD))"
+echo "(${MODES:+MODES=\"$MODES\" }${APP:+APP=$APP }bash bench/instructions.sh $n: callgrind, $n and $((3 * n)) requests on one connection; rocket-allow $(git rev-parse --short HEAD))"
