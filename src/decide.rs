@@ -106,6 +106,55 @@ impl Ruling {
     }
 }
 
+/// The path refused requests are rerouted to. Only this crate's route serves it.
+pub const REFUSED_PATH: &str = "/__rocket_allow/refused";
+
+/// Whether the fairing refused this request (it was rerouted to [`REFUSED_PATH`]): then
+/// only catchers see it.
+pub(crate) fn refused(req: &Request<'_>) -> bool {
+    req.uri().path() == REFUSED_PATH
+}
+
+/// The guards' decisions of one request, by policy index.
+#[derive(Default)]
+struct GuardRulings(Mutex<Vec<(usize, Ruling)>>);
+
+/// The decision of `policy` for a guard: made at most once per request and policy however
+/// many routes Rocket tries, and not made again when the fairing already decided this
+/// request with the same policy and let it through (it was recorded then). So a request
+/// is counted and logged once per policy.
+pub(crate) fn decide_for_guard(shared: &Shared, req: &Request<'_>, policy: usize) -> Ruling {
+    let cache = req.local_cache(GuardRulings::default);
+    let seen = |c: &GuardRulings| {
+        let list = c.0.lock().unwrap_or_else(|e| e.into_inner());
+        list.iter().find(|(p, _)| *p == policy).map(|(_, r)| *r)
+    };
+    if let Some(ruling) = seen(cache) {
+        return ruling;
+    }
+    let by_fairing =
+        !refused(req) && shared.spec.policy_for(|| req.uri().path().segments()) == Some(policy);
+    let ruling = if by_fairing {
+        let generation = shared.generation.load();
+        let spec = &shared.spec.policies[policy];
+        Ruling {
+            // The request reached a route: the fairing admitted it under this policy.
+            verdict: Verdict::Allow,
+            status: spec.reject_status,
+            client: shared.client(&generation, req).and_then(Result::ok),
+            enforced: spec.enforced,
+        }
+    } else {
+        decide(shared, req, policy)
+    };
+    cache
+        .0
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((policy, ruling));
+    ruling
+}
+
 /// Refuses a request whose path cannot be judged (a `.` or `..` segment under path-scoped
 /// policies) with 400, and records it.
 pub(crate) fn refuse_path(shared: &Shared, req: &Request<'_>) -> Ruling {

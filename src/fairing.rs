@@ -24,8 +24,7 @@ use crate::resolve::{self, Dns};
 use crate::rules::Target;
 use crate::sources;
 
-/// The path refused requests are rerouted to. Only this crate's route serves it.
-pub const REFUSED_PATH: &str = "/__rocket_allow/refused";
+pub use crate::decide::REFUSED_PATH;
 
 /// The fairing. Attach it, and put the rules in Rocket.toml:
 ///

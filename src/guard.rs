@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
 
-use crate::decide::{decide, AllowState, Ruling};
+use crate::decide::{decide_for_guard, refused, AllowState};
 
 /// A policy a route can require with [`Allowed<P>`]: names one `[allow.policies.<NAME>]`.
 ///
@@ -26,7 +26,8 @@ pub trait Policy: Send + Sync + 'static {
 
 /// A request guard that succeeds when policy `P` admits the request's client, and
 /// otherwise fails with the policy's `reject_status` (so the app's catcher for it
-/// answers). The decision is logged like the fairing's, with the policy's name.
+/// answers). The decision is logged like the fairing's, with the policy's name (once per
+/// request and policy: not again when the fairing decided the request with it).
 ///
 /// A policy that is not configured fails with 500 and an error log naming it: never an
 /// allow. Use `Option<Allowed<P>>` to combine it with other ways in (a logged-in user).
@@ -62,9 +63,6 @@ impl<P: Policy> fmt::Debug for Allowed<P> {
     }
 }
 
-/// A guard's decision for this request, cached per policy type.
-struct Decided<P>(Ruling, PhantomData<P>);
-
 /// Why a rocket-allow guard failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GuardError {
@@ -97,11 +95,7 @@ impl<'r, P: Policy> FromRequest<'r> for Allowed<P> {
                 GuardError::UnknownPolicy(P::NAME),
             ));
         };
-        // Decided once per request and policy, even when Rocket tries several routes that
-        // require it (a route that forwards): one log line, one count.
-        let ruling = req
-            .local_cache(|| Decided::<P>(decide(shared, req, policy), PhantomData))
-            .0;
+        let ruling = decide_for_guard(shared, req, policy);
         // In report mode an unreadable header still admits: the route gets the peer.
         let client = ruling
             .client
@@ -160,11 +154,14 @@ impl<'r> FromRequest<'r> for ClientIp {
         let peer = req.remote().map(|r| r.ip().to_canonical());
         // In report mode the fairing admits a request whose proxy header cannot be read:
         // the route then gets the peer, as `Allowed<P>` does.
+        // (Not for a refused request, which only a catcher sees: its URI is no longer the
+        // one the policy was chosen by.)
         let reporting = || {
-            shared
-                .spec
-                .policy_for(|| req.uri().path().segments())
-                .is_some_and(|p| !shared.spec.policies[p].enforced)
+            !refused(req)
+                && shared
+                    .spec
+                    .policy_for(|| req.uri().path().segments())
+                    .is_some_and(|p| !shared.spec.policies[p].enforced)
         };
         match (shared.client(&generation, req), peer) {
             (Some(Ok(c)), _) => Outcome::Success(ClientIp(c.ip)),

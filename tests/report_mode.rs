@@ -318,3 +318,37 @@ fn client_ip_gets_the_peer_when_report_mode_admits_an_unreadable_header() {
         }
     }
 }
+
+#[rocket::catch(403)]
+async fn who_was_refused(req: &rocket::Request<'_>) -> String {
+    match req.guard::<rocket_allow::ClientIp>().await {
+        rocket::request::Outcome::Success(ip) => format!("refused {ip}"),
+        _ => "refused, address unknown".to_string(),
+    }
+}
+
+/// A request refused by an enforcing policy under a report-mode top level: a catcher's
+/// `ClientIp` must not hand out the proxy's address for an unreadable header.
+#[test]
+fn a_catchers_client_ip_stays_unknown_for_a_refused_unreadable_header() {
+    let toml = r#"
+        [default.allow]
+        mode = "report"
+        trusted_proxies = ["10.0.0.1"]
+        rules = []
+        [default.allow.policies.admin]
+        paths = ["/admin"]
+        mode = "enforce"
+        rules = [{ allow = "all" }]
+    "#;
+    let client = common::client(
+        rocket::custom(figment(toml))
+            .attach(rocket_allow::AllowFairing::fairing())
+            .register("/", rocket::catchers![who_was_refused]),
+    );
+    let mut req = client.get("/admin/ip").remote(addr("10.0.0.1:1"));
+    req.add_header(Header::new("X-Forwarded-For", "garbage"));
+    let response = req.dispatch();
+    assert_eq!(response.status(), Status::Forbidden);
+    assert_eq!(response.into_string().unwrap(), "refused, address unknown");
+}

@@ -156,3 +156,35 @@ fn a_guard_decides_once_per_request_when_routes_forward() {
     let text = std::fs::read_to_string(&log).unwrap();
     assert_eq!(text.matches("by policy ops").count(), 10, "{text}");
 }
+
+struct OpsAgain;
+impl rocket_allow::Policy for OpsAgain {
+    const NAME: &'static str = "ops";
+}
+
+#[rocket::get("/ops/x")]
+fn ops_route(_a: rocket_allow::Allowed<Ops>, _b: rocket_allow::Allowed<OpsAgain>) -> &'static str {
+    "ops"
+}
+
+/// The fairing decides `/ops/x` with `ops` (by path); the route's two guards name the same
+/// policy. One request is one decision: one count, one line.
+#[test]
+fn a_guard_of_the_policy_the_fairing_decided_with_adds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("a.log");
+    let toml = format!(
+        "[default.allow]\nrules = []\naccess_log = \"{}\"\n[default.allow.policies.ops]\npaths = [\"/ops\"]\nrules = [{{ allow = \"all\" }}]",
+        log.display()
+    );
+    let client = client(app(&toml).mount("/", rocket::routes![ops_route]));
+    for _ in 0..5 {
+        let r = client.get("/ops/x").remote(addr("192.0.2.1:1")).dispatch();
+        assert_eq!(r.into_string().unwrap(), "ops");
+    }
+    let hits = client.rocket().state::<AllowHandle>().unwrap().rule_hits();
+    assert_eq!(hits[1].rules[0].count, 5);
+    drop(client);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.matches("by policy ops").count(), 5, "{text}");
+}
