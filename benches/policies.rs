@@ -4,14 +4,10 @@
 //!
 //! `cargo bench --bench policies`
 
-use criterion::{criterion_group, criterion_main, Criterion};
-use rocket::figment::providers::{Format, Toml};
-use rocket::local::blocking::Client;
+mod common;
 
-#[rocket::get("/<_..>")]
-fn any() -> &'static str {
-    "hello"
-}
+use criterion::{criterion_group, criterion_main, Criterion};
+use rocket::local::blocking::Client;
 
 fn app(policies: usize) -> Client {
     let mut toml = String::from(
@@ -22,12 +18,7 @@ fn app(policies: usize) -> Client {
             "[default.allow.policies.p{i}]\npaths = [\"/p{i}\"]\nrules = [{{ allow = \"127.0.0.1\" }}, {{ deny = \"all\" }}]\n"
         ));
     }
-    let figment = rocket::figment::Figment::from(rocket::Config::default())
-        .merge(Toml::string(&toml).nested());
-    let rocket = rocket::custom(figment)
-        .attach(rocket_allow::AllowFairing::fairing())
-        .mount("/", rocket::routes![any]);
-    Client::untracked(rocket).expect("valid app")
+    common::app(&toml)
 }
 
 fn bench(c: &mut Criterion) {

@@ -6,16 +6,11 @@
 //!
 //! `cargo bench --bench rotation`
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use rocket::figment::providers::{Format, Toml};
-use rocket::local::blocking::Client;
-
-#[rocket::get("/<_..>")]
-fn any() -> &'static str {
-    "hello"
-}
 
 const REQUESTS: u32 = 20_000;
 
@@ -30,12 +25,7 @@ fn batch(dir: &std::path::Path, backups: usize) -> Duration {
          access_log = {{ path = \"{}\", max_bytes = 65536, backup_count = {backups}, on_full = \"block\" }}\n",
         log.display()
     );
-    let figment = rocket::figment::Figment::from(rocket::Config::default())
-        .merge(Toml::string(&toml).nested());
-    let rocket = rocket::custom(figment)
-        .attach(rocket_allow::AllowFairing::fairing())
-        .mount("/", rocket::routes![any]);
-    let client = Client::untracked(rocket).expect("valid app");
+    let client = common::app(&toml);
     let start = Instant::now();
     for _ in 0..REQUESTS {
         client

@@ -3,18 +3,14 @@
 //!
 //! `cargo bench --bench runtime`
 
+mod common;
+
 use std::io::Write;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use rocket::figment::providers::{Format, Toml};
 use rocket::local::blocking::Client;
 use rocket_allow::AllowHandle;
-
-#[rocket::get("/<_..>")]
-fn any() -> &'static str {
-    "hello"
-}
 
 /// An app whose `@big` set is a list file of `n` /32s in 10.0.0.0/8 (not the client's).
 fn app(n: u32, dir: &std::path::Path) -> Client {
@@ -28,12 +24,7 @@ fn app(n: u32, dir: &std::path::Path) -> Client {
         "[default]\nlog_level = \"off\"\n[default.allow]\nrules = [{{ deny = \"@big\" }}, {{ allow = \"127.0.0.1\" }}]\n[default.allow.sets]\nbig = {{ file = \"{}\" }}\n",
         path.display()
     );
-    let figment = rocket::figment::Figment::from(rocket::Config::default())
-        .merge(Toml::string(&toml).nested());
-    let rocket = rocket::custom(figment)
-        .attach(rocket_allow::AllowFairing::fairing())
-        .mount("/", rocket::routes![any]);
-    Client::untracked(rocket).expect("valid app")
+    common::app(&toml)
 }
 
 fn bench(c: &mut Criterion) {
