@@ -95,8 +95,12 @@ async fn start(config: AllowConfig, shutdown_wait: Duration) -> Result<Shared, E
             Some(name) => format!("allow.policies.{name}.rules"),
         };
         for (i, rule) in policy.rules.iter().enumerate() {
-            let written = rule.written().to_string();
-            if Target::host_bits_set(&written) {
+            // Only text that differs from the target's own form can have host bits set, so
+            // rules written canonically (most of a big list) are not looked at again.
+            let Some(written) = rule.own_text() else {
+                continue;
+            };
+            if Target::host_bits_set(written) {
                 log::warn!(
                     target: "rocket_allow",
                     "{key}[{i}]: `{written}` has host bits set; using {}", rule.target

@@ -100,6 +100,12 @@ impl SpecRule {
     pub fn written(&self) -> Written<'_> {
         Written(self)
     }
+
+    /// The text as written when it differs from how the target prints, else `None` (a
+    /// value with host bits set, `10.1.2.3/8`, always differs).
+    pub fn own_text(&self) -> Option<&str> {
+        self.written.as_deref()
+    }
 }
 
 /// [`SpecRule::written`].
