@@ -35,6 +35,16 @@ fn runtime_app(toml: &str) -> Client {
     client(app_with_catch_all(toml, 50).mount("/", rocket::routes![ban_route]))
 }
 
+/// The bans file in `dir`, and [`CONFIG`] saving bans to it.
+fn with_bans_file(dir: &std::path::Path) -> (std::path::PathBuf, String) {
+    let file = dir.join("bans.txt");
+    let toml = format!(
+        "{CONFIG}[default.allow.bans]\nfile = \"{}\"\n",
+        file.display()
+    );
+    (file, toml)
+}
+
 fn handle(client: &Client) -> &AllowHandle {
     client
         .rocket()
@@ -201,11 +211,7 @@ fn explain_agrees_with_real_requests() {
 #[test]
 fn bans_persist_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("bans.txt");
-    let toml = format!(
-        "{CONFIG}[default.allow.bans]\nfile = \"{}\"\n",
-        file.display()
-    );
+    let (file, toml) = with_bans_file(dir.path());
     let client = runtime_app(&toml);
     let h = handle(&client);
     h.ban_with_reason("203.0.113.0/28", None, Some("kept"))
@@ -260,11 +266,7 @@ fn many_bans_and_overlapping_ones() {
 #[test]
 fn every_ban_change_is_saved_and_bad_expiries_are_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("bans.txt");
-    let toml = format!(
-        "{CONFIG}[default.allow.bans]\nfile = \"{}\"\n",
-        file.display()
-    );
+    let (file, toml) = with_bans_file(dir.path());
     let client = runtime_app(&toml);
     let h = handle(&client);
     let saved = |needle: &str| wait_saved(&file, needle);
