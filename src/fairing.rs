@@ -10,12 +10,12 @@ use rocket::http::{uri::Origin, Method, Status};
 use rocket::route::{Handler, Outcome, Route};
 use rocket::{Build, Data, Orbit, Request, Rocket};
 
-use crate::bans::Bans;
 use crate::client::ClientIpHeader;
 use crate::config::AllowConfig;
+use crate::decide::bans::Bans;
+use crate::decide::generation::{Addresses, Contents, Generation, Spec, APP_WIDE};
 use crate::decide::{decide, refuse_path, AllowState, Shared};
 use crate::error::Error;
-use crate::generation::{Addresses, Contents, Generation, Spec, APP_WIDE};
 use crate::handle::AllowHandle;
 use crate::log::AccessLog;
 use crate::observe::hits::RuleHits;

@@ -168,7 +168,7 @@ impl<'r> FromRequest<'r> for ClientIp {
             (Some(Err(_)), Some(peer)) if reporting() => Outcome::Success(ClientIp(peer)),
             // Only reachable where the fairing does not decide (a catcher): refuse.
             _ => Outcome::Error((
-                shared.spec.policies[crate::generation::APP_WIDE].reject_status,
+                shared.spec.policies[crate::decide::generation::APP_WIDE].reject_status,
                 GuardError::Refused,
             )),
         }

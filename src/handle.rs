@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use rocket::http::uri::Origin;
 
-use crate::bans::{parse_target, Ban};
 use crate::config::SetConfig;
+use crate::decide::bans::{parse_target, Ban};
 use crate::decide::{judge, Judged, Shared};
 use crate::error::Error;
 use crate::rules::{Target, Verdict};

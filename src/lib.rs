@@ -5,52 +5,53 @@
 //!
 //! - [`AllowFairing`] (`fairing.rs`): ignite, the deciding request fairing, the refusal route.
 //! - [`Allowed`], [`ClientIp`], [`Policy`] (`guard.rs`): request guards.
-//! - `decide.rs`: the one decision path (client address, policy, rule, record) both use.
+//! - `decide/`: what the request path reads. `decide/mod.rs` is the one decision path
+//!   (client address, policy, rule, record) both use.
 //! - [`AllowConfig`], [`PolicyConfig`] and friends (`config/`): the `[allow]` schema,
 //!   defaults, bounds and validation.
 //! - [`Rule`], [`Target`], [`Verdict`] (`rules.rs`); [`BUILTIN_SETS`] and `@set`
 //!   expansion (`sets.rs`).
-//! - [`Matcher`], [`LinearScan`] (`matcher.rs`): the compiled first-match matcher and its
-//!   reference; `generation.rs` compiles every policy, `paths.rs` picks one by path.
+//! - [`Matcher`], [`LinearScan`] (`decide/matcher.rs`): the compiled first-match matcher
+//!   and its reference; `decide/generation.rs` compiles every policy, `decide/paths.rs`
+//!   picks one by path.
 //! - [`client_addr`], [`ClientIpHeader`] (`client/`): which address is the client behind
 //!   proxies.
 //! - `resolve.rs`: host names, resolved and refreshed off the request path.
 //! - `sources/`: sets' entries from list files (watched) and URLs (refetched).
-//! - [`AllowHandle`] (`handle.rs`): the runtime API; [`Ban`] and the ban table (`bans.rs`).
+//! - [`AllowHandle`] (`handle.rs`): the runtime API; [`Ban`] and the ban table (`decide/bans.rs`).
 //! - `log/`: access log lines, the writer thread, rotation.
 //! - `observe/`: metrics through the `metrics` facade, and hits per rule
 //!   ([`AllowHandle::rule_hits`]).
 //! - [`Error`]: why ignite failed.
 
-mod bans;
 mod client;
 mod config;
 mod decide;
 mod error;
 mod fairing;
-mod generation;
+
 mod guard;
 mod handle;
 mod ip_text;
 mod log;
-mod matcher;
+
 mod observe;
-mod paths;
+
 mod resolve;
 mod rules;
 mod sets;
 mod sources;
 
-pub use bans::Ban;
 pub use client::{client_addr, ClientAddr, ClientIpHeader, Unreadable, MAX_HOPS};
 pub use config::{
     AccessLogConfig, AllowConfig, BansConfig, DnsConfig, LogFormat, MissingHeader, Mode, OnFull,
     OnUnresolved, PolicyConfig, SetConfig, CONFIG_KEY,
 };
+pub use decide::bans::Ban;
+pub use decide::matcher::{Decision, LinearScan, Matcher};
 pub use error::Error;
 pub use fairing::{AllowFairing, REFUSED_PATH};
 pub use guard::{Allowed, ClientIp, GuardError, Policy};
 pub use handle::{AllowHandle, Explanation, PolicyHits, RuleHit};
-pub use matcher::{Decision, LinearScan, Matcher};
 pub use rules::{Rule, Target, TargetError, Verdict};
 pub use sets::BUILTIN_SETS;

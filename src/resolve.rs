@@ -17,8 +17,8 @@ use rocket::futures::future::join_all;
 use rocket::tokio::time::{sleep_until, Instant};
 
 use crate::config::{DnsConfig, OnUnresolved};
+use crate::decide::generation::Addresses;
 use crate::error::Error;
-use crate::generation::Addresses;
 use crate::rules::Target;
 
 /// A configured resolver and the refresh bounds.

@@ -10,7 +10,7 @@
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
-use crate::matcher::Matcher;
+use crate::decide::matcher::Matcher;
 
 mod forwarded;
 

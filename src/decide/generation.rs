@@ -14,9 +14,9 @@ use ipnet::IpNet;
 use rocket::http::Status;
 
 use crate::config::{policy_path_forms, AllowConfig, Mode};
+use crate::decide::matcher::Matcher;
+use crate::decide::paths::PathTable;
 use crate::ip_text::{IpText, NetText};
-use crate::matcher::Matcher;
-use crate::paths::PathTable;
 use crate::rules::{Rule, Target, Verdict};
 use crate::sets::Sets;
 

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use ipnet::IpNet;
 
-use crate::matcher::Matcher;
+use crate::decide::matcher::Matcher;
 use crate::rules::{Target, Verdict};
 
 /// One ban, as [`AllowHandle::bans`](crate::AllowHandle::bans) lists it.

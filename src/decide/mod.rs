@@ -1,5 +1,13 @@
 //! The one decision path, shared by the fairing and the guards: who is the client, which
 //! policy and rule decide, and the record of it (access log line, tracing event).
+//!
+//! The folder holds what the request path reads: the compiled matcher, the generation of
+//! compiled policies, the path table that picks a policy, and the ban table.
+
+pub(crate) mod bans;
+pub(crate) mod generation;
+pub(crate) mod matcher;
+pub(crate) mod paths;
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -8,12 +16,12 @@ use arc_swap::ArcSwap;
 use rocket::http::Status;
 use rocket::Request;
 
-use crate::bans::{Ban, Bans};
 use crate::client::{client_addr, ClientAddr, ClientIpHeader, Unreadable};
 use crate::config::MissingHeader;
-use crate::generation::{Contents, Generation, Spec, APP_WIDE};
+use crate::decide::bans::{Ban, Bans};
+use crate::decide::generation::{Contents, Generation, Spec, APP_WIDE};
+use crate::decide::matcher::Decision;
 use crate::log::{AccessLog, By, Entry, Level, RuleRef, Url};
-use crate::matcher::Decision;
 use crate::observe::hits::RuleHits;
 use crate::observe::Metrics;
 use crate::resolve::{Dns, Names};
