@@ -108,16 +108,19 @@ async fn start(config: AllowConfig, shutdown_wait: Duration) -> Result<Shared, E
             }
         }
     }
-    for (i, entry) in config.trusted_proxies.iter().enumerate() {
-        for target in contents.sets.expand(entry) {
-            if let Some(width) = too_wide(target) {
-                log::warn!(
-                    target: "rocket_allow",
-                    "allow.trusted_proxies[{i}]: `{entry}` covers {width}: any client in it can \
-                     choose its address by sending a header; list only your own proxies"
-                );
-            }
-        }
+    if config.missing_header == crate::config::MissingHeader::Peer
+        && !config.trusted_proxies.is_empty()
+    {
+        log::warn!(
+            target: "rocket_allow",
+            "allow.missing_header = \"peer\": a request from a trusted proxy without a readable \
+             client header is decided as the proxy itself. Rocket drops a header line with a \
+             byte that is not UTF-8, so any client behind the proxy can be decided as the proxy: \
+             its bans and the rules that deny it are not applied. Prefer the default (\"refuse\")"
+        );
+    }
+    for warning in spec.wide_proxies(&contents) {
+        log::warn!(target: "rocket_allow", "{warning}");
     }
     let names = resolve::host_names(spec.targets(&contents.entries));
     let (addrs, refresher) = if names.is_empty() {
@@ -133,14 +136,15 @@ async fn start(config: AllowConfig, shutdown_wait: Duration) -> Result<Shared, E
         .as_ref()
         .map(|log| AccessLog::open(log, shutdown_wait, metrics.log_lines_lost()))
         .transpose()?;
-    let bans = Bans::open(config.bans.file.as_deref()).map_err(|message| Error::Invalid {
-        key: "allow.bans.file".into(),
-        message,
+    let bans = Bans::open(config.bans.file.as_deref(), metrics.bans()).map_err(|message| {
+        Error::Invalid {
+            key: "allow.bans.file".into(),
+            message,
+        }
     })?;
     let contents = contents.with_addrs(&addrs);
     let generation = Generation::compile(&spec, &contents);
     metrics.rules(generation.network_counts());
-    metrics.bans(bans.len());
     let hits = config
         .rule_hits
         .then(|| RuleHits::new(spec.policies.iter().map(|p| p.rules.len())));
@@ -417,22 +421,6 @@ impl Fairing for Decide {
             }
         }
     }
-}
-
-/// How much of the address space a trusted-proxy entry covers, if it is more than a /8
-/// (IPv4) or a /16 (IPv6): wide enough that untrusted clients surely sit inside it.
-fn too_wide(target: &Target) -> Option<String> {
-    let wide: Vec<String> = target
-        .networks()
-        .unwrap_or_default()
-        .iter()
-        .filter(|n| match n {
-            ipnet::IpNet::V4(n) => n.prefix_len() < 8,
-            ipnet::IpNet::V6(n) => n.prefix_len() < 16,
-        })
-        .map(|n| n.to_string())
-        .collect();
-    (!wide.is_empty()).then(|| wide.join(", "))
 }
 
 /// The refusal route's handler: fails with the policy's status so the app's catcher for it

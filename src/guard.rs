@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
 
-use crate::decide::{decide_for_guard, refused, AllowState};
+use crate::decide::{decide_for_guard, AllowState};
 
 /// A policy a route can require with [`Allowed<P>`]: names one `[allow.policies.<NAME>]`.
 ///
@@ -96,12 +96,8 @@ impl<'r, P: Policy> FromRequest<'r> for Allowed<P> {
             ));
         };
         let ruling = decide_for_guard(shared, req, policy);
-        // In report mode an unreadable header still admits: the route gets the peer.
-        let client = ruling
-            .client
-            .map(|c| c.ip)
-            .or_else(|| req.remote().map(|r| r.ip().to_canonical()));
-        match (ruling.admitted(), client) {
+        // Admitted means the client is known (an unreadable one is refused in every mode).
+        match (ruling.admitted(), ruling.client.map(|c| c.ip)) {
             (true, Some(ip)) => Outcome::Success(Allowed {
                 client: ip,
                 _policy: PhantomData,
@@ -116,8 +112,7 @@ impl<'r, P: Policy> FromRequest<'r> for Allowed<P> {
 /// `X-Real-IP` header anyone can send.
 ///
 /// Fails with 500 only if [`AllowFairing`](crate::AllowFairing) is not attached (a request
-/// whose address cannot be read never reaches a route while it is, except in report mode,
-/// where the route gets the TCP peer).
+/// whose address cannot be read never reaches a route while it is, in any mode).
 ///
 /// ```rust,no_run
 /// # #[macro_use] extern crate rocket;
@@ -151,21 +146,8 @@ impl<'r> FromRequest<'r> for ClientIp {
             return not_attached("ClientIp");
         };
         let generation = shared.generation.load();
-        let peer = req.remote().map(|r| r.ip().to_canonical());
-        // In report mode the fairing admits a request whose proxy header cannot be read:
-        // the route then gets the peer, as `Allowed<P>` does.
-        // (Not for a refused request, which only a catcher sees: its URI is no longer the
-        // one the policy was chosen by.)
-        let reporting = || {
-            !refused(req)
-                && shared
-                    .spec
-                    .policy_for(|| req.uri().path().segments())
-                    .is_some_and(|p| !shared.spec.policies[p].enforced)
-        };
-        match (shared.client(&generation, req), peer) {
-            (Some(Ok(c)), _) => Outcome::Success(ClientIp(c.ip)),
-            (Some(Err(_)), Some(peer)) if reporting() => Outcome::Success(ClientIp(peer)),
+        match shared.client(&generation, req) {
+            Some(Ok(c)) => Outcome::Success(ClientIp(c.ip)),
             // Only reachable where the fairing does not decide (a catcher): refuse.
             _ => Outcome::Error((
                 shared.spec.policies[crate::decide::generation::APP_WIDE].reject_status,

@@ -103,22 +103,54 @@ impl AllowHandle {
         reason: Option<&str>,
     ) -> Result<(), Error> {
         let net = parse_target(target).map_err(|message| invalid("ban", message))?;
-        self.0.bans.ban(net, ttl, reason.map(str::to_string));
-        self.0.metrics.bans(self.0.bans.len());
+        self.0.bans.ban(net, ttl, reason);
         Ok(())
     }
 
     /// Lifts the ban on exactly `target`; whether there was one.
     pub fn unban(&self, target: &str) -> Result<bool, Error> {
         let net = parse_target(target).map_err(|message| invalid("unban", message))?;
-        let removed = self.0.bans.unban(net);
-        self.0.metrics.bans(self.0.bans.len());
-        Ok(removed)
+        Ok(self.0.bans.unban(net))
     }
 
-    /// The bans in force: target, expiry, reason.
+    /// The bans in force: target, expiry, reason, ordered by target.
     pub fn bans(&self) -> Vec<Ban> {
         self.0.bans.list()
+    }
+
+    /// Waits until every ban change made before the call is in the bans file
+    /// (`[allow.bans] file`): a ban that was flushed survives `kill -9`. Changes are saved
+    /// by a thread of their own within a fraction of a second anyway; this says when.
+    /// Returns at once without a bans file; an error says why the last save failed (the
+    /// bans stay in force either way). Blocks: from an async handler, call it through
+    /// `rocket::tokio::task::spawn_blocking`.
+    ///
+    /// ```
+    /// use rocket::figment::{Figment, providers::{Format, Toml}};
+    /// use rocket_allow::{AllowFairing, AllowHandle};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("rocket-allow-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let file = dir.join("bans.txt");
+    /// let figment = Figment::from(rocket::Config::default()).merge(Toml::string(&format!(r#"
+    ///     [default.allow]
+    ///     rules = []
+    ///     bans.file = "{}"
+    /// "#, file.display())).nested());
+    /// let client = rocket::local::blocking::Client::tracked(
+    ///     rocket::custom(figment).attach(AllowFairing::fairing()),
+    /// ).unwrap();
+    /// let handle = client.rocket().state::<AllowHandle>().unwrap();
+    /// handle.ban_with_reason("192.0.2.7", None, Some("by hand")).unwrap();
+    /// handle.flush_bans().unwrap();
+    /// assert_eq!(std::fs::read_to_string(&file).unwrap(), "192.0.2.7/32 - by hand\n");
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
+    pub fn flush_bans(&self) -> Result<(), Error> {
+        self.0
+            .bans
+            .flush()
+            .map_err(|message| invalid("allow.bans.file", message))
     }
 
     /// Replaces the entries of an inline set (`[allow.sets] name = [...]`). The entries
@@ -234,7 +266,7 @@ impl AllowHandle {
         let generation = shared.generation.load();
         let ip = ip.to_canonical();
         let name = spec.name.clone();
-        match judge(shared, &generation, policy, ip) {
+        match judge(shared, &generation, policy, ip, None) {
             Judged::Ban(ban) => Explanation {
                 policy: name,
                 verdict: Verdict::Deny,

@@ -182,6 +182,34 @@ pub(crate) struct Spec {
 }
 
 impl Spec {
+    /// A warning for each trusted-proxy entry that, with these contents, covers a network
+    /// wider than /8 (IPv4) or /16 (IPv6): any client in it could choose its address.
+    pub fn wide_proxies(&self, contents: &Contents) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, entry) in self.trusted.iter().enumerate() {
+            for target in contents.sets.expand(entry) {
+                let wide: Vec<String> = target
+                    .networks()
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|n| match n {
+                        IpNet::V4(n) => n.prefix_len() < 8,
+                        IpNet::V6(n) => n.prefix_len() < 16,
+                    })
+                    .map(|n| n.to_string())
+                    .collect();
+                if !wide.is_empty() {
+                    out.push(format!(
+                        "allow.trusted_proxies[{i}]: `{entry}` covers {}: any client in it can \
+                         choose its address by sending a header; list only your own proxies",
+                        wide.join(", ")
+                    ));
+                }
+            }
+        }
+        out
+    }
+
     /// Builds the spec from a validated configuration (sets resolve, paths parse).
     pub fn new(config: &AllowConfig) -> Spec {
         // Status::new keeps codes Rocket has no name for (420, 499): any 4xx is sent as is.

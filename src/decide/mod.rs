@@ -64,6 +64,13 @@ impl Shared {
     ) -> Result<(), String> {
         let mut contents = self.contents.lock().unwrap_or_else(|e| e.into_inner());
         let next = change(&contents)?;
+        // A change to a set the trusted proxies use is checked as the configuration was.
+        let before = self.spec.wide_proxies(&contents);
+        for warning in self.spec.wide_proxies(&next) {
+            if !before.contains(&warning) {
+                log::warn!(target: "rocket_allow", "{warning}");
+            }
+        }
         let generation = Generation::compile(&self.spec, &next);
         self.metrics.rules(generation.network_counts());
         *contents = next;
@@ -192,38 +199,36 @@ pub(crate) fn refuse_path(shared: &Shared, req: &Request<'_>) -> Ruling {
 /// Decides one request under policy `policy` (an index into the spec), counts and records
 /// the decision. Fails closed: no address, or a trusted proxy's header that cannot be read
 /// up to the client, is refused. In report mode a refusal is recorded but not enforced,
-/// except a ban's, or one with no address at all (a local client without `.remote`).
+/// except a ban's, or one where the client cannot be known (no address at all, or a trusted
+/// proxy's header that cannot be read): no ban could be checked for it.
 pub(crate) fn decide(shared: &Shared, req: &Request<'_>, policy: usize) -> Ruling {
     let generation = shared.generation.load();
     let client = shared.client(&generation, req);
     let spec = &shared.spec.policies[policy];
     let ban_note;
     let (verdict, rule, by, note, enforced) = match client {
-        Some(Ok(ClientAddr { ip, note, .. })) => match judge(shared, &generation, policy, ip) {
-            Judged::Ban(ban) => {
-                ban_note = describe_ban(&ban);
-                (Verdict::Deny, None, By::Ban, Some(ban_note.as_str()), true)
-            }
-            Judged::Rule(d) => {
-                let by = match d.rule {
-                    Some(rule) => {
-                        if let Some(hits) = &shared.hits {
-                            hits.hit(policy, rule);
+        Some(Ok(ClientAddr { ip, peer, note, .. })) => {
+            match judge(shared, &generation, policy, ip, Some(peer)) {
+                Judged::Ban(ban) => {
+                    ban_note = describe_ban(&ban);
+                    (Verdict::Deny, None, By::Ban, Some(ban_note.as_str()), true)
+                }
+                Judged::Rule(d) => {
+                    let by = match d.rule {
+                        Some(rule) => {
+                            if let Some(hits) = &shared.hits {
+                                hits.hit(policy, rule);
+                            }
+                            By::Rule
                         }
-                        By::Rule
-                    }
-                    None => By::Default,
-                };
-                (d.verdict, d.rule, by, note, spec.enforced)
+                        None => By::Default,
+                    };
+                    (d.verdict, d.rule, by, note, spec.enforced)
+                }
             }
-        },
-        Some(Err(why)) => (
-            Verdict::Deny,
-            None,
-            By::Header,
-            Some(why.reason()),
-            spec.enforced,
-        ),
+        }
+        // The client cannot be known, so neither can its bans: refused in every mode.
+        Some(Err(why)) => (Verdict::Deny, None, By::Header, Some(why.reason()), true),
         None => (
             Verdict::Deny,
             None,
@@ -257,9 +262,21 @@ pub(crate) enum Judged {
     Rule(Decision),
 }
 
-/// The one place that says which ban or rule decides `ip` under `policy`.
-pub(crate) fn judge(shared: &Shared, generation: &Generation, policy: usize, ip: IpAddr) -> Judged {
-    match shared.bans.check(ip) {
+/// The one place that says which ban or rule decides `ip` under `policy`. A ban on `peer`
+/// (the proxy that forwarded the request, when it is not the client) refuses it too: an
+/// operator who bans a proxy stops what it forwards.
+pub(crate) fn judge(
+    shared: &Shared,
+    generation: &Generation,
+    policy: usize,
+    ip: IpAddr,
+    peer: Option<IpAddr>,
+) -> Judged {
+    let ban = shared.bans.check(ip).or_else(|| {
+        peer.filter(|p| p.to_canonical() != ip.to_canonical())
+            .and_then(|p| shared.bans.check(p))
+    });
+    match ban {
         Some(ban) => Judged::Ban(ban),
         None => Judged::Rule(generation.matchers[policy].decide(ip)),
     }
@@ -267,14 +284,17 @@ pub(crate) fn judge(shared: &Shared, generation: &Generation, policy: usize, ip:
 
 /// `banned 203.0.113.0/24 until 2026-11-25T10:00:00Z: reason`, for the log line's note.
 fn describe_ban(ban: &Ban) -> String {
-    let until = match ban.expires {
+    // The table keeps no expiry past the year 9999; one that still cannot be shown as a
+    // date reads as what it is, a ban until lifted.
+    let date = ban.expires.and_then(|t| {
+        let secs = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+        let t = time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).ok()?).ok()?;
+        let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+        t.format(f).ok()
+    });
+    let until = match date {
+        Some(date) => format!("until {date}"),
         None => "until lifted".to_string(),
-        Some(t) => {
-            let t: time::OffsetDateTime = t.into();
-            let f =
-                time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-            format!("until {}", t.format(f).unwrap_or_default())
-        }
     };
     match &ban.reason {
         Some(r) => format!("banned {} {until}: {r}", ban.target),

@@ -159,9 +159,13 @@ impl Entry<'_> {
         out.push(' ');
         out.push_str(self.method);
         out.push(' ');
-        let _ = write!(Escaped(&mut *out), "{}", self.url);
+        capped(Escaped(&mut *out), MAX_URL, &self.url);
         out.push(' ');
-        escape_into(out, self.user_agent.unwrap_or("-"));
+        capped(
+            Escaped(&mut *out),
+            MAX_USER_AGENT,
+            &self.user_agent.unwrap_or("-"),
+        );
         out.push('\n');
     }
 
@@ -213,10 +217,14 @@ impl Entry<'_> {
         out.push_str(",\"method\":");
         json_str(out, self.method);
         out.push_str(",\"url\":\"");
-        let _ = write!(JsonEscaped(&mut *out), "{}", self.url);
+        capped(JsonEscaped(&mut *out), MAX_URL, &self.url);
         out.push_str("\",\"user_agent\":");
         match self.user_agent {
-            Some(ua) => json_str(out, ua),
+            Some(ua) => {
+                out.push('"');
+                capped(JsonEscaped(&mut *out), MAX_USER_AGENT, &ua);
+                out.push('"');
+            }
             None => out.push_str("null"),
         }
         out.push_str("}\n");
@@ -242,8 +250,8 @@ impl Entry<'_> {
                     rule_written = ?written,
                     note = ?self.note,
                     method = self.method,
-                    url = %EscapedDisplay(&self.url),
-                    user_agent = ?self.user_agent,
+                    url = %EscapedDisplay(&Capped(MAX_URL, &self.url)),
+                    user_agent = ?self.user_agent.map(|ua| EscapedDisplay(&Capped(MAX_USER_AGENT, &ua)).to_string()),
                     $msg
                 )
             };
@@ -291,6 +299,60 @@ fn must_escape(c: char) -> bool {
     c.is_control()
         || matches!(c, '\u{2028}' | '\u{2029}' | '\u{061c}' | '\u{200e}' | '\u{200f}'
             | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// The most bytes of a request's URL a line keeps; the rest is cut, and the field says how
+/// many bytes were (a 390 KB URL must not make a 390 KB line).
+const MAX_URL: usize = 4096;
+/// The same for the user agent.
+const MAX_USER_AGENT: usize = 1024;
+
+/// Writes `value` into `out`, at most `max` bytes of it (cut at a character boundary),
+/// then `…[N bytes cut]` if anything was cut.
+fn capped<W: fmt::Write>(mut out: W, max: usize, value: &dyn fmt::Display) {
+    let mut cap = Cap {
+        out: &mut out,
+        room: max,
+        cut: 0,
+    };
+    let _ = write!(cap, "{value}");
+    let cut = cap.cut;
+    if cut > 0 {
+        let _ = write!(out, "…[{cut} bytes cut]");
+    }
+}
+
+/// A `fmt::Write` that passes on the first `room` bytes and counts the rest.
+struct Cap<'a, W: fmt::Write> {
+    out: &'a mut W,
+    room: usize,
+    cut: usize,
+}
+
+impl<W: fmt::Write> fmt::Write for Cap<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if s.len() <= self.room {
+            self.room -= s.len();
+            return self.out.write_str(s);
+        }
+        let mut end = self.room;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.room = 0;
+        self.cut += s.len() - end;
+        self.out.write_str(&s[..end])
+    }
+}
+
+/// A value displayed with [`capped`]'s limit and marker.
+struct Capped<'a>(usize, &'a dyn fmt::Display);
+
+impl fmt::Display for Capped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        capped(f, self.0, self.1);
+        Ok(())
+    }
 }
 
 /// Characters that [`must_escape`] become `\u{..}` so one request is one line.

@@ -128,8 +128,9 @@ impl Metrics {
         }
     }
 
-    /// Sets the number of runtime bans.
-    pub fn bans(&self, n: usize) {
-        self.bans.set(n as f64);
+    /// What sets the number of runtime bans (handed to the ban table, which knows when).
+    pub fn bans(&self) -> impl Fn(usize) + Send + Sync + 'static {
+        let gauge = self.bans.clone();
+        move |n| gauge.set(n as f64)
     }
 }

@@ -13,6 +13,8 @@ use rocket::{Build, Ignite, Rocket, Shutdown};
 /// A running app. Dropping it does not stop it; call [`Server::stop`].
 pub struct Server {
     pub port: u16,
+    /// The app's runtime API, when the fairing is attached.
+    pub allow: Option<rocket_allow::AllowHandle>,
     shutdown: Shutdown,
     thread: JoinHandle<Result<Rocket<Ignite>, String>>,
 }
@@ -31,17 +33,19 @@ pub fn on_free_port(rocket: Rocket<Build>) -> Rocket<Build> {
 pub fn serve(rocket: Rocket<Build>) -> Server {
     let (tx, rx) = mpsc::channel();
     let rocket = on_free_port(rocket).attach(AdHoc::on_liftoff("port", move |r| {
-        let _ = tx.send((r.config().port, r.shutdown()));
+        let allow = r.state::<rocket_allow::AllowHandle>().cloned();
+        let _ = tx.send((r.config().port, r.shutdown(), allow));
         Box::pin(async {})
     }));
     let thread = std::thread::spawn(move || {
         rocket::execute(rocket.launch()).map_err(|e| format!("launch failed: {e}"))
     });
-    let (port, shutdown) = rx
+    let (port, shutdown, allow) = rx
         .recv_timeout(Duration::from_secs(10))
         .expect("the app did not lift off within 10 s");
     Server {
         port,
+        allow,
         shutdown,
         thread,
     }
@@ -57,7 +61,18 @@ impl Server {
     /// Sends `request` as raw bytes on a new connection and returns the whole response
     /// (the request should say `Connection: close`).
     pub fn raw(&self, request: &[u8]) -> Response {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        self.raw_from("127.0.0.1", request)
+    }
+
+    /// [`raw`](Self::raw) from the source address `from` (any 127.0.0.0/8 address).
+    pub fn raw_from(&self, from: &str, request: &[u8]) -> Response {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        let local: std::net::SocketAddr = (from.parse::<std::net::IpAddr>().unwrap(), 0).into();
+        socket.bind(&local.into()).expect("bind the source address");
+        let server: std::net::SocketAddr = ([127, 0, 0, 1], self.port).into();
+        socket.connect(&server.into()).expect("connect");
+        let mut s: TcpStream = socket.into();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         // No half-close: hyper drops a connection whose client stops sending before it answers.
         s.write_all(request).expect("send");
@@ -68,13 +83,24 @@ impl Server {
 
     /// `METHOD path` with these extra header lines (raw bytes, no CRLF) and `Connection: close`.
     pub fn request(&self, method: &str, path: &str, headers: &[&[u8]]) -> Response {
+        self.request_from("127.0.0.1", method, path, headers)
+    }
+
+    /// [`request`](Self::request) from the source address `from`.
+    pub fn request_from(
+        &self,
+        from: &str,
+        method: &str,
+        path: &str,
+        headers: &[&[u8]],
+    ) -> Response {
         let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n").into_bytes();
         for h in headers {
             req.extend_from_slice(h);
             req.extend_from_slice(b"\r\n");
         }
         req.extend_from_slice(b"Connection: close\r\nContent-Length: 0\r\n\r\n");
-        self.raw(&req)
+        self.raw_from(from, &req)
     }
 }
 

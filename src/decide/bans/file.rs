@@ -1,0 +1,265 @@
+//! The bans file: one ban a line, `network expiry reason...` (the expiry in Unix seconds,
+//! with up to three decimals, or `-` for a ban until lifted), read at
+//! ignite and rewritten whole by a thread of its own after changes (temporary file, fsync,
+//! rename, fsync of the directory), so the file is always either the old list or the new one.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+
+use super::{parse_target, table::NEVER, MAX_EXPIRY_MS};
+
+/// One line of the file.
+pub(super) struct Line {
+    pub target: IpNet,
+    /// Unix ms, or [`NEVER`].
+    pub expires: u64,
+    pub reason: Option<String>,
+}
+
+/// Reads the file (missing: no bans). An expiry past what a date can show is a ban until
+/// lifted; a leading byte-order mark is skipped.
+pub(super) fn read(path: &Path) -> Result<Vec<Line>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("cannot read `{}`: {e}", path.display())),
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|(i, line)| {
+            let bad = |m: &str| format!("{}:{}: `{line}`: {m}", path.display(), i + 1);
+            let mut parts = line.splitn(3, ' ');
+            let target = parse_target(parts.next().unwrap_or("")).map_err(|m| bad(&m))?;
+            let expires = match parts.next() {
+                Some("-") | None => NEVER,
+                Some(secs) => {
+                    parse_expiry(secs).ok_or_else(|| bad("expiry is not a number of seconds"))?
+                }
+            };
+            let reason = parts.next().map(str::to_string).filter(|r| !r.is_empty());
+            Ok(Line {
+                target,
+                expires,
+                reason,
+            })
+        })
+        .collect()
+}
+
+/// Unix seconds, with up to three decimals (`1796139510` or `1796139510.25`), as Unix ms;
+/// past [`MAX_EXPIRY_MS`], [`NEVER`].
+fn parse_expiry(text: &str) -> Option<u64> {
+    let (secs, frac) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    if secs.is_empty() || !digits(secs) || frac.len() > 3 || !digits(frac) {
+        return None;
+    }
+    let ms = format!("{frac:0<3}").parse::<u64>().ok()?;
+    // Too many digits for a u64 is past any date too.
+    let secs: u64 = secs.parse().unwrap_or(u64::MAX);
+    Some(
+        secs.checked_mul(1000)
+            .and_then(|s| s.checked_add(ms))
+            .filter(|&at| at <= MAX_EXPIRY_MS)
+            .unwrap_or(NEVER),
+    )
+}
+
+/// Appends one line for a ban, its expiry to the millisecond.
+pub(super) fn write_line(out: &mut String, target: IpNet, expires: u64, reason: Option<&str>) {
+    use std::fmt::Write as _;
+    let _ = write!(out, "{target} ");
+    if expires == NEVER {
+        out.push('-');
+    } else {
+        let _ = write!(out, "{}", expires / 1000);
+        if !expires.is_multiple_of(1000) {
+            let _ = write!(out, ".{:03}", expires % 1000);
+        }
+    }
+    out.push(' ');
+    // A reason cannot break the line it is on.
+    out.extend(
+        reason
+            .unwrap_or("")
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c }),
+    );
+    out.push('\n');
+}
+
+/// Writes `text` to a temporary file, fsyncs it, renames it over `path` and fsyncs the
+/// directory.
+fn save(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// How long a flush waits for the disk before it gives up.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Hands changes to the saving thread, and waits for it on request.
+pub(super) struct Saver(Arc<State>);
+
+struct State {
+    /// Changes made so far (a sequence number).
+    changed: AtomicU64,
+    /// The thread waits for a change: the next one wakes it.
+    idle: AtomicBool,
+    progress: Mutex<Progress>,
+    wake: Condvar,
+}
+
+struct Progress {
+    /// Every change up to this one is on disk (or failed with `error`).
+    saved: u64,
+    /// A flush waits for this change.
+    flush_to: u64,
+    error: Option<String>,
+}
+
+impl Saver {
+    /// Starts the thread that saves to `path` the text `snapshot` gives. Saves are paced
+    /// so that writing a big table takes at most a quarter of one core, unless a flush
+    /// waits. Once the `Saver` is dropped, the thread saves what is left and ends.
+    pub fn start(
+        path: PathBuf,
+        snapshot: impl Fn() -> String + Send + 'static,
+    ) -> Result<Saver, String> {
+        let state = Arc::new(State {
+            changed: AtomicU64::new(0),
+            idle: AtomicBool::new(false),
+            progress: Mutex::new(Progress {
+                saved: 0,
+                flush_to: 0,
+                error: None,
+            }),
+            wake: Condvar::new(),
+        });
+        let st = state.clone();
+        std::thread::Builder::new()
+            .name("rocket-allow-bans".into())
+            .spawn(move || {
+                let mut next_allowed = Instant::now();
+                while let Some(target) = st.next_change(next_allowed) {
+                    let started = Instant::now();
+                    let result = save(&path, &snapshot());
+                    next_allowed = Instant::now() + started.elapsed() * 3;
+                    if let Err(e) = &result {
+                        log::error!(target: "rocket_allow",
+                            "rocket-allow: cannot save bans to `{}`: {e}", path.display());
+                    }
+                    let mut p = st.progress.lock().unwrap_or_else(|e| e.into_inner());
+                    p.saved = target;
+                    p.error = result.err().map(|e| format!("`{}`: {e}", path.display()));
+                    st.wake.notify_all();
+                }
+            })
+            .map_err(|e| format!("cannot start the thread that saves bans: {e}"))?;
+        Ok(Saver(state))
+    }
+
+    /// Says that the bans changed (after the change).
+    pub fn changed(&self) {
+        self.0.changed.fetch_add(1, Ordering::SeqCst);
+        if self.0.idle.swap(false, Ordering::SeqCst) {
+            self.0.wake.notify_all();
+        }
+    }
+
+    /// Waits until every change made before the call is on disk.
+    pub fn flush(&self) -> Result<(), String> {
+        let target = self.0.changed.load(Ordering::SeqCst);
+        let deadline = Instant::now() + FLUSH_TIMEOUT;
+        let mut p = self.0.progress.lock().unwrap_or_else(|e| e.into_inner());
+        p.flush_to = p.flush_to.max(target);
+        self.0.wake.notify_all();
+        while p.saved < target {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!("not saved within {} s", FLUSH_TIMEOUT.as_secs()));
+            }
+            p = self
+                .0
+                .wake
+                .wait_timeout(p, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        p.error.clone().map_or(Ok(()), Err)
+    }
+}
+
+impl State {
+    /// Waits for a change to save, allowed now by the pace, asked for by a flush, or left
+    /// when the app is gone; the change to save up to. `None` when the app is gone and
+    /// everything is saved.
+    fn next_change(self: &Arc<State>, next_allowed: Instant) -> Option<u64> {
+        let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let gone = Arc::strong_count(self) == 1;
+            let changed = self.changed.load(Ordering::SeqCst);
+            let now = Instant::now();
+            if changed > p.saved && (gone || p.flush_to > p.saved || now >= next_allowed) {
+                return Some(changed);
+            }
+            if gone {
+                return None;
+            }
+            self.idle.store(true, Ordering::SeqCst);
+            // The timeout covers a change whose wake-up came between the look and the wait.
+            let wait = if changed > p.saved {
+                next_allowed - now
+            } else {
+                Duration::from_millis(200)
+            };
+            p = self
+                .wake
+                .wait_timeout(p, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiries_round_trip_to_the_millisecond() {
+        for ms in [0, 1, 999, 1000, 1_796_139_510_250, MAX_EXPIRY_MS, NEVER] {
+            let mut line = String::new();
+            write_line(&mut line, "192.0.2.1/32".parse().unwrap(), ms, Some("a\nb"));
+            let expiry = line.split(' ').nth(1).unwrap();
+            let back = if expiry == "-" {
+                NEVER
+            } else {
+                parse_expiry(expiry).unwrap()
+            };
+            assert_eq!(back, ms, "{line}");
+            assert!(line.ends_with(" a b\n"), "{line}");
+        }
+        assert_eq!(parse_expiry("9999999999999"), Some(NEVER));
+        assert_eq!(parse_expiry("184467440737095516150"), Some(NEVER));
+        for bad in ["", "-1", "1.2345", "x", "1e3", ".5", "+1"] {
+            assert_eq!(parse_expiry(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! Runtime bans: addresses and networks refused in every policy, before any rule, until
+//! they expire or are lifted. Kept apart from the compiled rules, so a ban never recompiles
+//! them, and in a table of their own ([`table`]) built for a million bans: a check, a ban,
+//! a renewal and an unban each touch one entry, and expired bans cost nothing (a lookup
+//! skips them, a sweeper thread removes them by itself).
+//!
+//! With `[allow.bans] file`, changes are saved by a thread of its own ([`file`]), and the
+//! file is read back at ignite.
+
+mod file;
+mod labels;
+mod table;
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ipnet::IpNet;
+
+use crate::rules::Target;
+use labels::Labels;
+use table::{Found, Table, NEVER};
+
+/// One ban, as [`AllowHandle::bans`](crate::AllowHandle::bans) lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ban {
+    /// The network banned (a single address is a /32 or /128).
+    pub target: IpNet,
+    /// When it ends; `None` for a ban until lifted (also one whose end would fall after
+    /// the year 9999, which no date can show).
+    pub expires: Option<SystemTime>,
+    /// Why, if a reason was given.
+    pub reason: Option<String>,
+}
+
+/// The last millisecond of the year 9999: the latest expiry a date can show. A ban meant
+/// to end later is a ban until lifted.
+pub(crate) const MAX_EXPIRY_MS: u64 = 253_402_300_799_999;
+
+/// The bans: the table and the reasons, shared with the threads that sweep and save them.
+struct Store {
+    table: Table,
+    labels: Labels,
+}
+
+/// The bans and the threads that keep them.
+pub(crate) struct Bans {
+    store: Arc<Store>,
+    saver: Option<file::Saver>,
+    /// Told how many bans the table holds after every change and sweep (the gauge).
+    count: Arc<dyn Fn(usize) + Send + Sync>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(NEVER))
+}
+
+/// When a ban given for `ttl` from now ends: rounded up to the millisecond; past
+/// [`MAX_EXPIRY_MS`], never.
+fn expiry(ttl: Option<Duration>) -> u64 {
+    let Some(ttl) = ttl else {
+        return NEVER;
+    };
+    let ms = u64::try_from(ttl.as_nanos().div_ceil(1_000_000)).unwrap_or(NEVER);
+    match now_ms().checked_add(ms) {
+        Some(at) if at <= MAX_EXPIRY_MS => at,
+        _ => NEVER,
+    }
+}
+
+impl Store {
+    fn ban(&self, f: Found) -> Ban {
+        Ban {
+            target: f.target,
+            expires: (f.expires != NEVER).then(|| UNIX_EPOCH + Duration::from_millis(f.expires)),
+            reason: self.labels.text(f.label),
+        }
+    }
+
+    /// The whole table as the bans file's text.
+    fn text(&self) -> String {
+        let now = now_ms();
+        let mut out = String::with_capacity(self.table.len() * 40);
+        self.table.each(|f| {
+            if f.expires > now {
+                let reason = self.labels.text(f.label);
+                file::write_line(&mut out, f.target, f.expires, reason.as_deref());
+            }
+        });
+        out
+    }
+}
+
+impl Bans {
+    /// Bans read from `file` (expired ones dropped), saved there after every change;
+    /// `count` is told how many bans the table holds whenever that changes.
+    pub fn open(
+        file: Option<&Path>,
+        count: impl Fn(usize) + Send + Sync + 'static,
+    ) -> Result<Bans, String> {
+        // Absolute, so saving keeps working if the app changes directory.
+        let file = file
+            .map(|f| std::path::absolute(f).map_err(|e| format!("`{}`: {e}", f.display())))
+            .transpose()?;
+        if let Some(dir) = file.as_deref().and_then(Path::parent) {
+            if !dir.is_dir() {
+                return Err(format!("the directory `{}` does not exist", dir.display()));
+            }
+        }
+        let store = Arc::new(Store {
+            table: Table::new(),
+            labels: Labels::default(),
+        });
+        if let Some(path) = &file {
+            let now = now_ms();
+            for line in file::read(path)? {
+                if line.expires > now {
+                    let label = store.labels.hold(line.reason.as_deref());
+                    if let Some(old) = store.table.insert(line.target, line.expires, label) {
+                        store.labels.release(old);
+                    }
+                }
+            }
+        }
+        let saver = match file {
+            Some(path) => {
+                let s = store.clone();
+                Some(file::Saver::start(path, move || s.text())?)
+            }
+            None => None,
+        };
+        let count: Arc<dyn Fn(usize) + Send + Sync> = Arc::new(count);
+        sweep(Arc::downgrade(&store), count.clone())?;
+        count(store.table.len());
+        Ok(Bans {
+            store,
+            saver,
+            count,
+        })
+    }
+
+    /// The ban covering `ip`, if one is in force (the most specific, if several are).
+    pub fn check(&self, ip: IpAddr) -> Option<Ban> {
+        if self.store.table.len() == 0 {
+            return None;
+        }
+        let found = self.store.table.find(ip, now_ms())?;
+        Some(self.store.ban(found))
+    }
+
+    /// Adds (or renews) a ban. Effective for the next request.
+    pub fn ban(&self, target: IpNet, ttl: Option<Duration>, reason: Option<&str>) {
+        let label = self.store.labels.hold(reason);
+        if let Some(old) = self.store.table.insert(target, expiry(ttl), label) {
+            self.store.labels.release(old);
+        }
+        self.changed();
+    }
+
+    /// Lifts a ban; whether there was one in force.
+    pub fn unban(&self, target: IpNet) -> bool {
+        let Some((expires, label)) = self.store.table.remove(target) else {
+            return false;
+        };
+        self.store.labels.release(label);
+        self.changed();
+        expires > now_ms()
+    }
+
+    fn changed(&self) {
+        (self.count)(self.store.table.len());
+        if let Some(saver) = &self.saver {
+            saver.changed();
+        }
+    }
+
+    /// The bans in force.
+    pub fn list(&self) -> Vec<Ban> {
+        let now = now_ms();
+        let mut out = Vec::with_capacity(self.store.table.len());
+        self.store.table.each(|f| {
+            if f.expires > now {
+                out.push(self.store.ban(f));
+            }
+        });
+        out.sort_by_key(|b| b.target);
+        out
+    }
+
+    /// Waits until every change made before the call is in the bans file (at once without
+    /// one); the error says why the last save failed.
+    pub fn flush(&self) -> Result<(), String> {
+        self.saver.as_ref().map_or(Ok(()), file::Saver::flush)
+    }
+}
+
+/// Starts the thread that removes expired bans: it looks four times a second (a look
+/// before the first expiry costs one atomic load) and ends once the bans are gone.
+fn sweep(store: Weak<Store>, count: Arc<dyn Fn(usize) + Send + Sync>) -> Result<(), String> {
+    std::thread::Builder::new()
+        .name("rocket-allow-ban-sweeper".into())
+        .spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(250));
+            let Some(store) = store.upgrade() else {
+                return;
+            };
+            let before = store.table.len();
+            store
+                .table
+                .sweep(now_ms(), |label| store.labels.release(label));
+            if store.table.len() != before {
+                count(store.table.len());
+            }
+        })
+        .map(drop)
+        .map_err(|e| format!("cannot start the thread that removes expired bans: {e}"))
+}
+
+/// Parses a ban target: an address or a network.
+pub(crate) fn parse_target(target: &str) -> Result<IpNet, String> {
+    match Target::parse(target) {
+        Ok(Target::Net(net)) => Ok(net),
+        Ok(other) => Err(format!(
+            "`{other}`: a ban is an address or a network, not `all`, a host name or a set"
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
