@@ -21,6 +21,13 @@ struct Feed {
     etag: Option<String>,
     delay: Duration,
     requests: Vec<String>,
+    /// Sent as is instead of a response built from the fields above, then the connection
+    /// is closed.
+    raw: Option<Vec<u8>>,
+    /// Accept the connection and answer nothing while this stays true.
+    stall: bool,
+    /// Connections held without an answer so far.
+    stalled: usize,
 }
 
 /// Serves `feed` on 127.0.0.1 at a free port; returns the list's URL.
@@ -38,11 +45,33 @@ fn list_server(feed: Arc<Mutex<Feed>>) -> String {
                     head.push(byte[0]);
                 }
                 let head = String::from_utf8_lossy(&head).to_string();
-                let (status, body, etag, delay) = {
+                let (status, body, etag, delay, raw, stall) = {
                     let mut f = feed.lock().unwrap();
                     f.requests.push(head.clone());
-                    (f.status, f.body.clone(), f.etag.clone(), f.delay)
+                    if f.stall {
+                        f.stalled += 1;
+                    }
+                    (
+                        f.status,
+                        f.body.clone(),
+                        f.etag.clone(),
+                        f.delay,
+                        f.raw.clone(),
+                        f.stall,
+                    )
                 };
+                if stall {
+                    // Held open, unanswered, until the test lets go (a minute at most).
+                    let until = Instant::now() + Duration::from_secs(60);
+                    while feed.lock().unwrap().stall && Instant::now() < until {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    return;
+                }
+                if let Some(raw) = raw {
+                    let _ = s.write_all(&raw);
+                    return;
+                }
                 std::thread::sleep(delay);
                 let matches = etag.as_ref().is_some_and(|e| {
                     head.to_ascii_lowercase()
@@ -179,4 +208,25 @@ fn a_failed_fetch_at_ignite_fails_unless_warned() {
         app(&config("ftp://x/y", "")),
         &["allow.sets.feed.url", "not an http"],
     );
+}
+
+/// The app denies `@abuse` (a URL list) and admits everyone else.
+fn abuse_config(url: &str, extra: &str) -> String {
+    format!(
+        r#"
+        [default.allow]
+        rules = [{{ deny = "@abuse" }}, {{ allow = "all" }}]
+        [default.allow.sets]
+        abuse = {{ url = "{url}", refresh_secs = 1, timeout_secs = 2 {extra} }}
+        "#
+    )
+}
+
+#[test]
+fn a_leading_byte_order_mark_is_not_part_of_the_list() {
+    let f = feed("\u{feff}127.0.0.2\n127.0.0.3\n");
+    let url = list_server(f.clone());
+    let client = client(app(&abuse_config(&url, "")));
+    assert_eq!(status(&client, "127.0.0.2:1", &[]), Status::Forbidden);
+    assert_eq!(status(&client, "127.0.0.3:1", &[]), Status::Forbidden);
 }
