@@ -337,13 +337,15 @@ fn apply_source(
     let Some(shared) = shared.upgrade() else {
         return false;
     };
+    // The same entries as now (a touched file, a list sent again) change nothing: no
+    // recompile, no reload counted or logged.
     let outcome = result.and_then(|entries| match entries {
         None => Ok(None),
         Some(entries) => {
             let count = entries.len();
             shared
-                .update(|c| c.with_set(set, entries))
-                .map(|()| Some(count))
+                .replace_set(set, entries)
+                .map(|changed| changed.then_some(count))
         }
     });
     let done = match source {
