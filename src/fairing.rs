@@ -310,7 +310,8 @@ fn watch_list_files(shared: &Arc<Shared>) {
     }
 }
 
-/// Starts refetching URL lists every `refresh_secs`; ends once the app's state is gone.
+/// Starts refetching URL lists (a thread each) every `refresh_secs`, failed fetches sooner;
+/// the threads end once the app's state is gone.
 #[cfg(feature = "url-lists")]
 fn refresh_url_lists(shared: &Arc<Shared>) {
     let lists = std::mem::take(&mut *shared.urls.lock().unwrap_or_else(|e| e.into_inner()));

@@ -223,6 +223,76 @@ fn abuse_config(url: &str, extra: &str) -> String {
 }
 
 #[test]
+fn a_feed_down_at_ignite_is_retried_within_seconds() {
+    let f = feed("");
+    f.lock().unwrap().status = 503;
+    let url = list_server(f.clone());
+    let client = client(app(&format!(
+        r#"
+        [default.allow]
+        rules = [{{ deny = "@abuse" }}, {{ allow = "all" }}]
+        [default.allow.sets]
+        abuse = {{ url = "{url}", refresh_secs = 3600, timeout_secs = 2, on_error = "warn" }}
+        "#
+    )));
+    assert_eq!(status(&client, "127.0.0.2:1", &[]), Status::Ok);
+    {
+        let mut f = f.lock().unwrap();
+        f.status = 200;
+        f.body = "127.0.0.2\n".into();
+    }
+    // Not an hour: the first retry comes a second after the failure.
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while status(&client, "127.0.0.2:1", &[]) != Status::Forbidden {
+        assert!(Instant::now() < deadline, "the list was not retried");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_stalled_feed_does_not_hold_up_the_other_lists() {
+    let slow = feed("127.0.0.5\n");
+    let quick = feed("127.0.0.6\n");
+    let (slow_url, quick_url) = (list_server(slow.clone()), list_server(quick.clone()));
+    let client = client(app(&format!(
+        r#"
+        [default.allow]
+        rules = [{{ deny = "@a_slow" }}, {{ deny = "@b_quick" }}, {{ allow = "all" }}]
+        [default.allow.sets]
+        a_slow = {{ url = "{slow_url}", refresh_secs = 1, timeout_secs = 60 }}
+        b_quick = {{ url = "{quick_url}", refresh_secs = 1, timeout_secs = 60 }}
+        "#
+    )));
+    assert_eq!(status(&client, "127.0.0.6:1", &[]), Status::Forbidden);
+    slow.lock().unwrap().stall = true;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while slow.lock().unwrap().stalled == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the slow feed was not asked again"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    {
+        let mut q = quick.lock().unwrap();
+        q.body = "127.0.0.7\n".into();
+        q.etag = Some("\"v2\"".into());
+    }
+    // Within a few refreshes, while the slow feed still holds its fetch.
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while status(&client, "127.0.0.7:1", &[]) != Status::Forbidden {
+        assert!(
+            Instant::now() < deadline,
+            "the quick list waited for the stalled one"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(status(&client, "127.0.0.6:1", &[]), Status::Ok);
+    assert_eq!(status(&client, "127.0.0.5:1", &[]), Status::Forbidden);
+    slow.lock().unwrap().stall = false;
+}
+
+#[test]
 fn a_leading_byte_order_mark_is_not_part_of_the_list() {
     let f = feed("\u{feff}127.0.0.2\n127.0.0.3\n");
     let url = list_server(f.clone());
