@@ -21,6 +21,10 @@ pub(crate) struct UrlList {
     agent: ureq::Agent,
     etag: Option<String>,
     last_modified: Option<String>,
+    /// Whether a list may be empty or lose more than half of its entries at once.
+    allow_shrink: bool,
+    /// How many entries the last good list had; `None` before the first.
+    good: Option<usize>,
     /// After failed fetches, how long until the next try; `None` after a good one.
     retry: Option<Duration>,
 }
@@ -34,10 +38,19 @@ pub(crate) enum Fetched {
 }
 
 impl UrlList {
-    pub fn new(set: String, url: String, refresh_secs: u64, timeout_secs: u64) -> UrlList {
+    pub fn new(
+        set: String,
+        url: String,
+        refresh_secs: u64,
+        timeout_secs: u64,
+        allow_shrink: bool,
+    ) -> UrlList {
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(timeout_secs)))
             .http_status_as_error(false)
+            // Uncompressed, so that the response's own framing (Content-Length or chunked)
+            // says where the body ends: ureq drops Content-Length when it decompresses.
+            .accept_encoding("identity")
             .build()
             .into();
         UrlList {
@@ -47,6 +60,8 @@ impl UrlList {
             agent,
             etag: None,
             last_modified: None,
+            allow_shrink,
+            good: None,
             retry: None,
         }
     }
@@ -100,6 +115,39 @@ impl UrlList {
                 .map(str::to_string)
         };
         let (etag, last_modified) = (header("etag"), header("last-modified"));
+        // Only a list: plain text, octets, or no type said. An HTML error page or a JSON
+        // answer is not one, whatever it happens to parse as.
+        if let Some(value) = res.headers().get("content-type") {
+            let value = String::from_utf8_lossy(value.as_bytes());
+            let mime = value
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            if mime != "text/plain" && mime != "application/octet-stream" {
+                return Err(format!(
+                    "{}: the content type is `{}`, not a list (text/plain, \
+                     application/octet-stream or none)",
+                    self.url,
+                    mime.chars().take(100).collect::<String>()
+                ));
+            }
+        }
+        // A body that ends where the connection closes cannot be told from one cut short
+        // (at a line break, the prefix would parse as a whole list).
+        let chunked = res.headers().get_all("transfer-encoding").iter().any(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("chunked"))
+        });
+        if !chunked && !res.headers().contains_key("content-length") {
+            return Err(format!(
+                "{}: the response's end cannot be known (neither Content-Length nor chunked \
+                 transfer encoding)",
+                self.url
+            ));
+        }
         let body = res
             .body_mut()
             .with_config()
@@ -108,6 +156,25 @@ impl UrlList {
             .map_err(|e| format!("{}: {e}", self.url))?;
         let list = parse_list(&body)
             .map_err(|e| format!("{}:{}: `{}`: {}", self.url, e.line, e.text, e.message))?;
+        // A feed that suddenly lists nobody, or half as many, is more likely broken than
+        // right; unless the set says so, the last good list stays.
+        if !self.allow_shrink {
+            if list.is_empty() {
+                return Err(format!(
+                    "{}: the list is empty (allow_shrink = true takes an empty list)",
+                    self.url
+                ));
+            }
+            if let Some(before) = self.good.filter(|&before| list.len() * 2 < before) {
+                return Err(format!(
+                    "{}: the list has {} entries, down from {before}: more than half of it \
+                     gone (allow_shrink = true takes that)",
+                    self.url,
+                    list.len()
+                ));
+            }
+        }
+        self.good = Some(list.len());
         self.etag = etag;
         self.last_modified = last_modified;
         Ok(Fetched::List(list))
@@ -163,7 +230,7 @@ mod tests {
     fn failed_fetches_back_off_up_to_refresh_then_refresh_again() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/list.txt", listener.local_addr().unwrap());
-        let mut list = UrlList::new("s".into(), url, 5, 2);
+        let mut list = UrlList::new("s".into(), url, 5, 2, false);
         let failing = std::thread::spawn(move || {
             // Five failures (HTTP 500), then a good list.
             for (i, stream) in listener.incoming().take(6).enumerate() {
