@@ -138,6 +138,14 @@ fn fetched_at_ignite_refreshed_conditionally_and_kept_on_failure() {
     let client = client(app(&config(&url, "")));
     assert_eq!(status(&client, "203.0.113.9:1", &[]), Status::Ok);
     assert_eq!(status(&client, "198.51.100.7:1", &[]), Status::Forbidden);
+    // Asked for uncompressed, so that the response's own framing says where it ends.
+    assert!(
+        f.lock().unwrap().requests[0]
+            .to_ascii_lowercase()
+            .contains("accept-encoding: identity"),
+        "{:?}",
+        f.lock().unwrap().requests
+    );
     // Unchanged: the refresh is conditional and gets 304.
     wait_requests(&f, 2);
     assert!(
