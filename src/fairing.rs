@@ -314,7 +314,8 @@ fn watch_list_files(shared: &Arc<Shared>) {
     }
 }
 
-/// Starts refetching URL lists every `refresh_secs`; ends once the app's state is gone.
+/// Starts refetching URL lists (a thread each) every `refresh_secs`, failed fetches sooner;
+/// the threads end once the app's state is gone.
 #[cfg(feature = "url-lists")]
 fn refresh_url_lists(shared: &Arc<Shared>) {
     let lists = std::mem::take(&mut *shared.urls.lock().unwrap_or_else(|e| e.into_inner()));
@@ -341,13 +342,15 @@ fn apply_source(
     let Some(shared) = shared.upgrade() else {
         return false;
     };
+    // The same entries as now (a touched file, a list sent again) change nothing: no
+    // recompile, no reload counted or logged.
     let outcome = result.and_then(|entries| match entries {
         None => Ok(None),
         Some(entries) => {
             let count = entries.len();
             shared
-                .update(|c| c.with_set(set, entries))
-                .map(|()| Some(count))
+                .replace_set(set, entries)
+                .map(|changed| changed.then_some(count))
         }
     });
     let done = match source {

@@ -190,3 +190,18 @@ fn a_named_pipe_at_the_path_does_not_stop_reloads() {
     fs::rename(&tmp, &path).unwrap();
     wait_for(&client, "198.51.100.7:1", Status::Ok);
 }
+
+#[test]
+fn a_leading_byte_order_mark_is_not_part_of_the_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = list(dir.path(), "\u{feff}203.0.113.0/24\n198.51.100.7\n");
+    let client = client(app(&config(&path)));
+    assert_eq!(status(&client, "203.0.113.9:1", &[]), Status::Ok);
+    assert_eq!(status(&client, "198.51.100.7:1", &[]), Status::Ok);
+    // And on reload, as Windows editors save it.
+    let tmp = dir.path().join("list.txt.tmp");
+    fs::write(&tmp, "\u{feff}192.0.2.0/24\r\n").unwrap();
+    fs::rename(&tmp, &path).unwrap();
+    wait_for(&client, "192.0.2.1:1", Status::Ok);
+    assert_eq!(status(&client, "203.0.113.9:1", &[]), Status::Forbidden);
+}

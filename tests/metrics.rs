@@ -262,6 +262,97 @@ fn changing_list() -> String {
     format!("http://127.0.0.1:{port}/list.txt")
 }
 
+#[test]
+fn a_touched_list_file_is_not_a_reload() {
+    let _turn = turn();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.txt"), dir.path().join("b.txt"));
+    std::fs::write(&a, "192.0.2.0/24\n").unwrap();
+    std::fs::write(&b, "198.51.100.0/24\n").unwrap();
+    let _client = client(app(&format!(
+        "[default.allow]\nrules = [{{ allow = \"@a\" }}, {{ allow = \"@b\" }}, {{ deny = \"all\" }}]\n\
+         [default.allow.sets]\na = {{ file = \"{}\" }}\nb = {{ file = \"{}\" }}",
+        a.display(),
+        b.display()
+    )));
+    look();
+    let replace = |path: &std::path::Path, text: &str| {
+        let tmp = dir.path().join("new.txt");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, path).unwrap();
+    };
+    // `a` is rewritten as it was, then `b` changed. Both files are looked at in order (`a`
+    // first) by one watcher, and `a` changed first, so `a` is read no later than `b`: once
+    // `b`'s reload is counted, `a`'s would have been too.
+    replace(&a, "192.0.2.0/24\n");
+    replace(&b, "198.51.100.0/24\n203.0.113.0/24\n");
+    let seen = until("b's reload", HashMap::new(), |m| {
+        get(m, "rocket_allow_reloads_total{source=file}") >= 1.0
+    });
+    assert_eq!(
+        get(&seen, "rocket_allow_reloads_total{source=file}"),
+        1.0,
+        "{seen:#?}"
+    );
+}
+
+/// Serves the same list, with 200 and no validators, on every fetch; counts the fetches.
+fn same_list(fetches: std::sync::Arc<AtomicUsize>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            fetches.fetch_add(1, Ordering::SeqCst);
+            let body = "192.0.2.0/24\n198.51.100.7\n";
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    format!("http://127.0.0.1:{port}/list.txt")
+}
+
+#[cfg(feature = "url-lists")]
+#[test]
+fn an_unchanged_url_list_is_not_a_reload() {
+    let _turn = turn();
+    let fetches = std::sync::Arc::new(AtomicUsize::new(0));
+    let url = same_list(fetches.clone());
+    let _client = client(app(&format!(
+        "[default.allow]\nrules = [{{ allow = \"@feed\" }}, {{ deny = \"all\" }}]\n\
+         [default.allow.sets]\nfeed = {{ url = \"{url}\", refresh_secs = 1, timeout_secs = 1 }}"
+    )));
+    look();
+    // Fetches go one after another: the fourth starts after the third was dealt with.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut seen = HashMap::new();
+    while fetches.load(Ordering::SeqCst) < 4 {
+        assert!(Instant::now() < deadline, "fewer than 4 fetches");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for (k, v) in look() {
+        *seen.entry(k).or_insert(0.0) += v;
+    }
+    assert_eq!(
+        get(&seen, "rocket_allow_reloads_total{source=url}"),
+        0.0,
+        "{seen:#?}"
+    );
+    assert_eq!(
+        get(&seen, "rocket_allow_rules{policy=}"),
+        0.0,
+        "not recompiled: {seen:#?}"
+    );
+}
+
 #[cfg(feature = "url-lists")]
 #[test]
 fn url_reloads_and_failures_are_counted() {

@@ -100,8 +100,9 @@ pub enum SetConfig {
         file: std::path::PathBuf,
     },
     /// `name = { url = "https://...", refresh_secs = 3600, on_error = "fail", timeout_secs
-    /// = 10 }`: a list in the same format, fetched at ignite and every `refresh_secs`, with
-    /// conditional requests (ETag / Last-Modified). Needs the `url-lists` feature (default).
+    /// = 10, allow_shrink = false }`: a list in the same format, fetched at ignite and every
+    /// `refresh_secs` (a failed fetch sooner), with conditional requests (ETag /
+    /// Last-Modified). Needs the `url-lists` feature (default).
     Url {
         /// An `http://` or `https://` URL.
         url: String,
@@ -112,6 +113,10 @@ pub enum SetConfig {
         on_error: OnError,
         /// Seconds a fetch may take, 1 to 300. Default 10.
         timeout_secs: u64,
+        /// Whether a fetched list may be empty, or lose more than half of the entries of the
+        /// last good list. Default `false`: such a fetch is a failed one (at ignite, an
+        /// empty list then follows `on_error`).
+        allow_shrink: bool,
     },
 }
 

@@ -171,7 +171,7 @@ pub(super) fn de_set_map<'de, D: Deserializer<'de>>(
 }
 
 /// `{ file = "path" }` or `{ url = "...", refresh_secs = N, on_error = "fail" | "warn",
-/// timeout_secs = N }`.
+/// timeout_secs = N, allow_shrink = true | false }`.
 fn set_source(name: &str, entries: Vec<(String, Loose)>) -> Result<SetConfig, String> {
     let shape = "a set is a list of entries, `{ file = \"path\" }` or `{ url = \"https://...\" }`";
     let at = |key: &str| format!("{name}.{key}");
@@ -208,11 +208,25 @@ fn set_source(name: &str, entries: Vec<(String, Loose)>) -> Result<SetConfig, St
     }
     let mut url = None;
     let (mut refresh_secs, mut timeout_secs, mut on_error) = (3600, 10, OnError::Fail);
+    let mut allow_shrink = false;
     for (key, v) in &entries {
         match key.as_str() {
             "url" => url = Some(string("url", v)?),
             "refresh_secs" => refresh_secs = number("refresh_secs", v, 604_800)?,
             "timeout_secs" => timeout_secs = number("timeout_secs", v, 300)?,
+            "allow_shrink" => {
+                allow_shrink = match v {
+                    Loose::Other(b) if b == "boolean true" => true,
+                    Loose::Other(b) if b == "boolean false" => false,
+                    other => {
+                        return Err(format!(
+                            "{}: must be true or false, found {}",
+                            at("allow_shrink"),
+                            other.describe()
+                        ))
+                    }
+                }
+            }
             "on_error" => {
                 on_error = match string("on_error", v)?.as_str() {
                     "fail" => OnError::Fail,
@@ -235,6 +249,7 @@ fn set_source(name: &str, entries: Vec<(String, Loose)>) -> Result<SetConfig, St
                 refresh_secs,
                 on_error,
                 timeout_secs,
+                allow_shrink,
             })
         }
         Some(url) => Err(format!(

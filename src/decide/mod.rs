@@ -25,7 +25,7 @@ use crate::log::{AccessLog, By, Entry, Level, RuleRef, Url};
 use crate::observe::hits::RuleHits;
 use crate::observe::Metrics;
 use crate::resolve::{Dns, Names};
-use crate::rules::Verdict;
+use crate::rules::{Target, Verdict};
 
 /// The fairing's state, managed by Rocket; private so it cannot clash with the app's types.
 pub(crate) struct AllowState(pub Arc<Shared>);
@@ -62,8 +62,19 @@ impl Shared {
         &self,
         change: impl FnOnce(&Contents) -> Result<Contents, String>,
     ) -> Result<(), String> {
+        self.update_if(|c| change(c).map(Some)).map(|_| ())
+    }
+
+    /// [`Shared::update`] for a change that may turn out to be no change (`Ok(None)`):
+    /// nothing is compiled then. `Ok(true)` when something was.
+    pub fn update_if(
+        &self,
+        change: impl FnOnce(&Contents) -> Result<Option<Contents>, String>,
+    ) -> Result<bool, String> {
         let mut contents = self.contents.lock().unwrap_or_else(|e| e.into_inner());
-        let next = change(&contents)?;
+        let Some(next) = change(&contents)? else {
+            return Ok(false);
+        };
         // A change to a set the trusted proxies use is checked as the configuration was.
         let before = self.spec.wide_proxies(&contents);
         for warning in self.spec.wide_proxies(&next) {
@@ -75,7 +86,19 @@ impl Shared {
         self.metrics.rules(generation.network_counts());
         *contents = next;
         self.generation.store(Arc::new(generation));
-        Ok(())
+        Ok(true)
+    }
+
+    /// Replaces one set's entries, unless they are the entries it has (a list file touched
+    /// or a URL list sent again as it was): `Ok(false)` then, and nothing is compiled.
+    pub fn replace_set(&self, set: &str, entries: Vec<Target>) -> Result<bool, String> {
+        self.update_if(|c| {
+            if c.entries.get(set).is_some_and(|now| **now == entries) {
+                Ok(None)
+            } else {
+                c.with_set(set, entries).map(Some)
+            }
+        })
     }
 
     /// The client address a request is decided on: `None` without a peer, `Err` when a

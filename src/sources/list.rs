@@ -1,5 +1,6 @@
 //! List files: one entry a line (an address, a network, `all` or a host name; no `@sets`),
-//! `#` comments, blank lines and surrounding white space ignored. The whole text is parsed
+//! `#` comments, blank lines, surrounding white space and a leading UTF-8 byte order mark
+//! (as some Windows editors write) ignored. The whole text is parsed
 //! before any of it is used, so a file that is half written or has a bad line is refused
 //! whole, naming the line.
 
@@ -15,6 +16,7 @@ pub(crate) struct ListError {
 
 /// Parses a list's text into its entries, in order.
 pub(crate) fn parse_list(text: &str) -> Result<Vec<Target>, ListError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let entry = raw.split('#').next().unwrap_or("").trim();
@@ -59,6 +61,19 @@ mod tests {
                 "proxy.example.com",
                 "all"
             ]
+        );
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_is_not_text() {
+        let list = parse_list("\u{feff}192.0.2.1\r\n").unwrap();
+        assert_eq!(list, [Target::parse("192.0.2.1").unwrap()]);
+        // Only at the start: anywhere else it is a bad line.
+        assert_eq!(
+            parse_list("192.0.2.1\n\u{feff}192.0.2.2\n")
+                .unwrap_err()
+                .line,
+            2
         );
     }
 

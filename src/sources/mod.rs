@@ -82,7 +82,8 @@ pub(crate) struct AtIgnite {
 
 /// Every set's entries at ignite: inline ones as configured, list files read now and URL
 /// lists fetched now (a file that cannot be read or has a bad line fails ignite, naming
-/// `file:line`; a URL that cannot be fetched fails it unless `on_error = "warn"`).
+/// `file:line`; a URL that cannot be fetched, or whose list is empty without
+/// `allow_shrink = true`, fails it unless `on_error = "warn"`).
 pub(crate) fn entries_at_ignite(sets: &BTreeMap<String, SetConfig>) -> Result<AtIgnite, Error> {
     let mut entries = crate::config::known_entries(sets);
     let mut watched = Vec::new();
@@ -103,6 +104,7 @@ pub(crate) fn entries_at_ignite(sets: &BTreeMap<String, SetConfig>) -> Result<At
             refresh_secs,
             on_error,
             timeout_secs,
+            allow_shrink,
         } = set
         else {
             continue;
@@ -110,7 +112,7 @@ pub(crate) fn entries_at_ignite(sets: &BTreeMap<String, SetConfig>) -> Result<At
         let key = format!("allow.sets.{name}.url");
         #[cfg(not(feature = "url-lists"))]
         {
-            let _ = (url, refresh_secs, on_error, timeout_secs);
+            let _ = (url, refresh_secs, on_error, timeout_secs, allow_shrink);
             return Err(Error::Invalid {
                 key,
                 message: "URL lists need rocket-allow's `url-lists` feature".into(),
@@ -118,7 +120,13 @@ pub(crate) fn entries_at_ignite(sets: &BTreeMap<String, SetConfig>) -> Result<At
         }
         #[cfg(feature = "url-lists")]
         {
-            let mut list = UrlList::new(name.clone(), url.clone(), *refresh_secs, *timeout_secs);
+            let mut list = UrlList::new(
+                name.clone(),
+                url.clone(),
+                *refresh_secs,
+                *timeout_secs,
+                *allow_shrink,
+            );
             match list.fetch() {
                 Ok(Fetched::List(l)) => {
                     entries.insert(name.clone(), l);
