@@ -21,6 +21,10 @@
 #   log_json    one rule, access log on (JSON)
 #   list        one rule `deny @big`, the set a 1,000,000-line list file
 #   reload      the same, the file replaced (atomically) every 2 s during the run
+#   bans1m      one rule, and 1,000,000 bans restored from a bans file (bench/gen_bans.py;
+#               none of them the client)
+#   banstorm    one rule and a bans file, while 10,000 new bans a second are made (an attack
+#               being banned: 100,000 over a 10 s run)
 #   nginx1      nginx 1.x, `allow 127.0.0.1; deny all;` and empty_gif (if installed)
 #   nginx100k   nginx with the same 100,000 deny rules first
 # The server runs on CPU 0 and wrk on CPU 1 (taskset), so that the load generator does not
@@ -45,7 +49,7 @@ if ! command -v wrk >/dev/null; then
     }
 fi
 nginx=$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null || true)
-default_modes="bare one prom policies toml100k code100k nohits100k code1m log_text log_json list reload"
+default_modes="bare one prom policies toml100k code100k nohits100k code1m log_text log_json list reload bans1m banstorm"
 [ -n "$nginx" ] && default_modes+=" nginx1 nginx100k"
 [ -n "${BASE_REV:-}" ] && default_modes="bare one one@base ${default_modes#bare one }"
 modes=${MODES:-$default_modes}
@@ -88,6 +92,11 @@ for m in list reload; do
     printf '[default]\naddress = "127.0.0.1"\nport = %s\nlog_level = "critical"\n[default.allow]\nrules = [{ deny = "@big" }, { allow = "127.0.0.1" }, { deny = "all" }]\n[default.allow.sets]\nbig = { file = "%s" }\n' \
         "$port" "$tmp/big.txt" >"$tmp/$m.toml"
 done
+if [[ " $modes " == *" bans1m "* ]]; then python3 bench/gen_bans.py 1000000 "$tmp/bans1m.txt"; fi
+for m in bans1m banstorm; do
+    python3 bench/gen_rules.py 0 "$port" >"$tmp/$m.toml"
+    printf '[default.allow.bans]\nfile = "%s"\n' "$tmp/$m.txt" >>"$tmp/$m.toml"
+done
 if [ -n "$nginx" ]; then
     python3 bench/gen_nginx.py 0 "$port" "$tmp" >"$tmp/nginx1.conf"
     python3 bench/gen_nginx.py "$nrules" "$port" "$tmp" >"$tmp/nginx100k.conf"
@@ -122,6 +131,7 @@ start() { # mode -> starts the server; sets pid and pids
         code100k) env=(BENCH_RULES_IN_CODE=$nrules); config=bare ;;
         nohits100k) env=(BENCH_RULES_IN_CODE=$nrules BENCH_NO_HITS=1); config=bare ;;
         code1m) env=(BENCH_RULES_IN_CODE=1000000); config=bare ;;
+        banstorm) env=(BENCH_BAN_STORM=10000); rm -f "$tmp/banstorm.txt" ;;
         esac
         env "${env[@]}" ROCKET_CONFIG="$tmp/$config.toml" "${server_cpu[@]}" "$bin" >"$tmp/$mode.out" 2>&1 &
         pid=$!

@@ -5,12 +5,18 @@
 //!   the same shape as `bench/gen_rules.py`: N random deny rules, then `allow 127.0.0.1`,
 //!   `deny all`), instead of `[default.allow]`;
 //! - `BENCH_NO_HITS=1`: with `BENCH_RULES_IN_CODE`, `rule_hits = false`;
-//! - `BENCH_PROMETHEUS=1`: a Prometheus recorder is installed (nothing scrapes it).
+//! - `BENCH_PROMETHEUS=1`: a Prometheus recorder is installed (nothing scrapes it);
+//! - `BENCH_BAN_STORM=N`: from liftoff, N distinct bans a second (10-minute bans of
+//!   addresses in 10.0.0.0/8, with a reason) are made through `AllowHandle::ban_with_reason`
+//!   from a thread of their own, in batches every 10 ms: an attack being banned.
 
 #[macro_use]
 extern crate rocket;
 
-use rocket_allow::{AllowConfig, AllowFairing, Rule};
+use std::time::{Duration, Instant};
+
+use rocket::fairing::AdHoc;
+use rocket_allow::{AllowConfig, AllowFairing, AllowHandle, Rule};
 
 #[get("/<_..>")]
 fn index() -> &'static str {
@@ -55,6 +61,29 @@ fn rules_in_code(n: usize) -> AllowConfig {
     config
 }
 
+/// Bans `rate` new addresses a second, paced in 10 ms batches, until the process ends.
+fn ban_storm(handle: AllowHandle, rate: u64) {
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut made = 0u64;
+        loop {
+            let due = rate * start.elapsed().as_millis() as u64 / 1000;
+            while made < due {
+                let ip = std::net::Ipv4Addr::from(0x0a00_0000 + made as u32);
+                handle
+                    .ban_with_reason(
+                        &ip.to_string(),
+                        Some(Duration::from_secs(600)),
+                        Some("storm"),
+                    )
+                    .unwrap();
+                made += 1;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+}
+
 #[launch]
 fn rocket() -> _ {
     if std::env::var_os("BENCH_PROMETHEUS").is_some() {
@@ -62,7 +91,14 @@ fn rocket() -> _ {
             .install_recorder()
             .expect("one recorder");
     }
-    let rocket = rocket::build().mount("/", routes![index]);
+    let mut rocket = rocket::build().mount("/", routes![index]);
+    if let Ok(rate) = std::env::var("BENCH_BAN_STORM") {
+        let rate: u64 = rate.parse().unwrap();
+        rocket = rocket.attach(AdHoc::on_liftoff("ban storm", move |r| {
+            ban_storm(r.state::<AllowHandle>().unwrap().clone(), rate);
+            Box::pin(async {})
+        }));
+    }
     if std::env::var_os("BENCH_NO_FAIRING").is_some() {
         rocket
     } else if let Ok(n) = std::env::var("BENCH_RULES_IN_CODE") {

@@ -247,21 +247,19 @@ impl Fairing for AllowFairing {
         // order, newest addresses first, never on the runtime's worker threads.
         let (compile, addresses) = std::sync::mpsc::channel::<Addresses>();
         let compiler = shared.clone();
-        let _ = std::thread::Builder::new()
-            .name("rocket-allow-dns-compile".into())
-            .spawn(move || {
-                while let Ok(mut addrs) = addresses.recv() {
-                    while let Ok(newer) = addresses.try_recv() {
-                        addrs = newer;
-                    }
-                    let Some(shared) = compiler.upgrade() else {
-                        return;
-                    };
-                    if shared.update(|c| Ok(c.with_addrs(&addrs))).is_ok() {
-                        shared.metrics.reloaded(Source::Dns);
-                    }
+        let _ = crate::background::spawn("rocket-allow-dns-compile", move || {
+            while let Ok(mut addrs) = addresses.recv() {
+                while let Ok(newer) = addresses.try_recv() {
+                    addrs = newer;
                 }
-            });
+                let Some(shared) = compiler.upgrade() else {
+                    return;
+                };
+                if shared.update(|c| Ok(c.with_addrs(&addrs))).is_ok() {
+                    shared.metrics.reloaded(Source::Dns);
+                }
+            }
+        });
         rocket::tokio::spawn(async move {
             let refresh = resolve::refresh_forever(dns, names, move |addrs, changed, failed| {
                 let Some(state) = shared.upgrade() else {

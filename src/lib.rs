@@ -24,6 +24,7 @@
 //!   ([`AllowHandle::rule_hits`]).
 //! - [`Error`]: why ignite failed.
 
+mod background;
 mod client;
 mod config;
 mod decide;

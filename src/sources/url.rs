@@ -191,32 +191,29 @@ where
 {
     for mut list in lists {
         let apply = apply.clone();
-        std::thread::Builder::new()
-            .name("rocket-allow-url-list".into())
-            .spawn(move || {
-                let mut due = Instant::now() + list.next_fetch();
-                loop {
-                    // Look at least five times a second whether the app is still there.
-                    std::thread::sleep(
-                        Duration::from_millis(200)
-                            .min(due.saturating_duration_since(Instant::now())),
-                    );
-                    if !apply("", Ok(None)) {
-                        return;
-                    }
-                    if Instant::now() < due {
-                        continue;
-                    }
-                    let result = list.fetch().map(|f| match f {
-                        Fetched::List(l) => Some(l),
-                        Fetched::Unchanged => None,
-                    });
-                    due = Instant::now() + list.next_fetch();
-                    if !apply(&list.set, result) {
-                        return;
-                    }
+        crate::background::spawn("rocket-allow-url-list", move || {
+            let mut due = Instant::now() + list.next_fetch();
+            loop {
+                // Look at least five times a second whether the app is still there.
+                std::thread::sleep(
+                    Duration::from_millis(200).min(due.saturating_duration_since(Instant::now())),
+                );
+                if !apply("", Ok(None)) {
+                    return;
                 }
-            })?;
+                if Instant::now() < due {
+                    continue;
+                }
+                let result = list.fetch().map(|f| match f {
+                    Fetched::List(l) => Some(l),
+                    Fetched::Unchanged => None,
+                });
+                due = Instant::now() + list.next_fetch();
+                if !apply(&list.set, result) {
+                    return;
+                }
+            }
+        })?;
     }
     Ok(())
 }

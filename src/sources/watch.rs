@@ -100,30 +100,28 @@ where
         }
         w
     });
-    std::thread::Builder::new()
-        .name("rocket-allow-list-files".into())
-        .spawn(move || {
-            let _watcher = watcher; // dropped (and stopped) with the thread
-            loop {
-                if rx.recv_timeout(POLL).is_ok() {
-                    while rx.try_recv().is_ok() {}
+    crate::background::spawn("rocket-allow-list-files", move || {
+        let _watcher = watcher; // dropped (and stopped) with the thread
+        loop {
+            if rx.recv_timeout(POLL).is_ok() {
+                while rx.try_recv().is_ok() {}
+            }
+            for f in &mut files {
+                if !f.settled() {
+                    continue;
                 }
-                for f in &mut files {
-                    if !f.settled() {
-                        continue;
-                    }
-                    if f.stamp.is_none() {
-                        // Deleted (perhaps about to be replaced): keep the last good list.
-                        if !apply(&f.set, Err(format!("`{}` is gone", f.path.display()))) {
-                            return;
-                        }
-                        continue;
-                    }
-                    if !apply(&f.set, read_list(&f.path)) {
+                if f.stamp.is_none() {
+                    // Deleted (perhaps about to be replaced): keep the last good list.
+                    if !apply(&f.set, Err(format!("`{}` is gone", f.path.display()))) {
                         return;
                     }
+                    continue;
+                }
+                if !apply(&f.set, read_list(&f.path)) {
+                    return;
                 }
             }
-        })?;
+        }
+    })?;
     Ok(())
 }

@@ -153,6 +153,8 @@ impl Saver {
             wake: Condvar::new(),
         });
         let st = state.clone();
+        // Normal priority: it reads the table under the shards' locks, which a thread at
+        // background priority could hold while preempted.
         std::thread::Builder::new()
             .name("rocket-allow-bans".into())
             .spawn(move || {

@@ -200,6 +200,7 @@ impl Bans {
 /// Starts the thread that removes expired bans: it looks four times a second (a look
 /// before the first expiry costs one atomic load) and ends once the bans are gone.
 fn sweep(store: Weak<Store>, count: Arc<dyn Fn(usize) + Send + Sync>) -> Result<(), String> {
+    // Normal priority, like the saver: it takes shards' locks.
     std::thread::Builder::new()
         .name("rocket-allow-ban-sweeper".into())
         .spawn(move || loop {
