@@ -16,12 +16,12 @@ use crate::decide::bans::Bans;
 use crate::decide::generation::{Addresses, Contents, Generation, Spec, APP_WIDE};
 use crate::decide::{decide, refuse_path, AllowState, Shared};
 use crate::error::Error;
-use crate::handle::AllowHandle;
 use crate::log::AccessLog;
 use crate::observe::hits::RuleHits;
 use crate::observe::{Metrics, Source};
 use crate::resolve::{self, Dns};
 use crate::rules::Target;
+use crate::runtime::handle::AllowHandle;
 use crate::sources;
 
 pub use crate::decide::REFUSED_PATH;
@@ -108,12 +108,18 @@ async fn start(config: AllowConfig, shutdown_wait: Duration) -> Result<Shared, E
             }
         }
     }
-    if config.missing_header == crate::config::MissingHeader::Peer
-        && !config.trusted_proxies.is_empty()
-    {
+    let peer_policies = spec
+        .policies
+        .iter()
+        .filter(|p| p.missing_header == crate::config::MissingHeader::Peer);
+    for policy in peer_policies.filter(|_| !config.trusted_proxies.is_empty()) {
+        let key = match &policy.name {
+            None => "allow.missing_header".to_string(),
+            Some(name) => format!("allow.policies.{name}.missing_header"),
+        };
         log::warn!(
             target: "rocket_allow",
-            "allow.missing_header = \"peer\": a request from a trusted proxy without a readable \
+            "{key} = \"peer\": a request from a trusted proxy without a readable \
              client header is decided as the proxy itself. Rocket drops a header line with a \
              byte that is not UTF-8, so any client behind the proxy can be decided as the proxy: \
              its bans and the rules that deny it are not applied. Prefer the default (\"refuse\")"
@@ -159,7 +165,6 @@ async fn start(config: AllowConfig, shutdown_wait: Duration) -> Result<Shared, E
         urls: Mutex::new(at.urls),
         bans,
         header: ClientIpHeader::from_name(&config.client_ip_header),
-        missing_header: config.missing_header,
         log,
         refresher: Mutex::new(refresher),
     })

@@ -146,7 +146,12 @@ impl<'r> FromRequest<'r> for ClientIp {
             return not_attached("ClientIp");
         };
         let generation = shared.generation.load();
-        match shared.client(&generation, req) {
+        // The policy the path falls under says what a missing header gets.
+        let policy = shared
+            .spec
+            .policy_for(|| req.uri().path().segments())
+            .unwrap_or(crate::decide::generation::APP_WIDE);
+        match shared.client(&generation, req, policy) {
             Some(Ok(c)) => Outcome::Success(ClientIp(c.ip)),
             // Only reachable where the fairing does not decide (a catcher): refuse.
             _ => Outcome::Error((

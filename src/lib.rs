@@ -18,7 +18,8 @@
 //!   proxies.
 //! - `resolve.rs`: host names, resolved and refreshed off the request path.
 //! - `sources/`: sets' entries from list files (watched) and URLs (refetched).
-//! - [`AllowHandle`] (`handle.rs`): the runtime API; [`Ban`] and the ban table (`decide/bans.rs`).
+//! - [`AllowHandle`] (`runtime/handle.rs`): the runtime API; [`Ban`] and the
+//!   ban table (`decide/bans/`).
 //! - `log/`: access log lines, the writer thread, rotation.
 //! - `observe/`: metrics through the `metrics` facade, and hits per rule
 //!   ([`AllowHandle::rule_hits`]).
@@ -32,7 +33,7 @@ mod error;
 mod fairing;
 
 mod guard;
-mod handle;
+
 mod ip_text;
 mod log;
 
@@ -40,6 +41,7 @@ mod observe;
 
 mod resolve;
 mod rules;
+mod runtime;
 mod sets;
 mod sources;
 
@@ -53,6 +55,6 @@ pub use decide::matcher::{Decision, LinearScan, Matcher};
 pub use error::Error;
 pub use fairing::{AllowFairing, REFUSED_PATH};
 pub use guard::{Allowed, ClientIp, GuardError, Policy};
-pub use handle::{AllowHandle, Explanation, PolicyHits, RuleHit};
 pub use rules::{Rule, Target, TargetError, Verdict};
+pub use runtime::handle::{AllowHandle, Explanation, PolicyHits, RuleHit};
 pub use sets::BUILTIN_SETS;

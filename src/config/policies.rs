@@ -51,6 +51,12 @@ pub struct PolicyConfig {
     /// `"enforce"` or `"report"` (see [`Mode`](crate::Mode)). Default: the top-level `mode`.
     #[serde(default)]
     pub mode: Option<super::Mode>,
+    /// What a request under this policy's paths from a trusted proxy without the client
+    /// header gets (see [`MissingHeader`](crate::MissingHeader)): `"peer"` here lets the
+    /// proxy's own health check reach `/healthz` while the rest of the app refuses it.
+    /// Default: the top-level `missing_header`.
+    #[serde(default)]
+    pub missing_header: Option<super::MissingHeader>,
 }
 
 impl PolicyConfig {
@@ -68,6 +74,7 @@ impl PolicyConfig {
             default: Verdict::Allow,
             reject_status: None,
             mode: None,
+            missing_header: None,
         }
     }
 }

@@ -165,8 +165,18 @@ pub(crate) struct PolicySpec {
     pub rules: Vec<SpecRule>,
     pub default: Verdict,
     pub reject_status: Status,
-    /// `false` in report mode: refusals are recorded, and the request admitted.
-    pub enforced: bool,
+    /// `false` in report mode: refusals are recorded, and the request admitted. Switched
+    /// at run time by `AllowHandle::set_mode`, effective from the next request.
+    pub enforced: std::sync::atomic::AtomicBool,
+    /// What a trusted proxy's request without the client header gets under this policy.
+    pub missing_header: crate::config::MissingHeader,
+}
+
+impl PolicySpec {
+    /// Whether refusals are carried out (enforce mode) rather than only recorded.
+    pub fn enforced(&self) -> bool {
+        self.enforced.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Everything about the policies that does not change while the app runs.
@@ -219,7 +229,8 @@ impl Spec {
             rules: config.rules.iter().map(SpecRule::new).collect(),
             default: config.default,
             reject_status: status(config.reject_status),
-            enforced: config.mode == Mode::Enforce,
+            enforced: (config.mode == Mode::Enforce).into(),
+            missing_header: config.missing_header,
         }];
         let mut by_name = HashMap::new();
         let mut table = PathTable::default();
@@ -240,7 +251,8 @@ impl Spec {
                 rules: p.rules.iter().map(SpecRule::new).collect(),
                 default: p.default,
                 reject_status: status(p.reject_status.unwrap_or(config.reject_status)),
-                enforced: p.mode.unwrap_or(config.mode) == Mode::Enforce,
+                enforced: (p.mode.unwrap_or(config.mode) == Mode::Enforce).into(),
+                missing_header: p.missing_header.unwrap_or(config.missing_header),
             });
         }
         Spec {

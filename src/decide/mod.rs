@@ -35,7 +35,6 @@ pub(crate) struct Shared {
     pub spec: Spec,
     pub generation: ArcSwap<Generation>,
     pub header: ClientIpHeader,
-    pub missing_header: MissingHeader,
     pub log: Option<AccessLog>,
     /// What `generation` was compiled from; changed only through [`Shared::update`].
     pub contents: Mutex<Contents>,
@@ -101,12 +100,14 @@ impl Shared {
         })
     }
 
-    /// The client address a request is decided on: `None` without a peer, `Err` when a
-    /// trusted proxy's header cannot be read up to the client.
+    /// The client address a request is decided on under `policy` (whose `missing_header`
+    /// applies): `None` without a peer, `Err` when a trusted proxy's header cannot be read
+    /// up to the client.
     pub fn client(
         &self,
         generation: &Generation,
         req: &Request<'_>,
+        policy: usize,
     ) -> Option<Result<ClientAddr, Unreadable>> {
         let peer = req.remote()?.ip();
         // Headers are only read (and collected) when a trusted proxy could vouch for them.
@@ -116,7 +117,9 @@ impl Shared {
         let values: Vec<&str> = req.headers().get(self.header.name()).collect();
         Some(
             match client_addr(peer, &self.header, &values, &generation.trusted) {
-                Err(Unreadable::Missing) if self.missing_header == MissingHeader::Peer => {
+                Err(Unreadable::Missing)
+                    if self.spec.policies[policy].missing_header == MissingHeader::Peer =>
+                {
                     Ok(ClientAddr::from_peer(peer))
                 }
                 other => other,
@@ -179,8 +182,8 @@ pub(crate) fn decide_for_guard(shared: &Shared, req: &Request<'_>, policy: usize
             // The request reached a route: the fairing admitted it under this policy.
             verdict: Verdict::Allow,
             status: spec.reject_status,
-            client: shared.client(&generation, req).and_then(Result::ok),
-            enforced: spec.enforced,
+            client: shared.client(&generation, req, policy).and_then(Result::ok),
+            enforced: spec.enforced(),
         }
     } else {
         decide(shared, req, policy)
@@ -200,7 +203,9 @@ pub(crate) fn refuse_path(shared: &Shared, req: &Request<'_>) -> Ruling {
     let ruling = Ruling {
         verdict: Verdict::Deny,
         status: Status::BadRequest,
-        client: shared.client(&generation, req).and_then(Result::ok),
+        client: shared
+            .client(&generation, req, APP_WIDE)
+            .and_then(Result::ok),
         // Not a rule's decision, so report mode does not apply (browsers never send these).
         enforced: true,
     };
@@ -226,8 +231,9 @@ pub(crate) fn refuse_path(shared: &Shared, req: &Request<'_>) -> Ruling {
 /// proxy's header that cannot be read): no ban could be checked for it.
 pub(crate) fn decide(shared: &Shared, req: &Request<'_>, policy: usize) -> Ruling {
     let generation = shared.generation.load();
-    let client = shared.client(&generation, req);
+    let client = shared.client(&generation, req, policy);
     let spec = &shared.spec.policies[policy];
+    let enforced = spec.enforced();
     let ban_note;
     let (verdict, rule, by, note, enforced) = match client {
         Some(Ok(ClientAddr { ip, peer, note, .. })) => {
@@ -246,7 +252,7 @@ pub(crate) fn decide(shared: &Shared, req: &Request<'_>, policy: usize) -> Rulin
                         }
                         None => By::Default,
                     };
-                    (d.verdict, d.rule, by, note, spec.enforced)
+                    (d.verdict, d.rule, by, note, enforced)
                 }
             }
         }
@@ -340,6 +346,8 @@ impl Record<'_> {
         match (self.by, self.ruling.verdict) {
             (By::Default, _) => Level::Warning,
             (_, Verdict::Allow) => Level::Info,
+            // A would-be refusal of report mode is not an error: a dry run pages nobody.
+            (_, Verdict::Deny) if !self.ruling.enforced => Level::Warning,
             (_, Verdict::Deny) => Level::Error,
         }
     }

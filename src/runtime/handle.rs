@@ -281,7 +281,7 @@ impl AllowHandle {
                 by: if d.rule.is_some() { "rule" } else { "default" },
                 rule: d.rule.map(|i| (i, spec.rules[i].written().to_string())),
                 ban: None,
-                enforced: spec.enforced,
+                enforced: spec.enforced(),
             },
         }
     }
