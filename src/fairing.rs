@@ -44,6 +44,8 @@ pub struct AllowFairing {
     /// A configuration built in code, taken at ignite (so the app does not keep a second
     /// copy of every rule); `None` reads Rocket's figment.
     config: Option<Mutex<Option<AllowConfig>>>,
+    /// Policies the app's guards name, checked at ignite: `(name, guard type)`.
+    required: Vec<(&'static str, &'static str)>,
 }
 
 impl AllowFairing {
@@ -55,7 +57,26 @@ impl AllowFairing {
     /// let rocket = rocket::build().attach(fairing);
     /// ```
     pub fn fairing() -> AllowFairing {
-        AllowFairing { config: None }
+        AllowFairing {
+            config: None,
+            required: Vec::new(),
+        }
+    }
+
+    /// Declares a policy the app's `Allowed<P>` guards use, so that a configuration
+    /// without it (a misspelled `NAME`, a missing `[allow.policies.x]`) fails ignite,
+    /// naming it, instead of the first guarded request failing with 500.
+    ///
+    /// ```
+    /// use rocket_allow::{AllowFairing, Policy};
+    /// struct Admin;
+    /// impl Policy for Admin { const NAME: &'static str = "admin"; }
+    ///
+    /// let rocket = rocket::build().attach(AllowFairing::fairing().require::<Admin>());
+    /// ```
+    pub fn require<P: crate::Policy>(mut self) -> AllowFairing {
+        self.required.push((P::NAME, std::any::type_name::<P>()));
+        self
     }
 
     /// The fairing with a configuration built in code; Rocket's figment is not read.
@@ -68,6 +89,7 @@ impl AllowFairing {
     pub fn custom(config: AllowConfig) -> AllowFairing {
         AllowFairing {
             config: Some(Mutex::new(Some(config))),
+            required: Vec::new(),
         }
     }
 }
@@ -205,6 +227,22 @@ impl Fairing for AllowFairing {
                 .extract_inner("shutdown.grace")
                 .unwrap_or(2),
         );
+        let required = &self.required;
+        let config = config.and_then(|c| {
+            match required
+                .iter()
+                .find(|(name, _)| !c.policies.contains_key(*name))
+            {
+                None => Ok(c),
+                Some((name, guard)) => Err(Error::Invalid {
+                    key: format!("allow.policies.{name}"),
+                    message: format!(
+                        "Allowed<{guard}> needs policy `{name}`, which is not configured \
+                         under [allow.policies]"
+                    ),
+                }),
+            }
+        });
         match async { start(config?, grace).await }.await {
             Ok(shared) => {
                 // One refusal route per method, so no method (HEAD included) can reach an
@@ -218,6 +256,7 @@ impl Fairing for AllowFairing {
                 // decision sees the URI and method the router will see, and nothing that
                 // runs before it can undo a refusal.
                 let shared = Arc::new(shared);
+                crate::runtime::audit::at_ignite(&shared);
                 Ok(rocket
                     .manage(AllowHandle::new(shared.clone()))
                     .manage(AllowState(shared))

@@ -44,6 +44,7 @@ mod rules;
 mod runtime;
 mod sets;
 mod sources;
+mod timestamp;
 
 pub use client::{client_addr, ClientAddr, ClientIpHeader, Unreadable, MAX_HOPS};
 pub use config::{
@@ -52,9 +53,16 @@ pub use config::{
 };
 pub use decide::bans::Ban;
 pub use decide::matcher::{Decision, LinearScan, Matcher};
+pub use decide::refusal::{Refused, RefusedBy};
 pub use error::Error;
 pub use fairing::{AllowFairing, REFUSED_PATH};
 pub use guard::{Allowed, ClientIp, GuardError, Policy};
+/// The network types of ban targets and `explain` answers, re-exported.
+pub use ipnet;
 pub use rules::{Rule, Target, TargetError, Verdict};
-pub use runtime::handle::{AllowHandle, Explanation, PolicyHits, RuleHit};
+pub use runtime::error::RuntimeError;
+pub use runtime::explain::Explanation;
+pub use runtime::handle::AllowHandle;
+pub use runtime::hits::{PolicyHits, RuleHit};
 pub use sets::BUILTIN_SETS;
+pub use timestamp::Timestamp;

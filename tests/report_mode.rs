@@ -44,10 +44,12 @@ fn log_lines(log: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The decision lines (not the audit lines of runtime changes).
 fn json_lines(log: &Path) -> Vec<serde_json::Value> {
     log_lines(log)
         .iter()
-        .map(|l| serde_json::from_str(l).unwrap())
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v.get("verdict").is_some())
         .collect()
 }
 

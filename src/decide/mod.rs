@@ -8,6 +8,7 @@ pub(crate) mod bans;
 pub(crate) mod generation;
 pub(crate) mod matcher;
 pub(crate) mod paths;
+pub(crate) mod refusal;
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -221,6 +222,7 @@ pub(crate) fn refuse_path(shared: &Shared, req: &Request<'_>) -> Ruling {
         note: Some("`.` or `..` in the path: which path-scoped policy applies cannot be known"),
     };
     record.write(req, shared, &generation);
+    record.keep_refusal(req, shared, &generation, None);
     ruling
 }
 
@@ -235,11 +237,13 @@ pub(crate) fn decide(shared: &Shared, req: &Request<'_>, policy: usize) -> Rulin
     let spec = &shared.spec.policies[policy];
     let enforced = spec.enforced();
     let ban_note;
+    let mut banned = None;
     let (verdict, rule, by, note, enforced) = match client {
         Some(Ok(ClientAddr { ip, peer, note, .. })) => {
             match judge(shared, &generation, policy, ip, Some(peer)) {
                 Judged::Ban(ban) => {
                     ban_note = describe_ban(&ban);
+                    banned = Some(ban);
                     (Verdict::Deny, None, By::Ban, Some(ban_note.as_str()), true)
                 }
                 Judged::Rule(d) => {
@@ -282,6 +286,9 @@ pub(crate) fn decide(shared: &Shared, req: &Request<'_>, policy: usize) -> Rulin
         note,
     };
     record.write(req, shared, &generation);
+    if !ruling.admitted() {
+        record.keep_refusal(req, shared, &generation, banned);
+    }
     ruling
 }
 
@@ -312,7 +319,7 @@ pub(crate) fn judge(
 }
 
 /// `banned 203.0.113.0/24 until 2026-11-25T10:00:00Z: reason`, for the log line's note.
-fn describe_ban(ban: &Ban) -> String {
+pub(crate) fn describe_ban(ban: &Ban) -> String {
     // The table keeps no expiry past the year 9999; one that still cannot be shown as a
     // date reads as what it is, a ban until lifted.
     let date = ban.expires.and_then(|t| {
@@ -342,6 +349,45 @@ struct Record<'a> {
 }
 
 impl Record<'_> {
+    /// Keeps the refusal for the catcher that answers it ([`refusal::Refused::of`]).
+    fn keep_refusal(
+        &self,
+        req: &Request<'_>,
+        shared: &Shared,
+        generation: &Generation,
+        ban: Option<Ban>,
+    ) {
+        use refusal::{Refused, RefusedBy};
+        let spec = &shared.spec.policies[self.policy];
+        let client = self.ruling.client.map(|c| c.ip);
+        let by = match (self.by, ban) {
+            (_, Some(ban)) => RefusedBy::Ban(ban),
+            (By::Path, _) => RefusedBy::Path,
+            (By::Header, _) => RefusedBy::Header(self.note.unwrap_or_default().to_string()),
+            (By::Rule, _) => match (self.rule, client) {
+                (Some(index), Some(ip)) => RefusedBy::Rule {
+                    index,
+                    written: spec.rules[index].written().to_string(),
+                    network: generation
+                        .matched(&shared.spec, self.policy, index, ip)
+                        .to_string(),
+                },
+                _ => RefusedBy::Default,
+            },
+            _ => RefusedBy::Default,
+        };
+        Refused {
+            method: req.method().as_str().to_string(),
+            uri: req.uri().to_string(),
+            client,
+            peer: self.peer,
+            policy: spec.name.clone(),
+            by,
+            status: self.ruling.status.code,
+        }
+        .keep(req);
+    }
+
     fn level(&self) -> Level {
         match (self.by, self.ruling.verdict) {
             (By::Default, _) => Level::Warning,

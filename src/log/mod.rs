@@ -127,6 +127,25 @@ impl AccessLog {
         }
     }
 
+    /// The file written to.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Queues a line that is not a decision (a runtime change), at `level`; `message` is
+    /// escaped like request text. Dropped and counted like a decision line when the queue
+    /// is full.
+    pub fn notice(&self, level: &str, message: &str) {
+        let line = line::notice_line(self.format, level, &line::escaped(message));
+        let Some(queue) = &self.queue else { return };
+        if queue.try_send(line).is_ok() {
+            self.counters.queued.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.counters.dropped.fetch_add(1, Ordering::SeqCst);
+            self.counters.count_lost(1);
+        }
+    }
+
     /// At shutdown: waits until every line queued so far is written, for at most the
     /// grace period (which starts now, and which `drop` shares).
     pub fn drain(&self) {

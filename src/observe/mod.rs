@@ -34,6 +34,8 @@ pub const BANS: &str = "rocket_allow_bans";
 pub(crate) enum Source {
     Dns = 0,
     File = 1,
+    // Without the `url-lists` feature nothing fetches, but the label stays the same.
+    #[cfg_attr(not(feature = "url-lists"), allow(dead_code))]
     Url = 2,
 }
 

@@ -6,13 +6,15 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rocket::http::uri::Origin;
+use ipnet::IpNet;
 
-use crate::config::SetConfig;
+use super::error::RuntimeError;
+use crate::config::{Mode, SetConfig};
 use crate::decide::bans::{parse_target, Ban};
-use crate::decide::{judge, Judged, Shared};
+use crate::decide::generation::APP_WIDE;
+use crate::decide::{describe_ban, Shared};
 use crate::error::Error;
-use crate::rules::{Target, Verdict};
+use crate::rules::Target;
 
 /// The runtime API, managed as Rocket state once `AllowFairing` has ignited. Cheap to
 /// clone. Changes apply from the next request, atomically.
@@ -37,55 +39,170 @@ use crate::rules::{Target, Verdict};
 /// assert!(handle.unban("192.0.2.0/24").unwrap());
 /// ```
 #[derive(Clone)]
-pub struct AllowHandle(Arc<Shared>);
-
-/// Hits of one policy's rules, from [`AllowHandle::rule_hits`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicyHits {
-    /// The policy; `None` for the app-wide rules.
-    pub policy: Option<String>,
-    /// Every rule of the policy, in order, hit or not.
-    pub rules: Vec<RuleHit>,
-}
-
-/// Hits of one rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleHit {
-    /// The rule's index in its policy (as in log lines: `rule #2`).
-    pub index: usize,
-    /// Its verdict.
-    pub verdict: Verdict,
-    /// Its value as written (`10.0.0.0/8`, `@office`, `all`).
-    pub written: String,
-    /// Requests it decided since the app started (guards' decisions included).
-    pub count: u64,
-    /// When it last decided one; `None` if never.
-    pub last_hit: Option<std::time::SystemTime>,
-}
-
-/// What [`AllowHandle::explain`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Explanation {
-    /// The policy the path falls under; `None` for the app-wide rules.
-    pub policy: Option<String>,
-    /// Admitted or refused.
-    pub verdict: Verdict,
-    /// What decided: `"rule"`, `"default"`, `"ban"`, or `"path"` (a `.` or `..` segment
-    /// under path-scoped policies, or a path that is not a valid URI path, which Rocket
-    /// itself refuses).
-    pub by: &'static str,
-    /// The rule's index and value as written, when a rule decided.
-    pub rule: Option<(usize, String)>,
-    /// The ban, when a ban decided.
-    pub ban: Option<Ban>,
-    /// `false` when the policy is in report mode and a rule or the default decided: a
-    /// `Deny` would only be recorded, and the request admitted. Bans are always enforced.
-    pub enforced: bool,
+pub struct AllowHandle {
+    pub(crate) shared: Arc<Shared>,
+    /// Who the changes made through this handle are recorded as made by.
+    who: Option<Arc<str>>,
 }
 
 impl AllowHandle {
     pub(crate) fn new(shared: Arc<Shared>) -> AllowHandle {
-        AllowHandle(shared)
+        AllowHandle { shared, who: None }
+    }
+
+    /// This handle, with every change made through it recorded as made by `who` (an
+    /// operator's name, `"login handler"`): audit lines then end with `(by who)`.
+    ///
+    /// ```
+    /// # use rocket::figment::{Figment, providers::{Format, Toml}};
+    /// # use rocket_allow::{AllowFairing, AllowHandle};
+    /// # let figment = Figment::from(rocket::Config::default())
+    /// #     .merge(Toml::string("[default.allow]\nrules = []").nested());
+    /// # let client = rocket::local::blocking::Client::tracked(
+    /// #     rocket::custom(figment).attach(AllowFairing::fairing())).unwrap();
+    /// let handle = client.rocket().state::<AllowHandle>().unwrap();
+    /// handle.acting_as("alice").ban_until_lifted("192.0.2.7".parse::<std::net::IpAddr>().unwrap(), "probe");
+    /// assert!(handle.is_banned("192.0.2.7".parse().unwrap()).is_some());
+    /// ```
+    pub fn acting_as(&self, who: &str) -> AllowHandle {
+        AllowHandle {
+            shared: self.shared.clone(),
+            who: Some(who.into()),
+        }
+    }
+
+    fn audit(&self, message: &str) {
+        super::audit::record(&self.shared, self.who.as_deref(), message);
+    }
+
+    /// Adds or renews a ban, and records it.
+    fn put_ban(&self, target: IpNet, ttl: Option<Duration>, reason: Option<&str>) {
+        let ban = self.shared.bans.ban(target, ttl, reason);
+        self.audit(&describe_ban(&ban));
+    }
+
+    /// Refuses `target` (an address, `IpAddr`, or a network, `IpNet`) in every policy and
+    /// mode, before any rule, for `ttl`; banning again renews it. Recorded (tracing event
+    /// and access-log line); does not recompile the rules.
+    ///
+    /// ```
+    /// # use rocket::figment::{Figment, providers::{Format, Toml}};
+    /// # use rocket_allow::{AllowFairing, AllowHandle};
+    /// use std::time::Duration;
+    /// use rocket_allow::ipnet::IpNet;
+    /// # let figment = Figment::from(rocket::Config::default())
+    /// #     .merge(Toml::string("[default.allow]\nrules = []").nested());
+    /// # let client = rocket::local::blocking::Client::tracked(
+    /// #     rocket::custom(figment).attach(AllowFairing::fairing())).unwrap();
+    /// let handle = client.rocket().state::<AllowHandle>().unwrap();
+    /// let net: IpNet = "2001:db8:1::/64".parse().unwrap();
+    /// handle.ban_for(net, Duration::from_secs(600), "scanner");
+    /// let ban = handle.is_banned("2001:db8:1::7".parse().unwrap()).unwrap();
+    /// assert_eq!(ban.reason.as_deref(), Some("scanner"));
+    /// assert!(ban.expires.is_some());
+    /// ```
+    pub fn ban_for(&self, target: impl Into<IpNet>, ttl: Duration, reason: &str) {
+        self.put_ban(target.into().trunc(), Some(ttl), non_empty(reason));
+    }
+
+    /// Refuses `target` until [`lift`](Self::lift) (or [`unban`](Self::unban)) lifts it:
+    /// [`ban_for`](Self::ban_for) without an end.
+    ///
+    /// ```
+    /// # use rocket::figment::{Figment, providers::{Format, Toml}};
+    /// # use rocket_allow::{AllowFairing, AllowHandle};
+    /// # let figment = Figment::from(rocket::Config::default())
+    /// #     .merge(Toml::string("[default.allow]\nrules = []").nested());
+    /// # let client = rocket::local::blocking::Client::tracked(
+    /// #     rocket::custom(figment).attach(AllowFairing::fairing())).unwrap();
+    /// let handle = client.rocket().state::<AllowHandle>().unwrap();
+    /// let ip: std::net::IpAddr = "192.0.2.9".parse().unwrap();
+    /// handle.ban_until_lifted(ip, "");
+    /// assert_eq!(handle.is_banned(ip).unwrap().expires, None);
+    /// assert!(handle.lift(ip));
+    /// assert!(handle.is_banned(ip).is_none());
+    /// ```
+    pub fn ban_until_lifted(&self, target: impl Into<IpNet>, reason: &str) {
+        self.put_ban(target.into().trunc(), None, non_empty(reason));
+    }
+
+    /// Lifts the ban on exactly `target` (not a ban on a network around it); whether there
+    /// was one in force. Recorded.
+    ///
+    /// ```
+    /// # use rocket::figment::{Figment, providers::{Format, Toml}};
+    /// # use rocket_allow::{AllowFairing, AllowHandle};
+    /// # let figment = Figment::from(rocket::Config::default())
+    /// #     .merge(Toml::string("[default.allow]\nrules = []").nested());
+    /// # let client = rocket::local::blocking::Client::tracked(
+    /// #     rocket::custom(figment).attach(AllowFairing::fairing())).unwrap();
+    /// let handle = client.rocket().state::<AllowHandle>().unwrap();
+    /// let ip: std::net::IpAddr = "192.0.2.9".parse().unwrap();
+    /// assert!(!handle.lift(ip));
+    /// ```
+    pub fn lift(&self, target: impl Into<IpNet>) -> bool {
+        let target = target.into().trunc();
+        let lifted = self.shared.bans.unban(target);
+        if lifted {
+            self.audit(&format!("unban {target}"));
+        }
+        lifted
+    }
+
+    /// The ban in force that refuses `ip` (the most specific, if several cover it), as a
+    /// request from `ip` would meet it.
+    ///
+    /// ```
+    /// # use rocket::figment::{Figment, providers::{Format, Toml}};
+    /// # use rocket_allow::{AllowFairing, AllowHandle};
+    /// # let figment = Figment::from(rocket::Config::default())
+    /// #     .merge(Toml::string("[default.allow]\nrules = []").nested());
+    /// # let client = rocket::local::blocking::Client::tracked(
+    /// #     rocket::custom(figment).attach(AllowFairing::fairing())).unwrap();
+    /// let handle = client.rocket().state::<AllowHandle>().unwrap();
+    /// handle.ban("203.0.113.0/24", None).unwrap();
+    /// let ban = handle.is_banned("203.0.113.5".parse().unwrap()).unwrap();
+    /// assert_eq!(ban.target.to_string(), "203.0.113.0/24");
+    /// ```
+    pub fn is_banned(&self, ip: IpAddr) -> Option<Ban> {
+        self.shared.bans.check(ip)
+    }
+
+    /// Switches a policy between enforcing and report-only (`policy`: its name, or `None`
+    /// or `Some("")` for the app-wide rules), from the next request. Recorded.
+    ///
+    /// ```
+    /// # use rocket::figment::{Figment, providers::{Format, Toml}};
+    /// # use rocket_allow::{AllowFairing, AllowHandle};
+    /// use rocket_allow::{Mode, RuntimeError};
+    /// # let figment = Figment::from(rocket::Config::default())
+    /// #     .merge(Toml::string("[default.allow]\nrules = [{ deny = \"all\" }]").nested());
+    /// # let client = rocket::local::blocking::Client::tracked(
+    /// #     rocket::custom(figment).attach(AllowFairing::fairing())).unwrap();
+    /// let handle = client.rocket().state::<AllowHandle>().unwrap();
+    /// let ip = "192.0.2.1".parse().unwrap();
+    /// assert!(handle.explain(ip, "/").enforced);
+    /// handle.set_mode(None, Mode::Report).unwrap();
+    /// assert!(!handle.explain(ip, "/").enforced);
+    /// assert!(matches!(handle.set_mode(Some("nope"), Mode::Report), Err(RuntimeError::UnknownPolicy(_))));
+    /// ```
+    pub fn set_mode(&self, policy: Option<&str>, mode: Mode) -> Result<(), RuntimeError> {
+        let index = match policy.filter(|p| !p.is_empty()) {
+            None => APP_WIDE,
+            Some(name) => self
+                .shared
+                .spec
+                .policy_named(name)
+                .ok_or_else(|| RuntimeError::UnknownPolicy(name.to_string()))?,
+        };
+        let enforce = mode == Mode::Enforce;
+        let spec = &self.shared.spec.policies[index];
+        spec.enforced
+            .store(enforce, std::sync::atomic::Ordering::Relaxed);
+        let name = spec.name.as_deref().unwrap_or("(app-wide)");
+        let mode = if enforce { "enforce" } else { "report" };
+        self.audit(&format!("mode of policy {name}: {mode}"));
+        Ok(())
     }
 
     /// Refuses `target` (an address or a network) in every policy, before any rule, for
@@ -103,19 +220,19 @@ impl AllowHandle {
         reason: Option<&str>,
     ) -> Result<(), Error> {
         let net = parse_target(target).map_err(|message| invalid("ban", message))?;
-        self.0.bans.ban(net, ttl, reason);
+        self.put_ban(net, ttl, reason);
         Ok(())
     }
 
     /// Lifts the ban on exactly `target`; whether there was one.
     pub fn unban(&self, target: &str) -> Result<bool, Error> {
         let net = parse_target(target).map_err(|message| invalid("unban", message))?;
-        Ok(self.0.bans.unban(net))
+        Ok(self.lift(net))
     }
 
     /// The bans in force: target, expiry, reason, ordered by target.
     pub fn bans(&self) -> Vec<Ban> {
-        self.0.bans.list()
+        self.shared.bans.list()
     }
 
     /// Waits until every ban change made before the call is in the bans file
@@ -146,11 +263,8 @@ impl AllowHandle {
     /// assert_eq!(std::fs::read_to_string(&file).unwrap(), "192.0.2.7/32 - by hand\n");
     /// # std::fs::remove_dir_all(&dir).unwrap();
     /// ```
-    pub fn flush_bans(&self) -> Result<(), Error> {
-        self.0
-            .bans
-            .flush()
-            .map_err(|message| invalid("allow.bans.file", message))
+    pub fn flush_bans(&self) -> Result<(), RuntimeError> {
+        self.shared.bans.flush().map_err(RuntimeError::NotSaved)
     }
 
     /// Replaces the entries of an inline set (`[allow.sets] name = [...]`). The entries
@@ -161,7 +275,7 @@ impl AllowHandle {
     /// not resolved (they match nothing) unless they were already in the configuration.
     pub fn replace_set<S: AsRef<str>>(&self, name: &str, entries: &[S]) -> Result<(), Error> {
         let key = format!("allow.sets.{name}");
-        match self.0.spec.set_kinds.get(name) {
+        match self.shared.spec.set_kinds.get(name) {
             Some(SetConfig::Inline(_)) => {}
             Some(SetConfig::File { file }) => {
                 return Err(invalid(
@@ -187,104 +301,17 @@ impl AllowHandle {
                     .map_err(|m| invalid(&format!("{key}[{i}]"), m.to_string()))
             })
             .collect::<Result<Vec<Target>, Error>>()?;
-        self.0
+        self.shared
             .update(|c| c.with_set(name, targets))
-            .map_err(|message| invalid(&key, message))
+            .map_err(|message| invalid(&key, message))?;
+        self.audit(&format!("replace_set {name}: {} entries", entries.len()));
+        Ok(())
     }
+}
 
-    /// Hits per rule of every policy (the app-wide rules first, then the policies by
-    /// name), counted since the app started: find the rules that never match. Empty when
-    /// `rule_hits = false`. Counts are exact once the requests counted have finished.
-    ///
-    /// ```
-    /// use rocket::figment::{Figment, providers::{Format, Toml}};
-    /// use rocket_allow::{AllowFairing, AllowHandle};
-    ///
-    /// let figment = Figment::from(rocket::Config::default()).merge(Toml::string(r#"
-    ///     [default.allow]
-    ///     rules = [{ deny = "10.0.0.0/8" }, { allow = "all" }]
-    /// "#).nested());
-    /// let client = rocket::local::blocking::Client::tracked(
-    ///     rocket::custom(figment).attach(AllowFairing::fairing()),
-    /// ).unwrap();
-    /// client.get("/").remote("192.0.2.1:5000".parse().unwrap()).dispatch();
-    /// let hits = client.rocket().state::<AllowHandle>().unwrap().rule_hits();
-    /// assert_eq!(hits[0].policy, None);
-    /// assert_eq!((hits[0].rules[0].written.as_str(), hits[0].rules[0].count), ("10.0.0.0/8", 0));
-    /// assert_eq!((hits[0].rules[1].written.as_str(), hits[0].rules[1].count), ("all", 1));
-    /// assert!(hits[0].rules[1].last_hit.is_some());
-    /// ```
-    pub fn rule_hits(&self) -> Vec<PolicyHits> {
-        let shared = &self.0;
-        let Some(hits) = &shared.hits else {
-            return Vec::new();
-        };
-        shared
-            .spec
-            .policies
-            .iter()
-            .enumerate()
-            .map(|(p, spec)| PolicyHits {
-                policy: spec.name.clone(),
-                rules: spec
-                    .rules
-                    .iter()
-                    .zip(hits.read(p))
-                    .enumerate()
-                    .map(|(index, (rule, (count, last_hit)))| RuleHit {
-                        index,
-                        verdict: rule.verdict,
-                        written: rule.written().to_string(),
-                        count,
-                        last_hit,
-                    })
-                    .collect(),
-            })
-            .collect()
-    }
-
-    /// Which policy, ban or rule decides a request from `ip` for `path`, and the verdict,
-    /// without a request (and without a log line).
-    pub fn explain(&self, ip: IpAddr, path: &str) -> Explanation {
-        let shared = &self.0;
-        let origin = Origin::parse(path).ok();
-        let policy = match &origin {
-            Some(o) => shared.spec.policy_for(|| o.path().segments()),
-            None => None,
-        };
-        let Some(policy) = policy else {
-            return Explanation {
-                policy: None,
-                verdict: Verdict::Deny,
-                by: "path",
-                rule: None,
-                ban: None,
-                enforced: true,
-            };
-        };
-        let spec = &shared.spec.policies[policy];
-        let generation = shared.generation.load();
-        let ip = ip.to_canonical();
-        let name = spec.name.clone();
-        match judge(shared, &generation, policy, ip, None) {
-            Judged::Ban(ban) => Explanation {
-                policy: name,
-                verdict: Verdict::Deny,
-                by: "ban",
-                rule: None,
-                ban: Some(ban),
-                enforced: true,
-            },
-            Judged::Rule(d) => Explanation {
-                policy: name,
-                verdict: d.verdict,
-                by: if d.rule.is_some() { "rule" } else { "default" },
-                rule: d.rule.map(|i| (i, spec.rules[i].written().to_string())),
-                ban: None,
-                enforced: spec.enforced(),
-            },
-        }
-    }
+/// A reason, or none for an empty one.
+fn non_empty(reason: &str) -> Option<&str> {
+    Some(reason).filter(|r| !r.is_empty())
 }
 
 fn invalid(key: &str, message: String) -> Error {

@@ -24,24 +24,47 @@ use table::{Found, Table, NEVER};
 
 /// One ban, as [`AllowHandle::bans`](crate::AllowHandle::bans) lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Ban {
     /// The network banned (a single address is a /32 or /128).
     pub target: IpNet,
     /// When it ends; `None` for a ban until lifted (also one whose end would fall after
-    /// the year 9999, which no date can show).
+    /// the year 9999, which no date can show). Serialized as RFC 3339.
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::timestamp::serialize_opt")
+    )]
     pub expires: Option<SystemTime>,
     /// Why, if a reason was given.
     pub reason: Option<String>,
+}
+
+impl Ban {
+    /// When it ends, printable as RFC 3339; `None` until lifted.
+    ///
+    /// ```
+    /// use rocket_allow::Ban;
+    /// let ban = Ban { target: "192.0.2.0/24".parse().unwrap(), expires: None, reason: None };
+    /// assert!(ban.expires_at().is_none());
+    /// ```
+    pub fn expires_at(&self) -> Option<crate::Timestamp> {
+        self.expires.map(crate::Timestamp)
+    }
 }
 
 /// The last millisecond of the year 9999: the latest expiry a date can show. A ban meant
 /// to end later is a ban until lifted.
 pub(crate) const MAX_EXPIRY_MS: u64 = 253_402_300_799_999;
 
+/// What is told of each expired ban.
+type Told = Box<dyn Fn(&Ban) + Send + Sync>;
+
 /// The bans: the table and the reasons, shared with the threads that sweep and save them.
 struct Store {
     table: Table,
     labels: Labels,
+    /// Told of every ban the sweeper removes (the audit trail), once the app set it.
+    on_expiry: std::sync::OnceLock<Told>,
 }
 
 /// The bans and the threads that keep them.
@@ -113,6 +136,7 @@ impl Bans {
         let store = Arc::new(Store {
             table: Table::new(),
             labels: Labels::default(),
+            on_expiry: std::sync::OnceLock::new(),
         });
         if let Some(path) = &file {
             let now = now_ms();
@@ -151,13 +175,19 @@ impl Bans {
         Some(self.store.ban(found))
     }
 
-    /// Adds (or renews) a ban. Effective for the next request.
-    pub fn ban(&self, target: IpNet, ttl: Option<Duration>, reason: Option<&str>) {
+    /// Adds (or renews) a ban, effective for the next request; the ban as made.
+    pub fn ban(&self, target: IpNet, ttl: Option<Duration>, reason: Option<&str>) -> Ban {
         let label = self.store.labels.hold(reason);
-        if let Some(old) = self.store.table.insert(target, expiry(ttl), label) {
+        let expires = expiry(ttl);
+        if let Some(old) = self.store.table.insert(target, expires, label) {
             self.store.labels.release(old);
         }
         self.changed();
+        self.store.ban(Found {
+            target: target.trunc(),
+            expires,
+            label,
+        })
     }
 
     /// Lifts a ban; whether there was one in force.
@@ -177,17 +207,33 @@ impl Bans {
         }
     }
 
-    /// The bans in force.
+    /// The bans in force, ordered by target.
     pub fn list(&self) -> Vec<Ban> {
+        let mut out = self.some(usize::MAX);
+        out.sort_by_key(|b| b.target);
+        out
+    }
+
+    /// At most `n` of the bans in force, in no order.
+    pub fn some(&self, n: usize) -> Vec<Ban> {
         let now = now_ms();
-        let mut out = Vec::with_capacity(self.store.table.len());
+        let mut out = Vec::with_capacity(self.store.table.len().min(n));
         self.store.table.each(|f| {
-            if f.expires > now {
+            if f.expires > now && out.len() < n {
                 out.push(self.store.ban(f));
             }
         });
-        out.sort_by_key(|b| b.target);
         out
+    }
+
+    /// How many bans the table holds (expired ones until the sweeper's next look).
+    pub fn len(&self) -> usize {
+        self.store.table.len()
+    }
+
+    /// Has `f` told of every ban that expires from now on (once; later calls are ignored).
+    pub fn on_expiry(&self, f: impl Fn(&Ban) + Send + Sync + 'static) {
+        let _ = self.store.on_expiry.set(Box::new(f));
     }
 
     /// Waits until every change made before the call is in the bans file (at once without
@@ -209,9 +255,12 @@ fn sweep(store: Weak<Store>, count: Arc<dyn Fn(usize) + Send + Sync>) -> Result<
                 return;
             };
             let before = store.table.len();
-            store
-                .table
-                .sweep(now_ms(), |label| store.labels.release(label));
+            store.table.sweep(now_ms(), |found| {
+                if let Some(told) = store.on_expiry.get() {
+                    told(&store.ban(found));
+                }
+                store.labels.release(found.label)
+            });
             if store.table.len() != before {
                 count(store.table.len());
             }

@@ -284,10 +284,9 @@ impl Table {
         }
     }
 
-    /// Removes the entries expired at `now`, handing each one's label to `removed`. Only
-    /// shards that may hold one are locked for writing; nothing is done before the first
-    /// expiry.
-    pub fn sweep(&self, now: u64, mut removed: impl FnMut(u32)) {
+    /// Removes the entries expired at `now`, handing each to `removed`. Only shards that
+    /// may hold one are locked for writing; nothing is done before the first expiry.
+    pub fn sweep(&self, now: u64, mut removed: impl FnMut(Found)) {
         if self.next_expiry.load(Ordering::Acquire) > now {
             return;
         }
@@ -295,11 +294,18 @@ impl Table {
         // lowers it after its shard has been updated, so no expiry is ever missed.
         self.next_expiry.store(NEVER, Ordering::Release);
         let mut gone = 0;
-        for level in &self.v4 {
-            gone += self.sweep_level(level, now, &mut removed);
+        for (len, level) in self.v4.iter().enumerate() {
+            gone += self.sweep_level(level, now, &mut |e: &Entry<u32>| {
+                let net = Ipv4Net::new(Ipv4Addr::from(e.key), len as u8).expect("len <= 32");
+                removed(found(net.into(), *e))
+            });
         }
-        for level in &self.v6 {
-            gone += self.sweep_level(level, now, &mut removed);
+        for (len, level) in self.v6.iter().enumerate() {
+            gone += self.sweep_level(level, now, &mut |e: &Entry<[u32; 4]>| {
+                let net = Ipv6Net::new(Ipv6Addr::from(v6_from_words(e.key)), len as u8)
+                    .expect("len <= 128");
+                removed(found(net.into(), *e))
+            });
         }
         self.len.fetch_sub(gone, Ordering::Relaxed);
     }
@@ -308,7 +314,7 @@ impl Table {
         &self,
         level: &OnceLock<Level<K>>,
         now: u64,
-        removed: &mut impl FnMut(u32),
+        removed: &mut impl FnMut(&Entry<K>),
     ) -> usize {
         let Some(level) = level.get() else {
             return 0;
@@ -325,7 +331,7 @@ impl Table {
                         next = next.min(expires);
                         true
                     } else {
-                        removed(e.label);
+                        removed(e);
                         gone += 1;
                         false
                     }
@@ -431,7 +437,7 @@ mod tests {
                         let now = now.max(swept_at);
                         swept_at = now;
                         let mut labels = 0;
-                        table.sweep(now, |l| { assert_eq!(l, 7); labels += 1 });
+                        table.sweep(now, |f| { assert_eq!(f.label, 7); labels += 1 });
                         let before = list.len();
                         list.retain(|b| b.1 > now);
                         prop_assert_eq!(labels, before - list.len());
