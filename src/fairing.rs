@@ -309,7 +309,7 @@ impl Fairing for AllowFairing {
                 let Some(state) = shared.upgrade() else {
                     return false;
                 };
-                state.metrics.refresh_failed(Source::Dns, failed);
+                state.metrics.refresh_failed(Source::Dns, "", failed);
                 drop(state);
                 if changed {
                     let _ = compile.send(addrs.clone());
@@ -406,7 +406,7 @@ fn apply_source(
             log::info!(target: "rocket_allow", "allow.sets.{set}: {done}, {count} entries")
         }
         Err(e) => {
-            shared.metrics.refresh_failed(source, 1);
+            shared.metrics.refresh_failed(source, set, 1);
             log::error!(target: "rocket_allow", "allow.sets.{set}: {e}; keeping the last good list")
         }
     }

@@ -158,3 +158,22 @@ fn custom_config_is_validated_too() {
         .manage(Hits::default());
     ignite_error(rocket, &["allow.access_log.max_bytes", "found 0"]);
 }
+
+#[test]
+fn messages_list_what_was_expected_without_doubled_backticks() {
+    let err = ignite_error(
+        app("[default.allow]\nmode = \"shadow\"\nrules = []"),
+        &["allow.mode", "`shadow`"],
+    );
+    assert!(err.contains("expected `enforce` or `report`"), "{err}");
+    assert!(!err.contains("``"), "{err}");
+    let err = ignite_error(
+        app("[default.allow]\nrules = []\nbogus = 1"),
+        &["allow.bogus"],
+    );
+    assert!(
+        err.contains("unknown key `bogus`, expected `default`, `rules`"),
+        "{err}"
+    );
+    assert!(!err.contains("``"), "{err}");
+}

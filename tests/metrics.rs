@@ -228,7 +228,10 @@ fn list_file_reloads_and_failures_are_counted() {
     assert_eq!(get(&seen, "rocket_allow_rules{policy=}"), 4.0, "{seen:#?}");
     replace("not an address\n");
     let seen = until("a failed file refresh", HashMap::new(), |m| {
-        get(m, "rocket_allow_refresh_failures_total{source=file}") >= 1.0
+        get(
+            m,
+            "rocket_allow_refresh_failures_total{set=listed,source=file}",
+        ) >= 1.0
     });
     assert_eq!(get(&seen, "rocket_allow_reloads_total{source=file}"), 0.0);
     assert_eq!(
@@ -375,7 +378,10 @@ fn url_reloads_and_failures_are_counted() {
     )));
     until("url reloads and failures", HashMap::new(), |m| {
         get(m, "rocket_allow_reloads_total{source=url}") >= 1.0
-            && get(m, "rocket_allow_refresh_failures_total{source=url}") >= 1.0
+            && get(
+                m,
+                "rocket_allow_refresh_failures_total{set=dead,source=url}",
+            ) >= 1.0
     });
 }
 
@@ -407,7 +413,7 @@ async fn dns_reloads_and_failures_are_counted() {
     .unwrap();
     dns.stop().await;
     wait(
-        |m| get(m, "rocket_allow_refresh_failures_total{source=dns}") >= 1.0,
+        |m| get(m, "rocket_allow_refresh_failures_total{set=,source=dns}") >= 1.0,
         "a failed DNS refresh",
     )
     .await

@@ -14,6 +14,7 @@ use crate::rules::{Rule, Target, Verdict};
 
 mod access_log;
 mod bounds;
+mod builder;
 mod dns;
 mod policies;
 mod rule_list;
@@ -216,7 +217,7 @@ impl AllowConfig {
                 key.push('.');
                 key.push_str(part);
             }
-            let mut message = e.kind.to_string();
+            let mut message = kind_message(&e.kind);
             // Element errors start with their index, `[2]: ...` (or `name[2]: ...` in a table
             // of lists), which belongs to the key.
             if let Some((element, rest)) = element_prefix(&message) {
@@ -303,6 +304,29 @@ impl AllowConfig {
             );
         }
         policies::validate(self).map_err(|(key, message)| Error::Invalid { key, message })
+    }
+}
+
+/// figment's message for an error, without the doubled backticks it writes around serde's
+/// own lists of what was expected (``expected ``enforce` or `report```).
+fn kind_message(kind: &figment::error::Kind) -> String {
+    use figment::error::Kind;
+    let one_of = |expected: &[&str]| match expected {
+        [] => "nothing is allowed here".to_string(),
+        [one] => format!("expected `{one}`"),
+        [first @ .., last] => {
+            let first: Vec<String> = first.iter().map(|e| format!("`{e}`")).collect();
+            format!("expected {} or `{last}`", first.join(", "))
+        }
+    };
+    match kind {
+        Kind::UnknownVariant(found, expected) => {
+            format!("unknown value `{found}`, {}", one_of(expected))
+        }
+        Kind::UnknownField(found, expected) => {
+            format!("unknown key `{found}`, {}", one_of(expected))
+        }
+        other => other.to_string(),
     }
 }
 

@@ -85,7 +85,8 @@ impl Metrics {
                 .collect(),
             labels,
             log_lines_lost: counter!(LOG_LINES_LOST),
-            refresh_failures: per_source(REFRESH_FAILURES),
+            refresh_failures: SOURCES
+                .map(|s| counter!(REFRESH_FAILURES, "source" => s, "set" => "")),
             reloads: per_source(RELOADS),
             bans: gauge!(BANS),
         }
@@ -113,9 +114,15 @@ impl Metrics {
         self.log_lines_lost.clone()
     }
 
-    /// Counts a failed refresh.
-    pub fn refresh_failed(&self, source: Source, n: u64) {
-        self.refresh_failures[source as usize].increment(n);
+    /// Counts a failed refresh of `set` (`""` for host names, which are refreshed
+    /// together). Failures are rare, so a set's handle is made when it first fails.
+    pub fn refresh_failed(&self, source: Source, set: &str, n: u64) {
+        if set.is_empty() {
+            self.refresh_failures[source as usize].increment(n);
+        } else {
+            counter!(REFRESH_FAILURES, "source" => SOURCES[source as usize], "set" => set.to_string())
+                .increment(n);
+        }
     }
 
     /// Counts a refresh that changed what is compiled.
