@@ -6,7 +6,8 @@
 //! ```text
 //! curl http://127.0.0.1:8001/                                 # open: Hello
 //! curl http://127.0.0.1:8001/admin                            # 127.0.0.1 is in @office: welcome
-//! curl --interface 127.0.0.2 http://127.0.0.1:8001/admin      # not in @office: 404
+//! curl --interface 127.0.0.2 http://127.0.0.1:8001/admin      # not in @office: 404, and
+//!                                                             # the catcher says why
 //! curl --interface 127.0.0.2 http://127.0.0.1:8001/healthz    # open: ok
 //! curl http://127.0.0.1:8001/report                           # the guard, and the client address
 //! ```
@@ -15,7 +16,8 @@
 extern crate rocket;
 
 use rocket::figment::providers::{Env, Format, Toml};
-use rocket_allow::{Allowed, ClientIp, Policy};
+use rocket::Request;
+use rocket_allow::{Allowed, ClientIp, Policy, Refused};
 
 /// The `[allow.policies.admin]` policy, required by routes outside `/admin` too.
 struct Admin;
@@ -45,9 +47,20 @@ fn report(ok: Allowed<Admin>, ip: ClientIp) -> String {
     format!("report for {ip} (admitted as {})\n", ok.client())
 }
 
+/// The app's own 404 page, which also answers `/admin` refusals (`reject_status = 404`):
+/// `Refused::of` tells them apart and says what refused the request. (A real app would
+/// show outsiders a plain 404; this one explains itself.)
 #[catch(404)]
-fn not_found() -> &'static str {
-    "Not found.\n"
+fn not_found(req: &Request<'_>) -> String {
+    match Refused::of(req) {
+        Some(r) => format!(
+            "Not found. ({} may not see {}: {})\n",
+            r.client_text(),
+            r.uri,
+            r.by_text()
+        ),
+        None => "Not found.\n".into(),
+    }
 }
 
 #[launch]
@@ -58,7 +71,8 @@ fn rocket() -> _ {
         .merge(Toml::file(config).nested())
         .merge(Env::prefixed("ROCKET_").global());
     rocket::custom(figment)
-        .attach(rocket_allow::AllowFairing::fairing())
+        // Declaring the policy a guard needs makes a typo in it fail at ignite.
+        .attach(rocket_allow::AllowFairing::fairing().require::<Admin>())
         .mount("/", routes![index, healthz, admin, report])
         .register("/", catchers![not_found])
 }

@@ -89,7 +89,7 @@ fn a_catcher_sees_the_original_request_and_why_for_fairing_and_guard_refusals() 
     assert_eq!(res.status, 403);
     assert!(
         res.body
-            .starts_with("127.0.0.2 may not see /admin/users?page=2: rule #1 all"),
+            .starts_with("127.0.0.2 may not see /admin/users?page=2: rule #1 deny all"),
         "{}",
         res.body
     );
@@ -99,7 +99,7 @@ fn a_catcher_sees_the_original_request_and_why_for_fairing_and_guard_refusals() 
     assert_eq!(res.status, 403);
     assert!(
         res.body
-            .starts_with("127.0.0.5 may not see /metrics: rule #1 all"),
+            .starts_with("127.0.0.5 may not see /metrics: rule #1 deny all"),
         "{}",
         res.body
     );

@@ -105,7 +105,7 @@ impl Refused {
     /// in the path`.
     pub fn by_text(&self) -> String {
         match &self.by {
-            RefusedBy::Rule { index, written, .. } => format!("rule #{index} {written}"),
+            RefusedBy::Rule { index, written, .. } => format!("rule #{index} deny {written}"),
             RefusedBy::Ban(ban) => describe_ban(ban),
             RefusedBy::Default => "the default (no rule matched)".into(),
             RefusedBy::Header(why) => format!("unreadable client address ({why})"),
@@ -115,7 +115,7 @@ impl Refused {
 }
 
 impl fmt::Display for Refused {
-    /// `GET /admin from 127.0.0.2 refused (403) by rule #1 all, policy admin`.
+    /// `GET /admin from 127.0.0.2 refused (403) by rule #1 deny all, policy admin`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
