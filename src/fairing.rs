@@ -179,6 +179,7 @@ async fn start(config: AllowConfig, shutdown_wait: Duration) -> Result<Shared, E
     Ok(Shared {
         metrics,
         hits,
+        store: config.store.clone().map(crate::store::Store::new),
         spec,
         generation: ArcSwap::from_pointee(generation),
         contents: Mutex::new(contents),
@@ -257,6 +258,10 @@ impl Fairing for AllowFairing {
                 // runs before it can undo a refusal.
                 let shared = Arc::new(shared);
                 crate::runtime::audit::at_ignite(&shared);
+                if let Err(e) = start_store(&shared).await {
+                    log::error!(target: "rocket_allow", "rocket-allow: {e}");
+                    return Err(rocket);
+                }
                 Ok(rocket
                     .manage(AllowHandle::new(shared.clone()))
                     .manage(AllowState(shared))
@@ -328,6 +333,9 @@ impl Fairing for AllowFairing {
         let Some(AllowState(shared)) = rocket.state::<AllowState>() else {
             return;
         };
+        if let Some(store) = &shared.store {
+            store.stop();
+        }
         if shared.log.is_some() {
             let shared = shared.clone();
             let _ = rocket::tokio::task::spawn_blocking(move || {
@@ -338,6 +346,30 @@ impl Fairing for AllowFairing {
             .await;
         }
     }
+}
+
+/// Starts the fleet store's thread and waits (3 s at most) for the first sync, so that an
+/// instance starts with the fleet's bans; without Redis it starts from its own (the bans
+/// file, if any) and keeps connecting in the background.
+async fn start_store(shared: &Arc<Shared>) -> Result<(), String> {
+    let Some(store) = &shared.store else {
+        return Ok(());
+    };
+    let local: Weak<dyn crate::store::Local> = Arc::downgrade(shared) as _;
+    store
+        .start(local)
+        .map_err(|e| format!("cannot start the fleet store's thread: {e}"))?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while !store.status().connected && std::time::Instant::now() < deadline {
+        rocket::tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if !store.status().connected {
+        log::warn!(target: "rocket_allow",
+            "rocket-allow: allow.store.redis: `{}` cannot be reached at ignite; starting from \
+             this instance's own state (the bans file, if any) and connecting in the background",
+            store.config.redacted_url());
+    }
+    Ok(())
 }
 
 /// Starts reloading list files when they change. The watcher holds only a weak handle, so

@@ -44,12 +44,13 @@ mod rules;
 mod runtime;
 mod sets;
 mod sources;
+mod store;
 mod timestamp;
 
 pub use client::{client_addr, ClientAddr, ClientIpHeader, Unreadable, MAX_HOPS};
 pub use config::{
     AccessLogConfig, AllowConfig, BansConfig, DnsConfig, LogFormat, MissingHeader, Mode, OnFull,
-    OnUnresolved, PolicyConfig, SetConfig, CONFIG_KEY,
+    OnUnavailable, OnUnresolved, PolicyConfig, SetConfig, StoreConfig, CONFIG_KEY,
 };
 pub use decide::bans::Ban;
 pub use decide::matcher::{Decision, LinearScan, Matcher};
@@ -65,4 +66,5 @@ pub use runtime::explain::Explanation;
 pub use runtime::handle::AllowHandle;
 pub use runtime::hits::{PolicyHits, RuleHit};
 pub use sets::BUILTIN_SETS;
+pub use store::StoreStatus;
 pub use timestamp::Timestamp;

@@ -18,12 +18,15 @@ mod builder;
 mod dns;
 mod policies;
 mod rule_list;
+mod store;
 
 pub use access_log::{AccessLogConfig, LogFormat, OnFull};
 use bounds::{BACKUP_COUNT, MAX_BYTES, MAX_TTL_SECS, MIN_TTL_SECS, QUEUE_LINES, TIMEOUT_SECS};
 pub use dns::{DnsConfig, OnUnresolved};
 pub(crate) use policies::{known_entries, policy_path_forms};
 pub use policies::{OnError, PolicyConfig, SetConfig};
+pub use store::{OnUnavailable, StoreConfig};
+
 use rule_list::{de_rules, de_targets};
 
 /// The figment key the fairing reads: `[default.allow]` in Rocket.toml.
@@ -88,6 +91,10 @@ pub struct AllowConfig {
     /// `[allow.bans]`: where runtime bans are kept across restarts. Default: nowhere.
     #[serde(default)]
     pub bans: BansConfig,
+    /// `[allow.store]`: a Redis shared by every instance of the app (bans, set changes and
+    /// modes reach every instance within milliseconds). Default: none.
+    #[serde(default)]
+    pub store: Option<StoreConfig>,
     /// `"enforce"` (default): refusals are refused. `"report"`: every request is decided and
     /// recorded as usual, but one that would be refused is admitted, and its log line,
     /// tracing event and metrics say `enforced: false`. Applies to the app-wide rules and
@@ -177,6 +184,7 @@ impl AllowConfig {
             sets: BTreeMap::new(),
             policies: BTreeMap::new(),
             bans: BansConfig::default(),
+            store: None,
             mode: Mode::default(),
             rule_hits: true,
         }
@@ -275,6 +283,31 @@ impl AllowConfig {
             }
             if log.path.as_os_str().is_empty() {
                 return invalid("access_log.path", "must not be empty".into());
+            }
+        }
+        if let Some(store) = &self.store {
+            if !(1..=86_400).contains(&store.max_stale_secs) {
+                return invalid(
+                    "store.max_stale_secs",
+                    format!("{} is not within 1 to 86400", store.max_stale_secs),
+                );
+            }
+            if store.prefix.is_empty() || store.prefix.contains(char::is_whitespace) {
+                return invalid(
+                    "store.prefix",
+                    format!("`{}` must be non-empty, without spaces", store.prefix),
+                );
+            }
+            if let Err(e) = redis::Client::open(store.redis.as_str()) {
+                // redis-rs's message can quote the URL: say only what kind of problem it is.
+                return invalid(
+                    "store.redis",
+                    format!(
+                        "`{}` is not a Redis URL ({:?})",
+                        store.redacted_url(),
+                        e.kind()
+                    ),
+                );
             }
         }
         let h = &self.client_ip_header;

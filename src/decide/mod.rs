@@ -52,6 +52,8 @@ pub(crate) struct Shared {
     pub metrics: Metrics,
     /// Hits per rule; `None` when `rule_hits = false`.
     pub hits: Option<RuleHits>,
+    /// The fleet store, when `[allow.store]` is set.
+    pub store: Option<Arc<crate::store::Store>>,
 }
 
 impl Shared {
@@ -238,7 +240,16 @@ pub(crate) fn decide(shared: &Shared, req: &Request<'_>, policy: usize) -> Rulin
     let enforced = spec.enforced();
     let ban_note;
     let mut banned = None;
+    let stale = shared.store.as_ref().is_some_and(|s| s.gate.refusing());
     let (verdict, rule, by, note, enforced) = match client {
+        // `on_unavailable = "refuse"` and the store away too long: nothing is let in.
+        Some(_) if stale => (
+            Verdict::Deny,
+            None,
+            By::Store,
+            Some("the fleet store has been unreachable longer than max_stale_secs"),
+            true,
+        ),
         Some(Ok(ClientAddr { ip, peer, note, .. })) => {
             match judge(shared, &generation, policy, ip, Some(peer)) {
                 Judged::Ban(ban) => {
@@ -363,6 +374,7 @@ impl Record<'_> {
         let by = match (self.by, ban) {
             (_, Some(ban)) => RefusedBy::Ban(ban),
             (By::Path, _) => RefusedBy::Path,
+            (By::Store, _) => RefusedBy::Store,
             (By::Header, _) => RefusedBy::Header(self.note.unwrap_or_default().to_string()),
             (By::Rule, _) => match (self.rule, client) {
                 (Some(index), Some(ip)) => RefusedBy::Rule {

@@ -36,6 +36,9 @@ pub enum RefusedBy {
     Header(String),
     /// A `.` or `..` segment under path-scoped policies (answered 400).
     Path,
+    /// `on_unavailable = "refuse"`: the fleet store has been away longer than
+    /// `max_stale_secs`.
+    Store,
 }
 
 /// The refusal of the request being answered, from [`Refused::of`].
@@ -110,6 +113,7 @@ impl Refused {
             RefusedBy::Default => "the default (no rule matched)".into(),
             RefusedBy::Header(why) => format!("unreadable client address ({why})"),
             RefusedBy::Path => "a . or .. in the path".into(),
+            RefusedBy::Store => "the fleet store being away too long".into(),
         }
     }
 }

@@ -88,6 +88,8 @@ pub(crate) enum By {
     Path,
     /// A runtime ban (the note says which, until when, and why).
     Ban,
+    /// `on_unavailable = "refuse"`: the fleet store has been away too long.
+    Store,
 }
 
 impl By {
@@ -98,6 +100,7 @@ impl By {
             By::Header => "header",
             By::Path => "path",
             By::Ban => "ban",
+            By::Store => "store",
         }
     }
 }
@@ -149,6 +152,7 @@ impl Entry<'_> {
             (None, By::Header) => out.push_str(" unreadable client address"),
             (None, By::Path) => out.push_str(" unsafe path"),
             (None, By::Ban) => out.push_str(" ban"),
+            (None, By::Store) => out.push_str(" store"),
             (None, _) => out.push_str(" default (no rule matched)"),
         }
         if let Some(note) = self.note {

@@ -42,7 +42,14 @@ pub(crate) enum Source {
 const SOURCES: [&str; 3] = ["dns", "file", "url"];
 
 /// Every `by` label value, in [`By`] order.
-const BY: [By; 5] = [By::Rule, By::Default, By::Ban, By::Header, By::Path];
+const BY: [By; 6] = [
+    By::Rule,
+    By::Default,
+    By::Ban,
+    By::Header,
+    By::Path,
+    By::Store,
+];
 
 /// Decision counters of one policy: verdict × enforced × by.
 type PolicyCounters = [OnceLock<Counter>; 2 * 2 * BY.len()];

@@ -75,10 +75,20 @@ impl AllowHandle {
         super::audit::record(&self.shared, self.who.as_deref(), message);
     }
 
-    /// Adds or renews a ban, and records it.
+    /// Adds or renews a ban, records it, and hands it to the fleet.
     fn put_ban(&self, target: IpNet, ttl: Option<Duration>, reason: Option<&str>) {
-        let ban = self.shared.bans.ban(target, ttl, reason);
+        let expires = crate::decide::bans::expiry(ttl);
+        let ban = self.shared.bans.ban_at(target, expires, reason);
         self.audit(&describe_ban(&ban));
+        if let Some(store) = &self.shared.store {
+            store.ban(ban.target, expires, reason);
+        }
+    }
+
+    /// How the fleet store is doing (`[allow.store]`): connected, how old the last good
+    /// sync is, how many local changes wait to be written. `None` without a store.
+    pub fn store_status(&self) -> Option<crate::StoreStatus> {
+        self.shared.store.as_ref().map(|s| s.status())
     }
 
     /// Refuses `target` (an address, `IpAddr`, or a network, `IpNet`) in every policy and
@@ -146,6 +156,10 @@ impl AllowHandle {
         if lifted {
             self.audit(&format!("unban {target}"));
         }
+        // Lifted on the fleet even if it was not in force here (it may be elsewhere).
+        if let Some(store) = &self.shared.store {
+            store.unban(target);
+        }
         lifted
     }
 
@@ -202,6 +216,10 @@ impl AllowHandle {
         let name = spec.name.as_deref().unwrap_or("(app-wide)");
         let mode = if enforce { "enforce" } else { "report" };
         self.audit(&format!("mode of policy {name}: {mode}"));
+        if let Some(store) = &self.shared.store {
+            let policy = spec.name.as_deref().unwrap_or("");
+            store.push(crate::store::Change::mode(policy, enforce, &store.instance));
+        }
         Ok(())
     }
 
@@ -305,6 +323,10 @@ impl AllowHandle {
             .update(|c| c.with_set(name, targets))
             .map_err(|message| invalid(&key, message))?;
         self.audit(&format!("replace_set {name}: {} entries", entries.len()));
+        if let Some(store) = &self.shared.store {
+            let entries: Vec<String> = entries.iter().map(|e| e.as_ref().to_string()).collect();
+            store.push(crate::store::Change::set(name, &entries, &store.instance));
+        }
         Ok(())
     }
 }

@@ -4,5 +4,6 @@
 pub(crate) mod audit;
 pub(crate) mod error;
 pub(crate) mod explain;
+pub(crate) mod fleet;
 pub(crate) mod handle;
 pub(crate) mod hits;

@@ -81,9 +81,9 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(NEVER))
 }
 
-/// When a ban given for `ttl` from now ends: rounded up to the millisecond; past
-/// [`MAX_EXPIRY_MS`], never.
-fn expiry(ttl: Option<Duration>) -> u64 {
+/// When a ban given for `ttl` from now ends (Unix ms): rounded up to the millisecond;
+/// past [`MAX_EXPIRY_MS`], never (`u64::MAX`).
+pub(crate) fn expiry(ttl: Option<Duration>) -> u64 {
     let Some(ttl) = ttl else {
         return NEVER;
     };
@@ -175,10 +175,15 @@ impl Bans {
         Some(self.store.ban(found))
     }
 
-    /// Adds (or renews) a ban, effective for the next request; the ban as made.
-    pub fn ban(&self, target: IpNet, ttl: Option<Duration>, reason: Option<&str>) -> Ban {
+    /// Adds (or renews) a ban ending at `expires` (Unix ms, `u64::MAX` until lifted; past
+    /// [`MAX_EXPIRY_MS`] is until lifted too), effective for the next request; the ban as made.
+    pub fn ban_at(&self, target: IpNet, expires: u64, reason: Option<&str>) -> Ban {
+        let expires = if expires > MAX_EXPIRY_MS {
+            NEVER
+        } else {
+            expires
+        };
         let label = self.store.labels.hold(reason);
-        let expires = expiry(ttl);
         if let Some(old) = self.store.table.insert(target, expires, label) {
             self.store.labels.release(old);
         }
@@ -211,6 +216,18 @@ impl Bans {
     pub fn list(&self) -> Vec<Ban> {
         let mut out = self.some(usize::MAX);
         out.sort_by_key(|b| b.target);
+        out
+    }
+
+    /// Every ban in force: target, expiry (Unix ms, `u64::MAX` until lifted), reason.
+    pub fn entries(&self) -> Vec<(IpNet, u64, Option<String>)> {
+        let now = now_ms();
+        let mut out = Vec::with_capacity(self.store.table.len());
+        self.store.table.each(|f| {
+            if f.expires > now {
+                out.push((f.target, f.expires, self.store.labels.text(f.label)));
+            }
+        });
         out
     }
 

@@ -1,0 +1,190 @@
+//! The fleet store (`[allow.store]`): runtime bans, inline sets changed at run time and
+//! policy modes, shared by every instance of the app through Redis.
+//!
+//! - **Redis holds the truth**: a hash per kind (`<prefix>:bans`, `:sets`, `:modes`), each
+//!   field a JSON record with the time it was made (Unix ms) and the instance that made it;
+//!   a sorted set (`<prefix>:expiry`) says when each ban or lifted-ban record may go, and
+//!   instances prune it, so nothing grows forever.
+//! - **Changes travel by pub/sub** (`<prefix>:changes`), written and published by one Lua
+//!   script that keeps the newer record: the change made later wins, wherever it was made.
+//! - **The request path never waits**: a change applies locally at once and is queued for
+//!   this module's thread, which writes it; incoming changes are applied to the same local
+//!   tables the requests read.
+//! - **Outages lose nothing**: every (re)connect resynchronises in full (messages published
+//!   while away are lost); local changes made meanwhile wait in the queue and are written
+//!   first; a Redis that comes back empty (its `<prefix>:epoch` gone) is filled again
+//!   from the instance's own state. A failed or malformed read is "no change", never "no
+//!   bans".
+//!
+//! The request path reads only [`Gate`] (one atomic load, and only with
+//! `on_unavailable = "refuse"`).
+
+mod record;
+mod sync;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ipnet::IpNet;
+
+use crate::config::{OnUnavailable, StoreConfig};
+
+pub(crate) use record::Change;
+
+/// Metric names.
+pub const STORE_UP: &str = "rocket_allow_store_up";
+/// Seconds since the last good sync.
+pub const STORE_SYNC_AGE: &str = "rocket_allow_store_sync_age_seconds";
+/// Failed store operations (connects, reads, writes, malformed records).
+pub const STORE_ERRORS: &str = "rocket_allow_store_errors_total";
+
+/// Unix milliseconds now.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// What the store applies to this instance's own state, and reads back from it (to fill a
+/// Redis that came back empty).
+pub(crate) trait Local: Send + Sync {
+    /// Every ban in force: target, expiry (Unix ms, `u64::MAX` until lifted), reason.
+    fn bans(&self) -> Vec<(IpNet, u64, Option<String>)>;
+    /// Adds or renews a ban as another instance made it.
+    fn ban(&self, target: IpNet, expires: u64, reason: Option<&str>);
+    /// Lifts a ban another instance lifted.
+    fn unban(&self, target: IpNet);
+    /// Replaces an inline set's entries (invalid ones are logged and change nothing).
+    fn set(&self, name: &str, entries: &[String]);
+    /// Switches a policy's mode (`""`: the app-wide rules).
+    fn mode(&self, policy: &str, enforce: bool);
+}
+
+/// What the request path asks: whether to refuse because the store has been away too long.
+pub(crate) struct Gate {
+    refuse_after: Option<u64>,
+    /// Unix ms of the last good sync; 0 before the first.
+    last_sync: AtomicU64,
+}
+
+impl Gate {
+    /// With `on_unavailable = "refuse"`: whether the last good sync is older than
+    /// `max_stale_secs` (an instance that never synced refuses until it does).
+    #[inline]
+    pub fn refusing(&self) -> bool {
+        match self.refuse_after {
+            None => false,
+            Some(max) => now_ms().saturating_sub(self.last_sync.load(Ordering::Relaxed)) > max,
+        }
+    }
+}
+
+/// How the store is doing, from [`AllowHandle::store_status`](crate::AllowHandle::store_status).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct StoreStatus {
+    /// Whether the instance is connected and subscribed.
+    pub connected: bool,
+    /// How long ago the last good sync was; `None` before the first.
+    pub last_sync_age: Option<Duration>,
+    /// Local changes waiting to be written to Redis.
+    pub pending: usize,
+    /// This instance's name in records (`host-pid-random`).
+    pub instance: String,
+}
+
+/// The store's shared state: the queue of local changes, the gate and the status.
+pub(crate) struct Store {
+    pub config: StoreConfig,
+    pub instance: String,
+    pub gate: Arc<Gate>,
+    queue: Mutex<VecDeque<Change>>,
+    wake: Condvar,
+    connected: AtomicBool,
+    /// Set when the app is gone: the thread ends.
+    stopped: AtomicBool,
+}
+
+impl Store {
+    /// The store for `config` (not connected yet: see [`Store::start`]).
+    pub fn new(config: StoreConfig) -> Arc<Store> {
+        let refuse_after = (config.on_unavailable == OnUnavailable::Refuse)
+            .then(|| config.max_stale_secs.saturating_mul(1000));
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "instance".into());
+        let random = std::collections::hash_map::RandomState::new();
+        let tag = std::hash::BuildHasher::hash_one(&random, now_ms()) & 0xffff_ffff;
+        metrics::describe_gauge!(STORE_UP, "1 while the fleet store is connected, else 0");
+        metrics::describe_gauge!(
+            STORE_SYNC_AGE,
+            "Seconds since the fleet store's last good sync"
+        );
+        metrics::describe_counter!(
+            STORE_ERRORS,
+            "Failed fleet store operations: connects, reads, writes, malformed records"
+        );
+        Arc::new(Store {
+            instance: format!("{host}-{}-{tag:08x}", std::process::id()),
+            gate: Arc::new(Gate {
+                refuse_after,
+                last_sync: AtomicU64::new(0),
+            }),
+            config,
+            queue: Mutex::new(VecDeque::new()),
+            wake: Condvar::new(),
+            connected: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+        })
+    }
+
+    /// Starts the thread that keeps this instance and Redis in step. It holds `local`
+    /// weakly and ends once the app is gone.
+    pub fn start(self: &Arc<Store>, local: std::sync::Weak<dyn Local>) -> std::io::Result<()> {
+        let store = self.clone();
+        std::thread::Builder::new()
+            .name("rocket-allow-store".into())
+            .spawn(move || sync::run(&store, &local))
+            .map(drop)
+    }
+
+    /// Queues a change made on this instance (already applied locally) for Redis.
+    pub fn push(&self, change: Change) {
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(change);
+        self.wake.notify_all();
+    }
+
+    /// Queues a ban made here.
+    pub fn ban(&self, target: IpNet, expires: u64, reason: Option<&str>) {
+        self.push(Change::ban(target, expires, reason, &self.instance));
+    }
+
+    /// Queues a lifted ban.
+    pub fn unban(&self, target: IpNet) {
+        self.push(Change::unban(target, &self.instance));
+    }
+
+    /// How the store is doing.
+    pub fn status(&self) -> StoreStatus {
+        let last = self.gate.last_sync.load(Ordering::Relaxed);
+        StoreStatus {
+            connected: self.connected.load(Ordering::Relaxed),
+            last_sync_age: (last > 0).then(|| Duration::from_millis(now_ms().saturating_sub(last))),
+            pending: self.queue.lock().unwrap_or_else(|e| e.into_inner()).len(),
+            instance: self.instance.clone(),
+        }
+    }
+
+    /// Ends the thread (at shutdown).
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+        self.wake.notify_all();
+    }
+}

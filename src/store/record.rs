@@ -1,0 +1,265 @@
+//! Records as Redis holds them, and the checks that keep a record someone else wrote from
+//! doing harm: a field or value that does not parse is skipped (and logged with its key),
+//! never a panic and never "no bans".
+
+use ipnet::IpNet;
+use serde_json::{json, Value};
+
+use super::now_ms;
+use crate::decide::bans::parse_target;
+
+/// How long a lifted-ban record stays (so that a ban lifted during a partition stays
+/// lifted when an instance that missed it comes back): 7 days.
+pub(crate) const LIFTED_KEEP_MS: u64 = 7 * 24 * 3600 * 1000;
+
+/// The longest reason kept from Redis.
+const MAX_REASON: usize = 1024;
+
+/// What a hash holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Bans,
+    Sets,
+    Modes,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Bans, Kind::Sets, Kind::Modes];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Bans => "bans",
+            Kind::Sets => "sets",
+            Kind::Modes => "modes",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// A change made on this instance, on its way to Redis.
+#[derive(Debug, Clone)]
+pub(crate) struct Change {
+    pub kind: Kind,
+    pub field: String,
+    /// The record's JSON text.
+    pub value: String,
+    /// When it was made (Unix ms): the newer record wins.
+    pub made: u64,
+    /// When the record may leave Redis (Unix ms); `None`: while it is in force.
+    pub drop_at: Option<u64>,
+}
+
+impl Change {
+    fn new(kind: Kind, field: String, mut value: Value, origin: &str) -> Change {
+        let made = now_ms();
+        value["m"] = json!(made);
+        value["o"] = json!(origin);
+        let drop_at = match kind {
+            Kind::Bans if value["l"] == json!(true) => Some(made.saturating_add(LIFTED_KEEP_MS)),
+            Kind::Bans => value["e"].as_u64(),
+            _ => None,
+        };
+        Change {
+            kind,
+            field,
+            value: value.to_string(),
+            made,
+            drop_at,
+        }
+    }
+
+    /// A ban (`expires` in Unix ms, `u64::MAX` until lifted).
+    pub fn ban(target: IpNet, expires: u64, reason: Option<&str>, origin: &str) -> Change {
+        let e = (expires != u64::MAX).then_some(expires);
+        Change::new(
+            Kind::Bans,
+            target.trunc().to_string(),
+            json!({ "e": e, "r": reason }),
+            origin,
+        )
+    }
+
+    /// A lifted ban.
+    pub fn unban(target: IpNet, origin: &str) -> Change {
+        Change::new(
+            Kind::Bans,
+            target.trunc().to_string(),
+            json!({ "l": true }),
+            origin,
+        )
+    }
+
+    /// An inline set's new entries.
+    pub fn set(name: &str, entries: &[String], origin: &str) -> Change {
+        Change::new(
+            Kind::Sets,
+            name.to_string(),
+            json!({ "entries": entries }),
+            origin,
+        )
+    }
+
+    /// A policy's new mode (`""`: the app-wide rules).
+    pub fn mode(policy: &str, enforce: bool, origin: &str) -> Change {
+        let mode = if enforce { "enforce" } else { "report" };
+        Change::new(
+            Kind::Modes,
+            policy.to_string(),
+            json!({ "mode": mode }),
+            origin,
+        )
+    }
+
+    /// The message published for this change.
+    pub fn message(&self) -> String {
+        json!({ "k": self.kind.name(), "f": self.field, "v": self.value }).to_string()
+    }
+}
+
+/// A record read from Redis (a hash field or a message), checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Record {
+    Ban {
+        target: IpNet,
+        expires: u64,
+        reason: Option<String>,
+        made: u64,
+    },
+    Lifted {
+        target: IpNet,
+        made: u64,
+    },
+    Set {
+        name: String,
+        entries: Vec<String>,
+        made: u64,
+    },
+    Mode {
+        policy: String,
+        enforce: bool,
+        made: u64,
+    },
+}
+
+/// Reads one hash field's value.
+pub(crate) fn decode(kind: Kind, field: &str, value: &str) -> Result<Record, String> {
+    let v: Value = serde_json::from_str(value).map_err(|e| format!("not JSON: {e}"))?;
+    let made = v["m"].as_u64().ok_or("no `m` (when it was made)")?;
+    match kind {
+        Kind::Bans => {
+            let target = parse_target(field)?;
+            if v["l"] == json!(true) {
+                return Ok(Record::Lifted { target, made });
+            }
+            let expires = match &v["e"] {
+                Value::Null => u64::MAX,
+                e => e.as_u64().ok_or("`e` is not a time in Unix ms")?,
+            };
+            let reason = match &v["r"] {
+                Value::Null => None,
+                Value::String(r) if r.len() <= MAX_REASON => Some(r.clone()),
+                _ => return Err("`r` is not a reason of at most 1024 bytes".into()),
+            };
+            Ok(Record::Ban {
+                target,
+                expires,
+                reason,
+                made,
+            })
+        }
+        Kind::Sets => {
+            let entries = v["entries"]
+                .as_array()
+                .ok_or("no `entries` list")?
+                .iter()
+                .map(|e| e.as_str().map(str::to_string).ok_or("an entry is not text"))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Record::Set {
+                name: field.to_string(),
+                entries,
+                made,
+            })
+        }
+        Kind::Modes => {
+            let enforce = match v["mode"].as_str() {
+                Some("enforce") => true,
+                Some("report") => false,
+                _ => return Err("`mode` is not `enforce` or `report`".into()),
+            };
+            Ok(Record::Mode {
+                policy: field.to_string(),
+                enforce,
+                made,
+            })
+        }
+    }
+}
+
+/// Reads a published message: the kind and the record.
+pub(crate) fn decode_message(text: &str) -> Result<(Kind, Record), String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let kind = v["k"]
+        .as_str()
+        .and_then(Kind::from_name)
+        .ok_or("no known `k`")?;
+    let field = v["f"].as_str().ok_or("no `f`")?;
+    let value = v["v"].as_str().ok_or("no `v`")?;
+    Ok((kind, decode(kind, field, value)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_read_back_as_records() {
+        let net: IpNet = "192.0.2.0/24".parse().unwrap();
+        let c = Change::ban(net, 5000, Some("x"), "a");
+        let (kind, r) = decode_message(&c.message()).unwrap();
+        assert_eq!(kind, Kind::Bans);
+        assert_eq!(
+            r,
+            Record::Ban {
+                target: net,
+                expires: 5000,
+                reason: Some("x".into()),
+                made: c.made
+            }
+        );
+        assert_eq!(c.drop_at, Some(5000));
+        let c = Change::ban(net, u64::MAX, None, "a");
+        assert_eq!(c.drop_at, None);
+        let c = Change::unban(net, "a");
+        assert!(matches!(
+            decode(Kind::Bans, &c.field, &c.value),
+            Ok(Record::Lifted { .. })
+        ));
+        let c = Change::mode("", false, "a");
+        assert!(matches!(
+            decode(Kind::Modes, "", &c.value),
+            Ok(Record::Mode { enforce: false, .. })
+        ));
+    }
+
+    #[test]
+    fn garbage_is_an_error_never_a_panic() {
+        for (kind, field, value) in [
+            (Kind::Bans, "not-a-net", r#"{"m":1}"#),
+            (Kind::Bans, "192.0.2.1", "garbage"),
+            (Kind::Bans, "192.0.2.1", r#"{"e":"soon","m":1}"#),
+            (Kind::Bans, "192.0.2.1", r#"{"e":1}"#),
+            (Kind::Bans, "all", r#"{"m":1}"#),
+            (Kind::Bans, "192.0.2.1", r#"{"m":-1}"#),
+            (Kind::Bans, "192.0.2.1", "[]"),
+            (Kind::Sets, "s", r#"{"entries":[1],"m":1}"#),
+            (Kind::Modes, "", r#"{"mode":"off","m":1}"#),
+        ] {
+            assert!(decode(kind, field, value).is_err(), "{field} {value}");
+        }
+        assert!(decode_message("{}").is_err());
+        assert!(decode_message(r#"{"k":"bans","f":"192.0.2.1","v":7}"#).is_err());
+    }
+}

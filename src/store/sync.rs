@@ -1,0 +1,445 @@
+//! The thread that keeps this instance and Redis in step: connect, resynchronise in full,
+//! then apply published changes and write local ones as they come, until the connection
+//! fails (then again, with backoff) or the app is gone.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use redis::{Commands, Connection};
+
+use super::record::{decode, decode_message, Change, Kind, Record};
+use super::{now_ms, Local, Store, STORE_ERRORS, STORE_SYNC_AGE, STORE_UP};
+
+/// Writes a record unless Redis holds a newer one, notes when it may go, and publishes it.
+/// KEYS: the hash, the expiry set, the channel. ARGV: field, value, made, drop-at (or ""),
+/// message (or "": no message, when refilling an emptied Redis).
+const WRITE: &str = r#"
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur then
+  local ok, old = pcall(cjson.decode, cur)
+  if ok and type(old) == 'table' and tonumber(old['m']) and tonumber(old['m']) > tonumber(ARGV[3]) then
+    return 0
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local member = KEYS[1] .. '|' .. ARGV[1]
+if ARGV[4] == '' then
+  redis.call('ZREM', KEYS[2], member)
+else
+  redis.call('ZADD', KEYS[2], ARGV[4], member)
+end
+if ARGV[5] ~= '' then
+  redis.call('PUBLISH', KEYS[3], ARGV[5])
+end
+return 1
+"#;
+
+/// Removes records whose time has come (at most 10,000 a call). KEYS: the expiry set.
+/// ARGV: now, the prefix of our hashes (nothing else is touched).
+const PRUNE: &str = r#"
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 10000)
+for _, m in ipairs(due) do
+  local sep = string.find(m, '|', 1, true)
+  if sep and string.sub(m, 1, #ARGV[2]) == ARGV[2] then
+    redis.call('HDEL', string.sub(m, 1, sep - 1), string.sub(m, sep + 1))
+  end
+  redis.call('ZREM', KEYS[1], m)
+end
+return #due
+"#;
+
+/// How long a connect, a command or a read may take.
+const TIMEOUT: Duration = Duration::from_secs(2);
+/// How often a connected instance checks Redis (and counts it as a good sync).
+const HEARTBEAT: Duration = Duration::from_secs(1);
+/// How often expired records are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(10);
+/// Fields read per HSCAN.
+const SCAN: usize = 10_000;
+
+struct Keys {
+    epoch: String,
+    expiry: String,
+    channel: String,
+    prefix: String,
+}
+
+impl Keys {
+    fn new(prefix: &str) -> Keys {
+        Keys {
+            epoch: format!("{prefix}:epoch"),
+            expiry: format!("{prefix}:expiry"),
+            channel: format!("{prefix}:changes"),
+            prefix: format!("{prefix}:"),
+        }
+    }
+
+    fn hash(&self, kind: Kind) -> String {
+        format!("{}{}", self.prefix, kind.name())
+    }
+}
+
+/// The thread's body.
+pub(super) fn run(store: &Arc<Store>, local: &Weak<dyn Local>) {
+    let keys = Keys::new(&store.config.prefix);
+    let url = store.config.redacted_url();
+    let client = match redis::Client::open(store.config.redis.as_str()) {
+        Ok(c) => c,
+        Err(e) => {
+            // Checked at ignite, so only a surprise lands here.
+            log::error!(target: "rocket_allow", "allow.store.redis: `{url}`: {:?}", e.kind());
+            return;
+        }
+    };
+    let mut epoch: Option<String> = None;
+    let mut backoff = Duration::from_millis(100);
+    let mut last_error = String::new();
+    loop {
+        if store.stopped.load(Ordering::Relaxed) || local.strong_count() == 0 {
+            return;
+        }
+        match session(store, local, &client, &keys, &mut epoch, &mut backoff) {
+            Ok(()) => return,
+            Err(e) => {
+                metrics::counter!(STORE_ERRORS).increment(1);
+                if store.connected.swap(false, Ordering::Relaxed) || e != last_error {
+                    log::warn!(target: "rocket_allow",
+                        "rocket-allow: fleet store `{url}`: {e}; enforcing the last state, retrying");
+                }
+                last_error = e;
+                metrics::gauge!(STORE_UP).set(0.0);
+                age_gauge(store);
+                // Sleep, but wake at once for a stop.
+                let q = store.queue.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = store.wake.wait_timeout(q, backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+fn age_gauge(store: &Store) {
+    let last = store.gate.last_sync.load(Ordering::Relaxed);
+    if last > 0 {
+        metrics::gauge!(STORE_SYNC_AGE).set(now_ms().saturating_sub(last) as f64 / 1000.0);
+    }
+}
+
+fn err(e: redis::RedisError) -> String {
+    // The error's text can hold the URL: say what kind of failure it was, and the detail
+    // Redis gave, which never holds the password.
+    match e.detail() {
+        Some(d) => format!("{:?}: {d}", e.kind()),
+        None => format!("{:?}: {}", e.kind(), e.category()),
+    }
+}
+
+/// One connection's life: `Ok` when the app is gone, `Err` when the connection failed.
+fn session(
+    store: &Arc<Store>,
+    local: &Weak<dyn Local>,
+    client: &redis::Client,
+    keys: &Keys,
+    epoch: &mut Option<String>,
+    backoff: &mut Duration,
+) -> Result<(), String> {
+    let mut con = client.get_connection_with_timeout(TIMEOUT).map_err(err)?;
+    con.set_read_timeout(Some(TIMEOUT)).map_err(err)?;
+    con.set_write_timeout(Some(TIMEOUT)).map_err(err)?;
+    let mut sub = client.get_connection_with_timeout(TIMEOUT).map_err(err)?;
+    sub.set_write_timeout(Some(TIMEOUT)).map_err(err)?;
+    let mut ps = sub.as_pubsub();
+    // Subscribed before the full read: a change made during it arrives afterwards, and
+    // changes arrive in the order Redis made them, so replaying them converges.
+    ps.subscribe(&keys.channel).map_err(err)?;
+    ps.set_read_timeout(Some(Duration::from_millis(20)))
+        .map_err(err)?;
+    let write: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(WRITE)
+        .query(&mut con)
+        .map_err(err)?;
+    let prune: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(PRUNE)
+        .query(&mut con)
+        .map_err(err)?;
+    let Some(l) = local.upgrade() else {
+        return Ok(());
+    };
+    // A Redis without our epoch (restarted empty, or a new one) is filled from this
+    // instance's state, with records older than any real change.
+    let now_epoch: Option<String> = con.get(&keys.epoch).map_err(err)?;
+    if now_epoch.is_none() || (epoch.is_some() && now_epoch != *epoch) {
+        fill(&mut con, &write, keys, l.as_ref())?;
+        let fresh = format!("{}-{}", store.instance, now_ms());
+        let _: () = redis::cmd("SET")
+            .arg(&keys.epoch)
+            .arg(&fresh)
+            .arg("NX")
+            .query(&mut con)
+            .map_err(err)?;
+    }
+    *epoch = con.get(&keys.epoch).map_err(err)?;
+    flush(store, &mut con, &write, keys, l.as_ref())?;
+    read_all(store, &mut con, keys, l.as_ref())?;
+    drop(l);
+    store.gate.last_sync.store(now_ms(), Ordering::Relaxed);
+    store.connected.store(true, Ordering::Relaxed);
+    metrics::gauge!(STORE_UP).set(1.0);
+    age_gauge(store);
+    *backoff = Duration::from_millis(100);
+    log::info!(target: "rocket_allow", "rocket-allow: fleet store connected and in sync");
+    let mut beat = Instant::now();
+    let mut pruned = Instant::now();
+    loop {
+        if store.stopped.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let Some(l) = local.upgrade() else {
+            return Ok(());
+        };
+        match ps.get_message() {
+            Ok(msg) => {
+                let payload: String = msg.get_payload().unwrap_or_default();
+                match decode_message(&payload) {
+                    Ok((_, record)) => apply(l.as_ref(), record),
+                    Err(e) => malformed(&keys.channel, &e),
+                }
+            }
+            Err(e) if e.is_timeout() => {}
+            Err(e) => return Err(err(e)),
+        }
+        flush(store, &mut con, &write, keys, l.as_ref())?;
+        if beat.elapsed() >= HEARTBEAT {
+            let _: String = redis::cmd("PING").query(&mut con).map_err(err)?;
+            store.gate.last_sync.store(now_ms(), Ordering::Relaxed);
+            age_gauge(store);
+            beat = Instant::now();
+        }
+        if pruned.elapsed() >= PRUNE_EVERY {
+            let _: i64 = redis::cmd("EVALSHA")
+                .arg(&prune)
+                .arg(1)
+                .arg(&keys.expiry)
+                .arg(now_ms())
+                .arg(&keys.prefix)
+                .query(&mut con)
+                .map_err(err)?;
+            pruned = Instant::now();
+        }
+    }
+}
+
+fn malformed(key: &str, why: &str) {
+    metrics::counter!(STORE_ERRORS).increment(1);
+    // Text from Redis is someone else's: keep the line short and printable.
+    let why: String = why
+        .chars()
+        .take(200)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    log::warn!(target: "rocket_allow", "rocket-allow: fleet store: skipped `{key}`: {why}");
+}
+
+/// Writes one change (newer wins); when Redis held a newer record, that one is applied here.
+fn write_one(
+    con: &mut Connection,
+    write: &str,
+    keys: &Keys,
+    change: &Change,
+    publish: bool,
+    local: &dyn Local,
+) -> Result<(), String> {
+    let hash = keys.hash(change.kind);
+    let drop_at = change.drop_at.map(|d| d.to_string()).unwrap_or_default();
+    let message = if publish {
+        change.message()
+    } else {
+        String::new()
+    };
+    let written: i64 = redis::cmd("EVALSHA")
+        .arg(write)
+        .arg(3)
+        .arg(&hash)
+        .arg(&keys.expiry)
+        .arg(&keys.channel)
+        .arg(&change.field)
+        .arg(&change.value)
+        .arg(change.made)
+        .arg(drop_at)
+        .arg(message)
+        .query(con)
+        .map_err(err)?;
+    if written == 0 {
+        let newer: Option<String> = con.hget(&hash, &change.field).map_err(err)?;
+        if let Some(newer) = newer {
+            match decode(change.kind, &change.field, &newer) {
+                Ok(record) => apply(local, record),
+                Err(e) => malformed(&format!("{hash} {}", change.field), &e),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes the queued local changes, oldest first; one that fails goes back to the front.
+fn flush(
+    store: &Store,
+    con: &mut Connection,
+    write: &str,
+    keys: &Keys,
+    local: &dyn Local,
+) -> Result<(), String> {
+    loop {
+        let next = store
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front();
+        let Some(change) = next else {
+            return Ok(());
+        };
+        if let Err(e) = write_one(con, write, keys, &change, true, local) {
+            store
+                .queue
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push_front(change);
+            return Err(e);
+        }
+    }
+}
+
+/// Fills an empty Redis with this instance's bans, as records made at time 0 (any real
+/// change wins over them), without publishing (the others hold the same state).
+fn fill(con: &mut Connection, write: &str, keys: &Keys, local: &dyn Local) -> Result<(), String> {
+    let bans = local.bans();
+    for chunk in bans.chunks(SCAN) {
+        let mut pipe = redis::pipe();
+        for (target, expires, reason) in chunk {
+            let mut change = Change::ban(*target, *expires, reason.as_deref(), "refill");
+            let mut value: serde_json::Value =
+                serde_json::from_str(&change.value).unwrap_or_default();
+            value["m"] = 0.into();
+            change.value = value.to_string();
+            change.made = 0;
+            pipe.cmd("EVALSHA")
+                .arg(write)
+                .arg(3)
+                .arg(keys.hash(Kind::Bans))
+                .arg(&keys.expiry)
+                .arg(&keys.channel)
+                .arg(&change.field)
+                .arg(&change.value)
+                .arg(0)
+                .arg(change.drop_at.map(|d| d.to_string()).unwrap_or_default())
+                .arg("")
+                .ignore();
+        }
+        let _: () = pipe.query(con).map_err(err)?;
+    }
+    if !bans.is_empty() {
+        log::warn!(target: "rocket_allow",
+            "rocket-allow: the fleet store was empty; filled it with this instance's {} bans",
+            bans.len());
+    }
+    Ok(())
+}
+
+/// Reads every record and makes this instance hold exactly what Redis holds: bans added,
+/// renewed and lifted; sets and modes as recorded. A read that fails part way changes
+/// nothing.
+fn read_all(
+    store: &Store,
+    con: &mut Connection,
+    keys: &Keys,
+    local: &dyn Local,
+) -> Result<(), String> {
+    let mut records: Vec<Record> = Vec::new();
+    for kind in Kind::ALL {
+        let hash = keys.hash(kind);
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, flat): (u64, Vec<String>) = redis::cmd("HSCAN")
+                .arg(&hash)
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(SCAN)
+                .query(con)
+                .map_err(err)?;
+            for pair in flat.chunks(2) {
+                let [field, value] = pair else { continue };
+                match decode(kind, field, value) {
+                    Ok(r) => records.push(r),
+                    Err(e) => malformed(&format!("{hash} {field}"), &e),
+                }
+            }
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+    }
+    // Targets with a change still queued keep their local state until it is written.
+    let queued: std::collections::HashSet<String> = store
+        .queue
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|c| c.field.clone())
+        .collect();
+    let now = now_ms();
+    let mut held: HashMap<ipnet::IpNet, (u64, Option<String>)> = local
+        .bans()
+        .into_iter()
+        .map(|(t, e, r)| (t, (e, r)))
+        .collect();
+    for record in records {
+        match record {
+            Record::Ban {
+                target,
+                expires,
+                reason,
+                ..
+            } if expires > now => {
+                let same = held.remove(&target) == Some((expires, reason.clone()));
+                if !same && !queued.contains(&target.to_string()) {
+                    local.ban(target, expires, reason.as_deref());
+                }
+            }
+            Record::Ban { .. } | Record::Lifted { .. } => {}
+            other => apply(local, other),
+        }
+    }
+    // What this instance holds and Redis does not was lifted (or expired) elsewhere.
+    for (target, _) in held {
+        if !queued.contains(&target.to_string()) {
+            local.unban(target);
+        }
+    }
+    Ok(())
+}
+
+/// Applies one record as Redis holds it now.
+fn apply(local: &dyn Local, record: Record) {
+    match record {
+        Record::Ban {
+            target,
+            expires,
+            reason,
+            ..
+        } => {
+            if expires > now_ms() {
+                local.ban(target, expires, reason.as_deref());
+            }
+        }
+        Record::Lifted { target, .. } => local.unban(target),
+        Record::Set { name, entries, .. } => local.set(&name, &entries),
+        Record::Mode {
+            policy, enforce, ..
+        } => local.mode(&policy, enforce),
+    }
+}
