@@ -244,6 +244,12 @@ fn malformed(key: &str, why: &str) {
     log::warn!(target: "rocket_allow", "rocket-allow: fleet store: skipped `{key}`: {why}");
 }
 
+/// Whether a failure is the connection's (try again later) rather than Redis refusing
+/// what was sent (a key of the wrong type someone else wrote: trying again cannot help).
+fn connection_failed(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
+}
+
 /// Writes one change (newer wins); when Redis held a newer record, that one is applied here.
 fn write_one(
     con: &mut Connection,
@@ -252,7 +258,7 @@ fn write_one(
     change: &Change,
     publish: bool,
     local: &dyn Local,
-) -> Result<(), String> {
+) -> redis::RedisResult<()> {
     let hash = keys.hash(change.kind);
     let drop_at = change.drop_at.map(|d| d.to_string()).unwrap_or_default();
     let message = if publish {
@@ -271,10 +277,9 @@ fn write_one(
         .arg(change.made)
         .arg(drop_at)
         .arg(message)
-        .query(con)
-        .map_err(err)?;
+        .query(con)?;
     if written == 0 {
-        let newer: Option<String> = con.hget(&hash, &change.field).map_err(err)?;
+        let newer: Option<String> = con.hget(&hash, &change.field)?;
         if let Some(newer) = newer {
             match decode(change.kind, &change.field, &newer) {
                 Ok(record) => apply(local, record),
@@ -285,7 +290,8 @@ fn write_one(
     Ok(())
 }
 
-/// Writes the queued local changes, oldest first; one that fails goes back to the front.
+/// Writes the queued local changes, oldest first; one that fails for the connection goes
+/// back to the front, one Redis refuses is dropped (and logged).
 fn flush(
     store: &Store,
     con: &mut Connection,
@@ -302,13 +308,20 @@ fn flush(
         let Some(change) = next else {
             return Ok(());
         };
-        if let Err(e) = write_one(con, write, keys, &change, true, local) {
-            store
-                .queue
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push_front(change);
-            return Err(e);
+        match write_one(con, write, keys, &change, true, local) {
+            Ok(()) => {}
+            Err(e) if connection_failed(&e) => {
+                store
+                    .queue
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push_front(change);
+                return Err(err(e));
+            }
+            Err(e) => malformed(
+                &format!("{} {}", keys.hash(change.kind), change.field),
+                &format!("not written: {}", err(e)),
+            ),
         }
     }
 }
@@ -363,13 +376,25 @@ fn read_all(
         let hash = keys.hash(kind);
         let mut cursor: u64 = 0;
         loop {
-            let (next, flat): (u64, Vec<String>) = redis::cmd("HSCAN")
+            let scanned: redis::RedisResult<(u64, Vec<String>)> = redis::cmd("HSCAN")
                 .arg(&hash)
                 .arg(cursor)
                 .arg("COUNT")
                 .arg(SCAN)
-                .query(con)
-                .map_err(err)?;
+                .query(con);
+            let (next, flat) = match scanned {
+                Ok(page) => page,
+                Err(e) if connection_failed(&e) => return Err(err(e)),
+                // Not a hash (someone else's key): nothing of this kind can be read from
+                // it; the instance keeps what it has of this kind.
+                Err(e) => {
+                    malformed(&hash, &err(e));
+                    if kind == Kind::Bans {
+                        return Err(format!("`{hash}` cannot be read; bans unchanged"));
+                    }
+                    break;
+                }
+            };
             for pair in flat.chunks(2) {
                 let [field, value] = pair else { continue };
                 match decode(kind, field, value) {

@@ -1,0 +1,344 @@
+//! Several instances (separate processes: `examples/fleet.rs`) sharing a real Redis that
+//! each test starts on a free loopback port (`redis-server --save ''`) and stops by PID:
+//! bans, unbans, expiry and set changes reach every instance; Redis killed under load,
+//! changes made meanwhile, Redis back with and without its data; garbage in the keys; a
+//! Redis that accepts and never answers; `on_unavailable = "refuse"`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One test at a time: each starts several processes, and a port freed by a Redis killed
+/// mid-test must not be handed to another test's process before it restarts.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process, killed (by PID) when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A redis-server of this test's own.
+struct Redis {
+    port: u16,
+    proc: Option<Proc>,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let mut r = Redis {
+            port: free_port(),
+            proc: None,
+        };
+        r.restart();
+        r
+    }
+
+    /// (Re)starts it on the same port, empty.
+    fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+            .args(["--port", &self.port.to_string()])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (.ci/run installs it)");
+        self.proc = Some(Proc(child));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.cmd(&["PING"]).as_deref() != Some("+PONG") {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(&mut self) {
+        self.proc = None;
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// One command in RESP; the first line of the answer.
+    fn cmd(&self, args: &[&str]) -> Option<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        s.write_all(req.as_bytes()).ok()?;
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).ok()?;
+        Some(
+            String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .next()?
+                .to_string(),
+        )
+    }
+}
+
+/// The example binary (cargo builds examples for `cargo test`).
+fn fleet_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    dir.join("examples").join("fleet")
+}
+
+/// One instance of the app, in its own process.
+struct Instance {
+    port: u16,
+    _proc: Proc,
+}
+
+impl Instance {
+    fn start(dir: &Path, redis_url: &str, extra: &str) -> Instance {
+        let port = free_port();
+        let config = dir.join(format!("fleet-{port}.toml"));
+        let base =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fleet.toml"))
+                .unwrap();
+        std::fs::write(
+            &config,
+            format!("{base}\n[default.allow.store]\nredis = \"{redis_url}\"\n{extra}\n"),
+        )
+        .unwrap();
+        let child = Command::new(fleet_binary())
+            .env("FLEET_INSTANCE", "1")
+            .env("ROCKET_CONFIG", &config)
+            .env("ROCKET_PORT", port.to_string())
+            .env("ROCKET_LOG_LEVEL", "off")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the fleet example is built");
+        let i = Instance {
+            port,
+            _proc: Proc(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while i.status("127.0.0.1", "GET", "/").is_none() {
+            assert!(Instant::now() < deadline, "an instance did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        i
+    }
+
+    /// The status of one request from `from` (a 127.0.0.0/8 address).
+    fn status(&self, from: &str, method: &str, path: &str) -> Option<u16> {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
+        let local: std::net::SocketAddr = (from.parse::<IpAddr>().ok()?, 0).into();
+        socket.bind(&local.into()).ok()?;
+        let server: std::net::SocketAddr = ([127, 0, 0, 1], self.port).into();
+        socket
+            .connect_timeout(&server.into(), Duration::from_secs(2))
+            .ok()?;
+        let mut s: TcpStream = socket.into();
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        )
+        .ok()?;
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out.split(' ').nth(1)?.parse().ok()
+    }
+
+    fn get(&self, from: &str) -> u16 {
+        self.status(from, "GET", "/").expect("an answer")
+    }
+
+    fn ops(&self, path: &str) {
+        assert_eq!(self.status("127.0.0.1", "POST", path), Some(200), "{path}");
+    }
+}
+
+/// Waits (15 s at most) until every instance answers `from` with `want`.
+fn until_all(instances: &[&Instance], from: &str, want: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !instances.iter().all(|i| i.get(from) == want) {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not {want} everywhere in time"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_ban_made_on_one_instance_is_enforced_by_every_other() {
+    let _one = serial();
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = Instance::start(dir.path(), &redis.url(), "");
+    let b = Instance::start(dir.path(), &redis.url(), "");
+    let c = Instance::start(dir.path(), &redis.url(), "");
+    let all = [&a, &b, &c];
+    until_all(&all, "127.0.0.2", 200, "before");
+    a.ops("/ban/127.0.0.2");
+    until_all(&all, "127.0.0.2", 403, "ban on A");
+    assert_eq!(b.get("127.0.0.3"), 200);
+    b.ops("/unban/127.0.0.2");
+    until_all(&all, "127.0.0.2", 200, "unban on B");
+    // Expiry: a one-second ban ends everywhere by itself.
+    c.ops("/ban/127.0.0.4?secs=1");
+    until_all(&all, "127.0.0.4", 403, "short ban on C");
+    until_all(&all, "127.0.0.4", 200, "its expiry");
+    // replace_set on one instance changes the set on all.
+    a.ops("/block/127.0.0.5");
+    until_all(&all, "127.0.0.5", 403, "replace_set on A");
+    // Report mode switched on one instance applies to all.
+    b.ops("/mode/report");
+    until_all(&all, "127.0.0.5", 200, "report mode from B");
+    // A new instance starts with the fleet's state.
+    a.ops("/ban/127.0.0.6");
+    let d = Instance::start(dir.path(), &redis.url(), "");
+    assert_eq!(d.get("127.0.0.6"), 403);
+}
+
+#[test]
+fn outages_lose_nothing_and_an_emptied_redis_is_filled_again() {
+    let _one = serial();
+    let mut redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = Instance::start(dir.path(), &redis.url(), "");
+    let b = Instance::start(dir.path(), &redis.url(), "");
+    let all = [&a, &b];
+    a.ops("/ban/127.0.0.2");
+    a.ops("/ban/127.0.0.3");
+    until_all(&all, "127.0.0.3", 403, "bans before the outage");
+    redis.kill();
+    // Requests go on, decided from the local copy, while Redis is away.
+    for _ in 0..20 {
+        assert_eq!(a.get("127.0.0.2"), 403);
+        assert_eq!(b.get("127.0.0.9"), 200);
+    }
+    // Changes made meanwhile apply locally at once...
+    b.ops("/ban/127.0.0.7");
+    assert_eq!(b.get("127.0.0.7"), 403);
+    a.ops("/unban/127.0.0.3");
+    assert_eq!(a.get("127.0.0.3"), 200);
+    // ...and reach the others once Redis is back, here empty (no persistence): the bans in
+    // force before are in force after, and the one lifted during the outage stays lifted.
+    redis.restart();
+    until_all(&all, "127.0.0.7", 403, "ban made during the outage");
+    until_all(&all, "127.0.0.3", 200, "unban made during the outage");
+    until_all(&all, "127.0.0.2", 403, "ban from before the outage");
+    // Redis holds them again: a new instance sees them.
+    let c = Instance::start(dir.path(), &redis.url(), "");
+    assert_eq!(c.get("127.0.0.2"), 403);
+    assert_eq!(c.get("127.0.0.7"), 403);
+    assert_eq!(c.get("127.0.0.3"), 200);
+}
+
+#[test]
+fn garbage_in_the_keys_is_skipped_and_never_unbans() {
+    let _one = serial();
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = Instance::start(dir.path(), &redis.url(), "");
+    a.ops("/ban/127.0.0.2");
+    until_all(&[&a], "127.0.0.2", 403, "ban");
+    for (field, value) in [
+        ("not-a-net", r#"{"m":1}"#),
+        ("127.0.0.3/32", "garbage"),
+        ("127.0.0.4/32", r#"{"e":"soon","m":1}"#),
+        ("0.0.0.0/0", r#"{"m":"x"}"#),
+    ] {
+        assert_eq!(
+            redis
+                .cmd(&["HSET", "rocket-allow:bans", field, value])
+                .as_deref(),
+            Some(":1")
+        );
+    }
+    redis.cmd(&[
+        "PUBLISH",
+        "rocket-allow:changes",
+        "{\"k\":\"bans\",\"f\":\"0.0.0.0/0\",\"v\":7}",
+    ]);
+    redis.cmd(&["PUBLISH", "rocket-allow:changes", "\u{1}\u{2}not json"]);
+    redis.cmd(&["SET", "rocket-allow:sets", "not a hash"]);
+    // A new instance syncs what is good and skips the rest; nothing widens or narrows.
+    let b = Instance::start(dir.path(), &redis.url(), "");
+    for i in [&a, &b] {
+        assert_eq!(i.get("127.0.0.2"), 403);
+        assert_eq!(i.get("127.0.0.3"), 200);
+        assert_eq!(i.get("127.0.0.9"), 200);
+    }
+    b.ops("/ban/127.0.0.8");
+    until_all(&[&a, &b], "127.0.0.8", 403, "a ban after the garbage");
+}
+
+#[test]
+fn a_redis_that_never_answers_does_not_hold_up_requests() {
+    let _one = serial();
+    // Accepts connections and never says a word.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for s in silent.incoming().take(50).flatten() {
+            open.push(s);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let a = Instance::start(dir.path(), &format!("redis://127.0.0.1:{port}/0"), "");
+    a.ops("/ban/127.0.0.2");
+    for _ in 0..20 {
+        assert_eq!(a.get("127.0.0.2"), 403);
+        assert_eq!(a.get("127.0.0.3"), 200);
+    }
+    drop(a);
+    drop(held);
+}
+
+#[test]
+fn on_unavailable_refuse_refuses_once_the_last_sync_is_too_old_and_recovers() {
+    let _one = serial();
+    let mut redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = Instance::start(
+        dir.path(),
+        &redis.url(),
+        "on_unavailable = \"refuse\"\nmax_stale_secs = 1",
+    );
+    until_all(&[&a], "127.0.0.2", 200, "in sync");
+    redis.kill();
+    until_all(&[&a], "127.0.0.2", 403, "refused once stale");
+    redis.restart();
+    until_all(&[&a], "127.0.0.2", 200, "admitted again");
+}
+
+#[test]
+fn a_bad_url_fails_ignite_naming_the_key_without_the_password() {
+    let _one = serial();
+    common::capture_logs();
+    let toml =
+        "[default.allow]\nrules = []\n[default.allow.store]\nredis = \"http://u:hunter2@host/0\"\n";
+    let err = common::ignite_error(common::app(toml), &["allow.store.redis"]);
+    assert!(!err.contains("hunter2"), "{err}");
+    let toml = "[default.allow]\nrules = []\n[default.allow.store]\nredis = \"redis://127.0.0.1:1/0\"\nmax_stale_secs = 0\n";
+    common::ignite_error(common::app(toml), &["allow.store.max_stale_secs"]);
+}
