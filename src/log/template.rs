@@ -462,13 +462,23 @@ fn pad(out: &mut String, start: usize, spec: &Spec, number: bool) {
         return;
     }
     let n = spec.width - len;
-    if spec.left {
-        out.extend(std::iter::repeat_n(' ', n));
+    let (fill, at) = if spec.left {
+        (' ', out.len())
     } else if spec.zero && number {
-        let at = start + usize::from(out[start..].starts_with(['+', '-', ' ']));
-        out.insert_str(at, &"0".repeat(n));
+        (
+            '0',
+            start + usize::from(out[start..].starts_with(['+', '-', ' '])),
+        )
     } else {
-        out.insert_str(start, &" ".repeat(n));
+        (' ', start)
+    };
+    // Without allocating for the usual widths.
+    const SPACES: &str = "                                                                ";
+    const ZEROS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+    let run = if fill == ' ' { SPACES } else { ZEROS };
+    match run.get(..n) {
+        Some(run) => out.insert_str(at, run),
+        None => out.insert_str(at, &fill.to_string().repeat(n)),
     }
 }
 
