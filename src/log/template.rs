@@ -967,3 +967,56 @@ mod tests {
         }
     }
 }
+
+/// For measuring what a line costs: `LINES=n` lines formatted by each template in
+/// `TEMPLATE` (`default` or `tmpl12`), counted under callgrind at two `n` (see README,
+/// Performance).
+#[cfg(test)]
+#[test]
+#[ignore = "a measurement: LINES=n TEMPLATE=default|tmpl12 cargo test --release --lib format_lines -- --ignored"]
+fn format_lines() {
+    use crate::log::{By, Level, RuleRef, Url};
+    let (Ok(n), Ok(which)) = (std::env::var("LINES"), std::env::var("TEMPLATE")) else {
+        return;
+    };
+    let n: usize = n.parse().unwrap();
+    let template = match which.as_str() {
+        "default" => None,
+        _ => Some(
+            "%(asctime)s %(levelname)-7s %(client)s %(peer)s %(verdict)s %(by)s %(rule_index)s \
+             %(network)s %(status)s %(method)s \"%(url)s\" \"%(user_agent)s\"",
+        ),
+    };
+    let t = Template::parse(template, None, true).unwrap();
+    let rule = RuleRef {
+        index: 1,
+        written: &"127.0.0.1",
+        normalized: &"127.0.0.1/32",
+    };
+    let e = Entry {
+        level: Level::Info,
+        client: Some("127.0.0.1".parse().unwrap()),
+        peer: None,
+        verdict: Verdict::Allow,
+        rule: Some(rule),
+        by: By::Rule,
+        enforced: true,
+        policy: None,
+        status: None,
+        note: None,
+        method: "GET",
+        url: Url {
+            scheme: "http",
+            host: Some(&"bench"),
+            origin: &"/p500/x",
+        },
+        user_agent: Some("bench"),
+    };
+    let mut bytes = 0;
+    for _ in 0..n {
+        let mut line = String::with_capacity(t.size_hint);
+        t.render(&mut line, Record::Decision(std::hint::black_box(&e)));
+        bytes += line.len();
+    }
+    std::hint::black_box(bytes);
+}
