@@ -357,4 +357,32 @@ mod tests {
             "{report}"
         );
     }
+
+    /// The writer's own lines (drops, lost lines) are laid out by the formatter.
+    #[test]
+    fn notices_use_the_formatter() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let file =
+            LogFile::open(path.clone(), Box::new(|p: &Path| open_file(p)), 1 << 20, 3).unwrap();
+        let layout = Layout::Text(
+            crate::log::Template::parse(
+                Some("%(levelname)-8s|%(levelno)d|%(message)s|%(client)s|%(status)d"),
+                None,
+                true,
+            )
+            .unwrap(),
+        );
+        let counters = Counters::default();
+        counters.dropped.store(3, Ordering::SeqCst);
+        counters.lost.store(2, Ordering::SeqCst);
+        let mut w = Writer::new(file, &layout, &counters);
+        w.report_drops();
+        w.commit();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "WARNING |30|2 access log line(s) could not be written: |-|-\n\
+             WARNING |30|3 access log line(s) were dropped: the writer fell behind|-|-\n"
+        );
+    }
 }
