@@ -3,12 +3,16 @@
 prefixes, none containing 127.0.0.1), then allow 127.0.0.1, then deny all: the loopback
 client is decided by the last-but-one rule, the worst case for a linear scan.
 
-usage: gen_rules.py N PORT [LOG_PATH or ""] [POLICIES or "json"]
+usage: gen_rules.py N PORT [LOG_PATH or ""] [POLICIES or "json" or "tmpl12"]
 POLICIES path-scoped policies `/p0` ... `/pK-1` get the same two last rules; "json" makes
-the access log JSON."""
+the access log JSON, "tmpl12" gives it a `formatter` of 12 fields (TMPL12)."""
 import ipaddress
 import random
 import sys
+
+# A 12-field line, laid out as an nginx user might.
+TMPL12 = ('%(asctime)s %(levelname)-7s %(client)s %(peer)s %(verdict)s %(by)s %(rule_index)s '
+          '%(network)s %(status)s %(method)s \\"%(url)s\\" \\"%(user_agent)s\\"')
 
 
 def networks(n, seed=7):
@@ -32,7 +36,7 @@ def main():
     log = sys.argv[3] if len(sys.argv) > 3 else ""
     extra = sys.argv[4] if len(sys.argv) > 4 else "0"
     log_format = "json" if extra == "json" else "text"
-    policies = 0 if extra == "json" else int(extra)
+    policies = 0 if extra in ("json", "tmpl12") else int(extra)
     out = [
         "[default]",
         'address = "127.0.0.1"',
@@ -45,7 +49,8 @@ def main():
     out += [f'  {{ deny = "{net}" }},' for net in networks(n)]
     out += ['  { allow = "127.0.0.1" },', '  { deny = "all" },', "]"]
     if log:
-        out.append(f'access_log = {{ path = "{log}", format = "{log_format}" }}')
+        formatter = f', formatter = "{TMPL12}"' if extra == "tmpl12" else ""
+        out.append(f'access_log = {{ path = "{log}", format = "{log_format}"{formatter} }}')
     for i in range(policies):
         out += [
             f"[default.allow.policies.p{i}]",

@@ -6,12 +6,13 @@
 # can be read off a single run. User-space instructions only: the kernel's share (sockets,
 # the log's write calls) is not counted.
 #
-# usage: bench/instructions.sh [N (2000)]   MODES="..." picks configurations among
-#   bare one prom log_text log_json (as in bench/http.sh), code100k nohits100k
+# usage: bench/instructions.sh [N (2000)]   PORT=18081 by default; MODES="..." picks configurations among
+#   bare one prom log_text log_json (as in bench/http.sh), code100k nohits100k, log_tmpl12
+#   (a text log with a 12-field `formatter`, bench/gen_rules.py's TMPL12)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-2000}
-port=18081
+port=${PORT:-18081}
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
 # APP=path measures another build of bench_app (say, an older revision's: bench/http.sh's
 # BASE_REV leaves one in target/bench-base).
@@ -25,6 +26,7 @@ python3 bench/gen_rules.py 1 "$port" >"$tmp/bare.toml"
 python3 bench/gen_rules.py 0 "$port" >"$tmp/one.toml"
 python3 bench/gen_rules.py 0 "$port" "$tmp/access.log" >"$tmp/log_text.toml"
 python3 bench/gen_rules.py 0 "$port" "$tmp/access.json" json >"$tmp/log_json.toml"
+python3 bench/gen_rules.py 0 "$port" "$tmp/access.tmpl" tmpl12 >"$tmp/log_tmpl12.toml"
 
 count() { # mode requests -> instructions
     local mode=$1 env=() config=$1

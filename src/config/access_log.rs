@@ -58,6 +58,16 @@ pub struct AccessLogConfig {
     pub backup_count: usize,
     /// `"text"` (default) or `"json"`.
     pub format: LogFormat,
+    /// The layout of text lines, with Python logging's %-style placeholders: `None` is
+    /// Flask-Allow's default, `"%(asctime)s - %(levelname)7s - %(message)s"`. Not with
+    /// `format = "json"`.
+    pub formatter: Option<String>,
+    /// Python's `time.strftime` format for `%(asctime)s`; `None` (default) is RFC 3339 with
+    /// milliseconds. Not with `format = "json"`.
+    pub datefmt: Option<String>,
+    /// `%(asctime)s` in UTC (`true`, default) or in the system's time zone (`false`: `TZ`,
+    /// else `/etc/localtime`). Not `false` with `format = "json"`.
+    pub utc: bool,
     /// `"drop"` (default) or `"block"`: what to do when the writer is a full queue behind.
     pub on_full: OnFull,
     /// How many lines may wait for the writer thread, 1 to 1000000. Default 128000. The
@@ -79,6 +89,9 @@ impl AccessLogConfig {
             max_bytes: 5_242_880,
             backup_count: 7,
             format: LogFormat::Text,
+            formatter: None,
+            datefmt: None,
+            utc: true,
             on_full: OnFull::Drop,
             queue_lines: 128_000,
         }
@@ -96,6 +109,12 @@ struct AccessLogTable {
     #[serde(default)]
     format: LogFormat,
     #[serde(default)]
+    formatter: Option<String>,
+    #[serde(default)]
+    datefmt: Option<String>,
+    #[serde(default)]
+    utc: Option<bool>,
+    #[serde(default)]
     on_full: OnFull,
     #[serde(default, deserialize_with = "de_queue_lines")]
     queue_lines: Option<usize>,
@@ -108,7 +127,7 @@ impl<'de> Deserialize<'de> for AccessLogConfig {
             type Value = AccessLogConfig;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(
-                    "a file path, or a table with `path`, `max_bytes`, `backup_count`, `format`, `on_full`, `queue_lines`",
+                    "a file path, or a table with `path`, `max_bytes`, `backup_count`, `format`, `formatter`, `datefmt`, `utc`, `on_full`, `queue_lines`",
                 )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
@@ -121,6 +140,9 @@ impl<'de> Deserialize<'de> for AccessLogConfig {
                     max_bytes: t.max_bytes.unwrap_or(defaults.max_bytes),
                     backup_count: t.backup_count.unwrap_or(defaults.backup_count),
                     format: t.format,
+                    formatter: t.formatter,
+                    datefmt: t.datefmt,
+                    utc: t.utc.unwrap_or(defaults.utc),
                     on_full: t.on_full,
                     queue_lines: t.queue_lines.unwrap_or(defaults.queue_lines),
                     ..defaults

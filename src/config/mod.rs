@@ -284,6 +284,34 @@ impl AllowConfig {
             if log.path.as_os_str().is_empty() {
                 return invalid("access_log.path", "must not be empty".into());
             }
+            if log.format == LogFormat::Json {
+                for (key, set) in [
+                    ("formatter", log.formatter.is_some()),
+                    ("datefmt", log.datefmt.is_some()),
+                    ("utc", !log.utc),
+                ] {
+                    if set {
+                        return invalid(
+                            &format!("access_log.{key}"),
+                            format!(
+                                "lays out text lines, and {CONFIG_KEY}.access_log.format is \
+                                 \"json\" (whose `timestamp` is always RFC 3339 UTC): remove \
+                                 one of the two keys"
+                            ),
+                        );
+                    }
+                }
+            } else {
+                crate::log::Template::parse(
+                    log.formatter.as_deref(),
+                    log.datefmt.as_deref(),
+                    log.utc,
+                )
+                .map_err(|(key, message)| Error::Invalid {
+                    key: format!("{CONFIG_KEY}.{key}"),
+                    message,
+                })?;
+            }
         }
         if let Some(store) = &self.store {
             if !(1..=86_400).contains(&store.max_stale_secs) {

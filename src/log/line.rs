@@ -4,7 +4,8 @@
 use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 
-use crate::config::LogFormat;
+use super::template::Record;
+use super::Layout;
 use crate::ip_text::IpText;
 use crate::rules::Verdict;
 
@@ -17,7 +18,7 @@ pub(crate) enum Level {
 }
 
 impl Level {
-    fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Level::Info => "INFO",
             Level::Warning => "WARNING",
@@ -114,12 +115,11 @@ pub(crate) struct RuleRef<'a> {
 }
 
 impl Entry<'_> {
-    /// Flask-Allow's layout, `time - LEVEL - client verdict by rule url user-agent`, with the
-    /// rule's index and normalized form, the peer and the method added. Request text is
-    /// escaped so a client cannot forge extra log lines.
-    pub(super) fn text(&self, out: &mut String) {
-        write_timestamp(out);
-        let _ = write!(out, " - {:>7} - ", self.level.as_str());
+    /// Flask-Allow's message, `client verdict by rule url user-agent`, with the rule's index
+    /// and normalized form, the peer and the method added (`%(message)s`; the default
+    /// formatter puts the time and level before it). Request text is escaped so a client
+    /// cannot forge extra log lines.
+    pub(super) fn message(&self, out: &mut String) {
         match self.client {
             Some(ip) => {
                 let _ = write!(out, "{}", IpText(ip));
@@ -170,7 +170,6 @@ impl Entry<'_> {
             MAX_USER_AGENT,
             &self.user_agent.unwrap_or("-"),
         );
-        out.push('\n');
     }
 
     /// One JSON object, written straight into `out` (no intermediate strings): the fields
@@ -299,7 +298,7 @@ fn write_timestamp(out: &mut String) {
 
 /// Characters a log reader may take as a line break, or that reorder what is shown:
 /// control characters (CR, LF, ESC, NEL...), U+2028/U+2029, and the bidi controls.
-fn must_escape(c: char) -> bool {
+pub(super) fn must_escape(c: char) -> bool {
     c.is_control()
         || matches!(c, '\u{2028}' | '\u{2029}' | '\u{061c}' | '\u{200e}' | '\u{200f}'
             | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
@@ -307,13 +306,13 @@ fn must_escape(c: char) -> bool {
 
 /// The most bytes of a request's URL a line keeps; the rest is cut, and the field says how
 /// many bytes were (a 390 KB URL must not make a 390 KB line).
-const MAX_URL: usize = 4096;
+pub(super) const MAX_URL: usize = 4096;
 /// The same for the user agent.
-const MAX_USER_AGENT: usize = 1024;
+pub(super) const MAX_USER_AGENT: usize = 1024;
 
 /// Writes `value` into `out`, at most `max` bytes of it (cut at a character boundary),
 /// then `…[N bytes cut]` if anything was cut.
-fn capped<W: fmt::Write>(mut out: W, max: usize, value: &dyn fmt::Display) {
+pub(super) fn capped<W: fmt::Write>(mut out: W, max: usize, value: &dyn fmt::Display) {
     let mut cap = Cap {
         out: &mut out,
         room: max,
@@ -367,12 +366,12 @@ pub(super) fn escaped(s: &str) -> String {
 }
 
 /// Characters that [`must_escape`] become `\u{..}` so one request is one line.
-fn escape_into(out: &mut String, s: &str) {
+pub(super) fn escape_into(out: &mut String, s: &str) {
     let _ = Escaped(out).write_str(s);
 }
 
 /// A `fmt::Write` that escapes control characters on the way into the line.
-struct Escaped<W: fmt::Write>(W);
+pub(super) struct Escaped<W: fmt::Write>(pub(super) W);
 
 impl<W: fmt::Write> fmt::Write for Escaped<W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
@@ -455,11 +454,15 @@ impl<T: fmt::Display> fmt::Display for EscapedDisplay<'_, T> {
     }
 }
 
-/// A line that is not a decision, in the log's format (start-up, dropped or lost lines).
-pub(super) fn notice_line(format: LogFormat, level: &str, message: &str) -> String {
-    match format {
-        LogFormat::Text => format!("{} - {level:>7} - {message}\n", timestamp()),
-        LogFormat::Json => format!(
+/// A line that is not a decision, in the log's layout (start-up, dropped or lost lines).
+pub(super) fn notice_line(layout: &Layout, level: &str, message: &str) -> String {
+    match layout {
+        Layout::Text(template) => {
+            let mut line = String::with_capacity(template.size_hint);
+            template.render(&mut line, Record::Notice { level, message });
+            line
+        }
+        Layout::Json => format!(
             "{}\n",
             serde_json::json!({ "timestamp": timestamp(), "level": level, "message": message })
         ),
@@ -484,6 +487,14 @@ mod tests {
             if !s.chars().any(must_escape) {
                 prop_assert_eq!(text, s);
             }
+        }
+    }
+
+    impl Entry<'_> {
+        /// The line the default formatter writes.
+        fn text(&self, out: &mut String) {
+            let t = super::super::template::Template::parse(None, None, true).unwrap();
+            t.render(out, Record::Decision(self));
         }
     }
 

@@ -12,6 +12,7 @@
 
 mod line;
 mod rotate;
+mod template;
 mod writer;
 
 use std::path::PathBuf;
@@ -24,16 +25,43 @@ use crossbeam_channel::{Sender, TrySendError};
 
 pub(crate) use line::{By, Entry, Level, RuleRef, Url};
 use rotate::{open_file, LogFile};
+use template::Record;
+pub(crate) use template::Template;
 use writer::{Counters, Unwritten, Writer};
 
 use crate::config::{AccessLogConfig, LogFormat, OnFull};
+
+/// How lines are laid out: the `formatter` template, or JSON.
+pub(crate) enum Layout {
+    Text(Template),
+    Json,
+}
+
+impl Layout {
+    /// The layout `config` asks for (its template parsed once, here).
+    pub fn of(config: &AccessLogConfig) -> Result<Layout, Error> {
+        match config.format {
+            LogFormat::Json => Ok(Layout::Json),
+            LogFormat::Text => Template::parse(
+                config.formatter.as_deref(),
+                config.datefmt.as_deref(),
+                config.utc,
+            )
+            .map(Layout::Text)
+            .map_err(|(key, message)| Error::Invalid {
+                key: format!("{}.{key}", crate::config::CONFIG_KEY),
+                message,
+            }),
+        }
+    }
+}
 use crate::error::Error;
 
 /// The access log: the request side's handle to the writer thread.
 pub(crate) struct AccessLog {
     /// `None` once closed (on drop), which ends the writer after the backlog.
     queue: Option<Sender<String>>,
-    format: LogFormat,
+    layout: Arc<Layout>,
     on_full: OnFull,
     counters: Arc<Counters>,
     worker: Option<JoinHandle<()>>,
@@ -54,6 +82,7 @@ impl AccessLog {
         wait: Duration,
         lost: metrics::Counter,
     ) -> Result<AccessLog, Error> {
+        let layout = Arc::new(Layout::of(config)?);
         let fail = |source| Error::AccessLog {
             path: config.path.clone(),
             source,
@@ -81,15 +110,15 @@ impl AccessLog {
         let counters = Arc::new(counters);
         let worker = {
             let counters = counters.clone();
-            let format = config.format;
+            let layout = layout.clone();
             std::thread::Builder::new()
                 .name("rocket-allow-access-log".into())
-                .spawn(move || Writer::new(file, format, &counters).run(rx))
+                .spawn(move || Writer::new(file, &layout, &counters).run(rx))
                 .map_err(fail)?
         };
         Ok(AccessLog {
             queue: Some(tx),
-            format: config.format,
+            layout,
             on_full: config.on_full,
             counters,
             worker: Some(worker),
@@ -103,13 +132,13 @@ impl AccessLog {
     /// line that does not fit is counted, and the writer reports the count.
     pub fn record(&self, entry: &Entry<'_>) {
         // Room for a typical line, so that it is written without growing.
-        let mut line = String::with_capacity(match self.format {
-            LogFormat::Text => 256,
-            LogFormat::Json => 512,
+        let mut line = String::with_capacity(match &*self.layout {
+            Layout::Text(template) => template.size_hint,
+            Layout::Json => 512,
         });
-        match self.format {
-            LogFormat::Text => entry.text(&mut line),
-            LogFormat::Json => entry.json(&mut line),
+        match &*self.layout {
+            Layout::Text(template) => template.render(&mut line, Record::Decision(entry)),
+            Layout::Json => entry.json(&mut line),
         }
         let Some(queue) = &self.queue else { return };
         let sent = match self.on_full {

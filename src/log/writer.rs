@@ -19,7 +19,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::line::notice_line;
 use super::rotate::{Appended, LogFile, Storage};
-use crate::config::LogFormat;
+use super::Layout;
 
 /// Write a batch out once it reaches this size, even if the queue is not empty yet.
 const BATCH_BYTES: usize = 64 * 1024;
@@ -140,7 +140,7 @@ impl Counters {
 /// The writer's state: the file, the batch being built, and what it is reporting.
 pub(crate) struct Writer<'c, S: Storage> {
     file: LogFile<S>,
-    format: LogFormat,
+    layout: &'c Layout,
     counters: &'c Counters,
     batch: Vec<u8>,
     /// Decision lines in `batch` (notices are not counted).
@@ -155,10 +155,10 @@ pub(crate) struct Writer<'c, S: Storage> {
 }
 
 impl<'c, S: Storage> Writer<'c, S> {
-    pub fn new(file: LogFile<S>, format: LogFormat, counters: &'c Counters) -> Writer<'c, S> {
+    pub fn new(file: LogFile<S>, layout: &'c Layout, counters: &'c Counters) -> Writer<'c, S> {
         Writer {
             file,
-            format,
+            layout,
             counters,
             batch: Vec::with_capacity(BATCH_BYTES),
             batch_lines: 0,
@@ -208,7 +208,7 @@ impl<'c, S: Storage> Writer<'c, S> {
 
     /// Adds a line that is not a decision (start, drops) to the batch.
     fn notice(&mut self, level: &str, message: &str) {
-        let line = notice_line(self.format, level, message);
+        let line = notice_line(self.layout, level, message);
         self.rotate_for(line.len());
         self.batch.extend_from_slice(line.as_bytes());
     }
@@ -266,7 +266,7 @@ impl<'c, S: Storage> Writer<'c, S> {
         let lost = counters.lost.load(Ordering::SeqCst);
         if lost > 0 {
             let report = notice_line(
-                self.format,
+                self.layout,
                 "WARNING",
                 &format!(
                     "{lost} access log line(s) could not be written: {}",
@@ -329,7 +329,7 @@ mod tests {
         };
         let file = LogFile::open(path.clone(), Box::new(open), 1 << 20, 3).unwrap();
         let counters = Counters::default();
-        let mut w = Writer::new(file, LogFormat::Json, &counters);
+        let mut w = Writer::new(file, &Layout::Json, &counters);
         let line = |i: u32| format!("{{\"n\":{i}}}\n");
         for i in 0..3 {
             w.line(line(i).as_bytes());
@@ -355,6 +355,34 @@ mod tests {
         assert!(
             report.starts_with("5 access log line(s) could not be written:"),
             "{report}"
+        );
+    }
+
+    /// The writer's own lines (drops, lost lines) are laid out by the formatter.
+    #[test]
+    fn notices_use_the_formatter() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let file =
+            LogFile::open(path.clone(), Box::new(|p: &Path| open_file(p)), 1 << 20, 3).unwrap();
+        let layout = Layout::Text(
+            crate::log::Template::parse(
+                Some("%(levelname)-8s|%(levelno)d|%(message)s|%(client)s|%(status)d"),
+                None,
+                true,
+            )
+            .unwrap(),
+        );
+        let counters = Counters::default();
+        counters.dropped.store(3, Ordering::SeqCst);
+        counters.lost.store(2, Ordering::SeqCst);
+        let mut w = Writer::new(file, &layout, &counters);
+        w.report_drops();
+        w.commit();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "WARNING |30|2 access log line(s) could not be written: |-|-\n\
+             WARNING |30|3 access log line(s) were dropped: the writer fell behind|-|-\n"
         );
     }
 }
