@@ -35,8 +35,7 @@ fn free_port() -> u16 {
 }
 
 fn status(from: &str, port: u16, method: &str, path: &str) -> Option<(u16, String)> {
-    let socket =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
     let local: std::net::SocketAddr = (from.parse::<IpAddr>().ok()?, 0).into();
     socket.bind(&local.into()).ok()?;
     let server: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
@@ -120,7 +119,13 @@ fn main() {
         .unwrap_or(1_000_000);
     let root = env!("CARGO_MANIFEST_DIR");
     let built = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--example", "fleet", "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--example",
+            "fleet",
+            "--manifest-path",
+        ])
         .arg(format!("{root}/Cargo.toml"))
         .status()
         .unwrap();
@@ -155,8 +160,7 @@ fn main() {
         let ip = std::net::Ipv4Addr::from(0x7f01_0000 + i).to_string();
         let t = Instant::now();
         assert_eq!(
-            status("127.0.0.1", a_port, "POST", &format!("/ban/{ip}"))
-                .map(|s| s.0),
+            status("127.0.0.1", a_port, "POST", &format!("/ban/{ip}")).map(|s| s.0),
             Some(200)
         );
         for port in [b_port, c_port] {
@@ -191,7 +195,7 @@ fn main() {
             pipe = redis::pipe();
         }
     }
-    if pipe.len() > 0 {
+    if !pipe.is_empty() {
         let _: () = pipe.query(&mut con).unwrap();
     }
     let _: () = redis::cmd("SET")

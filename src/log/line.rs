@@ -358,13 +358,6 @@ impl fmt::Display for Capped<'_> {
     }
 }
 
-/// `s` with [`must_escape`] characters escaped, for a notice line.
-pub(super) fn escaped(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    escape_into(&mut out, s);
-    out
-}
-
 /// Characters that [`must_escape`] become `\u{..}` so one request is one line.
 pub(super) fn escape_into(out: &mut String, s: &str) {
     let _ = Escaped(out).write_str(s);

@@ -161,11 +161,11 @@ impl AccessLog {
         &self.path
     }
 
-    /// Queues a line that is not a decision (a runtime change), at `level`; `message` is
-    /// escaped like request text. Dropped and counted like a decision line when the queue
+    /// Queues a line that is not a decision (a runtime change), at `level`, laid out by the
+    /// formatter; `message` is escaped like request text. Dropped and counted like a decision line when the queue
     /// is full.
     pub fn notice(&self, level: &str, message: &str) {
-        let line = line::notice_line(self.format, level, &line::escaped(message));
+        let line = line::notice_line(&self.layout, level, message);
         let Some(queue) = &self.queue else { return };
         if queue.try_send(line).is_ok() {
             self.counters.queued.fetch_add(1, Ordering::SeqCst);
