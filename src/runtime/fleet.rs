@@ -30,6 +30,35 @@ impl Local for Shared {
         }
     }
 
+    fn holds(&self, target: IpNet, expires: u64, reason: Option<&str>) -> bool {
+        self.bans.holds(target, expires, reason)
+    }
+
+    fn count(&self) -> usize {
+        self.bans.len()
+    }
+
+    fn load(&self, target: IpNet, ban: Option<(u64, Option<&str>)>) {
+        match ban {
+            Some((expires, reason)) => {
+                self.bans.ban_at(target, expires, reason);
+            }
+            None => {
+                self.bans.unban(target);
+            }
+        }
+    }
+
+    fn synced(&self, added: usize, lifted: usize) {
+        if added + lifted > 0 {
+            audit::record(
+                self,
+                FLEET,
+                &format!("full resync: {added} bans added or renewed, {lifted} lifted"),
+            );
+        }
+    }
+
     fn set(&self, name: &str, entries: &[String]) {
         // Only inline sets change at run time: a record naming another set is ignored.
         if !matches!(self.spec.set_kinds.get(name), Some(SetConfig::Inline(_))) {

@@ -56,6 +56,15 @@ pub(crate) trait Local: Send + Sync {
     fn ban(&self, target: IpNet, expires: u64, reason: Option<&str>);
     /// Lifts a ban another instance lifted.
     fn unban(&self, target: IpNet);
+    /// Whether exactly this ban is held (a full resync changes only what differs).
+    fn holds(&self, target: IpNet, expires: u64, reason: Option<&str>) -> bool;
+    /// How many bans are held (expired ones included until swept).
+    fn count(&self) -> usize;
+    /// Adds, renews (`Some`) or lifts (`None`) a ban during a full resync: recorded in one
+    /// summary line, not one line each.
+    fn load(&self, target: IpNet, ban: Option<(u64, Option<&str>)>);
+    /// Records a summary of what a full resync changed.
+    fn synced(&self, added: usize, lifted: usize);
     /// Replaces an inline set's entries (invalid ones are logged and change nothing).
     fn set(&self, name: &str, entries: &[String]);
     /// Switches a policy's mode (`""`: the app-wide rules).
@@ -145,6 +154,10 @@ impl Store {
     /// Starts the thread that keeps this instance and Redis in step. It holds `local`
     /// weakly and ends once the app is gone.
     pub fn start(self: &Arc<Store>, local: std::sync::Weak<dyn Local>) -> std::io::Result<()> {
+        let (store, weak) = (self.clone(), local.clone());
+        std::thread::Builder::new()
+            .name("rocket-allow-store-write".into())
+            .spawn(move || sync::write_loop(&store, &weak))?;
         let store = self.clone();
         std::thread::Builder::new()
             .name("rocket-allow-store".into())

@@ -144,32 +144,43 @@ pub(crate) enum Record {
     },
 }
 
+/// A ban's record as JSON (read straight into its fields: a full resync reads a million).
+#[derive(serde::Deserialize)]
+struct BanJson {
+    /// Expiry, Unix ms; null until lifted.
+    e: Option<u64>,
+    /// Reason.
+    r: Option<String>,
+    /// When it was made.
+    m: u64,
+    /// Lifted.
+    #[serde(default)]
+    l: bool,
+}
+
 /// Reads one hash field's value.
 pub(crate) fn decode(kind: Kind, field: &str, value: &str) -> Result<Record, String> {
+    if kind == Kind::Bans {
+        let target = parse_target(field)?;
+        let v: BanJson =
+            serde_json::from_str(value).map_err(|e| format!("not a ban record: {e}"))?;
+        if v.l {
+            return Ok(Record::Lifted { target, made: v.m });
+        }
+        if v.r.as_ref().is_some_and(|r| r.len() > MAX_REASON) {
+            return Err("`r` is longer than 1024 bytes".into());
+        }
+        return Ok(Record::Ban {
+            target,
+            expires: v.e.unwrap_or(u64::MAX),
+            reason: v.r,
+            made: v.m,
+        });
+    }
     let v: Value = serde_json::from_str(value).map_err(|e| format!("not JSON: {e}"))?;
     let made = v["m"].as_u64().ok_or("no `m` (when it was made)")?;
     match kind {
-        Kind::Bans => {
-            let target = parse_target(field)?;
-            if v["l"] == json!(true) {
-                return Ok(Record::Lifted { target, made });
-            }
-            let expires = match &v["e"] {
-                Value::Null => u64::MAX,
-                e => e.as_u64().ok_or("`e` is not a time in Unix ms")?,
-            };
-            let reason = match &v["r"] {
-                Value::Null => None,
-                Value::String(r) if r.len() <= MAX_REASON => Some(r.clone()),
-                _ => return Err("`r` is not a reason of at most 1024 bytes".into()),
-            };
-            Ok(Record::Ban {
-                target,
-                expires,
-                reason,
-                made,
-            })
-        }
+        Kind::Bans => unreachable!("read above"),
         Kind::Sets => {
             let entries = v["entries"]
                 .as_array()

@@ -2,7 +2,6 @@
 //! then apply published changes and write local ones as they come, until the connection
 //! fails (then again, with backoff) or the app is gone.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -120,6 +119,71 @@ pub(super) fn run(store: &Arc<Store>, local: &Weak<dyn Local>) {
     }
 }
 
+/// The writer thread's body: writes local changes the moment they are queued, on a
+/// connection of its own (the reader waits on its subscription). While Redis is away the
+/// changes stay queued; the reader writes them first after it reconnects.
+pub(super) fn write_loop(store: &Arc<Store>, local: &Weak<dyn Local>) {
+    let keys = Keys::new(&store.config.prefix);
+    let Ok(client) = redis::Client::open(store.config.redis.as_str()) else {
+        return;
+    };
+    let mut con: Option<(Connection, String)> = None;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        {
+            let q = store.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let wait = if con.is_some() {
+                Duration::from_secs(1)
+            } else {
+                backoff
+            };
+            let _ = store.wake.wait_timeout_while(q, wait, |q| {
+                q.is_empty() && !store.stopped.load(Ordering::Relaxed)
+            });
+        }
+        if store.stopped.load(Ordering::Relaxed) {
+            return;
+        }
+        let Some(l) = local.upgrade() else {
+            return;
+        };
+        if store
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+        {
+            continue;
+        }
+        if con.is_none() {
+            let connected = client
+                .get_connection_with_timeout(TIMEOUT)
+                .and_then(|mut c| {
+                    c.set_read_timeout(Some(TIMEOUT))?;
+                    c.set_write_timeout(Some(TIMEOUT))?;
+                    let sha: String = redis::cmd("SCRIPT").arg("LOAD").arg(WRITE).query(&mut c)?;
+                    Ok((c, sha))
+                });
+            match connected {
+                Ok(c) => {
+                    con = Some(c);
+                    backoff = Duration::from_millis(100);
+                }
+                Err(_) => {
+                    // The reader reports the outage; this one only waits to try again.
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            }
+        }
+        if let Some((c, sha)) = &mut con {
+            if flush(store, c, sha, &keys, l.as_ref()).is_err() {
+                con = None;
+            }
+        }
+    }
+}
+
 fn age_gauge(store: &Store) {
     let last = store.gate.last_sync.load(Ordering::Relaxed);
     if last > 0 {
@@ -154,7 +218,7 @@ fn session(
     // Subscribed before the full read: a change made during it arrives afterwards, and
     // changes arrive in the order Redis made them, so replaying them converges.
     ps.subscribe(&keys.channel).map_err(err)?;
-    ps.set_read_timeout(Some(Duration::from_millis(20)))
+    ps.set_read_timeout(Some(Duration::from_millis(100)))
         .map_err(err)?;
     let write: String = redis::cmd("SCRIPT")
         .arg("LOAD")
@@ -212,7 +276,6 @@ fn session(
             Err(e) if e.is_timeout() => {}
             Err(e) => return Err(err(e)),
         }
-        flush(store, &mut con, &write, keys, l.as_ref())?;
         if beat.elapsed() >= HEARTBEAT {
             let _: String = redis::cmd("PING").query(&mut con).map_err(err)?;
             store.gate.last_sync.store(now_ms(), Ordering::Relaxed);
@@ -416,35 +479,48 @@ fn read_all(
         .iter()
         .map(|c| c.field.clone())
         .collect();
+    let free = |t: &ipnet::IpNet| queued.is_empty() || !queued.contains(&t.to_string());
     let now = now_ms();
-    let mut held: HashMap<ipnet::IpNet, (u64, Option<String>)> = local
-        .bans()
-        .into_iter()
-        .map(|(t, e, r)| (t, (e, r)))
-        .collect();
-    for record in records {
+    let (mut added, mut lifted, mut in_force) = (0, 0, 0);
+    for record in &records {
         match record {
             Record::Ban {
                 target,
                 expires,
                 reason,
                 ..
-            } if expires > now => {
-                let same = held.remove(&target) == Some((expires, reason.clone()));
-                if !same && !queued.contains(&target.to_string()) {
-                    local.ban(target, expires, reason.as_deref());
+            } if *expires > now => {
+                in_force += 1;
+                // Only what differs is changed: a resync of an unchanged fleet writes nothing.
+                if !local.holds(*target, *expires, reason.as_deref()) && free(target) {
+                    local.load(*target, Some((*expires, reason.as_deref())));
+                    added += 1;
                 }
             }
             Record::Ban { .. } | Record::Lifted { .. } => {}
-            other => apply(local, other),
+            other => apply(local, other.clone()),
         }
     }
-    // What this instance holds and Redis does not was lifted (or expired) elsewhere.
-    for (target, _) in held {
-        if !queued.contains(&target.to_string()) {
-            local.unban(target);
+    // What this instance holds and Redis does not was lifted (or expired) elsewhere; the
+    // count says whether there is any (the table holds exactly Redis's bans otherwise).
+    if local.count() != in_force {
+        let remote: std::collections::HashSet<ipnet::IpNet> = records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Ban {
+                    target, expires, ..
+                } if *expires > now => Some(*target),
+                _ => None,
+            })
+            .collect();
+        for (target, _, _) in local.bans() {
+            if !remote.contains(&target) && free(&target) {
+                local.load(target, None);
+                lifted += 1;
+            }
         }
     }
+    local.synced(added, lifted);
     Ok(())
 }
 

@@ -219,6 +219,14 @@ impl Bans {
         out
     }
 
+    /// Whether exactly this ban (target, expiry, reason) is in the table.
+    pub fn holds(&self, target: IpNet, expires: u64, reason: Option<&str>) -> bool {
+        self.store
+            .table
+            .get(target)
+            .is_some_and(|f| f.expires == expires && self.store.labels.is(f.label, reason))
+    }
+
     /// Every ban in force: target, expiry (Unix ms, `u64::MAX` until lifted), reason.
     pub fn entries(&self) -> Vec<(IpNet, u64, Option<String>)> {
         let now = now_ms();

@@ -237,6 +237,32 @@ impl Table {
         None
     }
 
+    /// The entry for exactly `target`, expired or not.
+    pub fn get(&self, target: IpNet) -> Option<Found> {
+        let target = target.trunc();
+        let e = match target {
+            IpNet::V4(n) => self
+                .probe(
+                    &self.v4[usize::from(n.prefix_len())],
+                    u32::from(n.network()),
+                    0,
+                )
+                .map(|e| (e.expires(), e.label)),
+            IpNet::V6(n) => self
+                .probe(
+                    &self.v6[usize::from(n.prefix_len())],
+                    v6_words(u128::from(n.network())),
+                    0,
+                )
+                .map(|e| (e.expires(), e.label)),
+        }?;
+        Some(Found {
+            target,
+            expires: e.0,
+            label: e.1,
+        })
+    }
+
     /// Removes the ban on exactly `target`; its label, if there was one.
     pub fn remove(&self, target: IpNet) -> Option<(u64, u32)> {
         match target.trunc() {
