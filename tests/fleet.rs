@@ -253,6 +253,40 @@ fn outages_lose_nothing_and_an_emptied_redis_is_filled_again() {
 }
 
 #[test]
+fn subscribers_dropped_again_and_again_miss_no_change() {
+    let _one = serial();
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = Instance::start(dir.path(), &redis.url(), "");
+    let b = Instance::start(dir.path(), &redis.url(), "");
+    // Messages sent while a subscriber is away are lost: a reconnect must replay them.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let killer = {
+        let (stop, port) = (stop.clone(), redis.port);
+        std::thread::spawn(move || {
+            let r = Redis { port, proc: None };
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                r.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+                std::thread::sleep(Duration::from_millis(3));
+            }
+        })
+    };
+    for i in 10..40 {
+        a.ops(&format!("/ban/127.0.1.{i}"));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    killer.join().unwrap();
+    for i in 10..40 {
+        until_all(
+            &[&a, &b],
+            &format!("127.0.1.{i}"),
+            403,
+            "a ban made while B was away",
+        );
+    }
+}
+
+#[test]
 fn garbage_in_the_keys_is_skipped_and_never_unbans() {
     let _one = serial();
     let redis = Redis::start();

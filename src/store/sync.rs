@@ -11,9 +11,11 @@ use redis::{Commands, Connection};
 use super::record::{decode, decode_message, Change, Kind, Record};
 use super::{now_ms, Local, Store, STORE_ERRORS, STORE_SYNC_AGE, STORE_UP};
 
-/// Writes a record unless Redis holds a newer one, notes when it may go, and publishes it.
-/// KEYS: the hash, the expiry set, the channel. ARGV: field, value, made, drop-at (or ""),
-/// message (or "": no message, when refilling an emptied Redis).
+/// Writes a record unless Redis holds a newer one, notes when it may go, appends it to the
+/// change log (the last 100,000 changes, so that an instance that was away replays what it
+/// missed instead of reading everything) and publishes it with its log id.
+/// KEYS: the hash, the expiry set, the channel, the log. ARGV: field, value, made, drop-at
+/// (or ""), message (or "": neither logged nor published, when refilling an emptied Redis).
 const WRITE: &str = r#"
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if cur then
@@ -30,7 +32,8 @@ else
   redis.call('ZADD', KEYS[2], ARGV[4], member)
 end
 if ARGV[5] ~= '' then
-  redis.call('PUBLISH', KEYS[3], ARGV[5])
+  local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', '100000', '*', 'c', ARGV[5])
+  redis.call('PUBLISH', KEYS[3], id .. ' ' .. ARGV[5])
 end
 return 1
 "#;
@@ -62,6 +65,7 @@ struct Keys {
     epoch: String,
     expiry: String,
     channel: String,
+    log: String,
     prefix: String,
 }
 
@@ -71,6 +75,7 @@ impl Keys {
             epoch: format!("{prefix}:epoch"),
             expiry: format!("{prefix}:expiry"),
             channel: format!("{prefix}:changes"),
+            log: format!("{prefix}:log"),
             prefix: format!("{prefix}:"),
         }
     }
@@ -93,13 +98,23 @@ pub(super) fn run(store: &Arc<Store>, local: &Weak<dyn Local>) {
         }
     };
     let mut epoch: Option<String> = None;
+    // The last change applied, by its log id: where a reconnect replays from.
+    let mut last_id: Option<String> = None;
     let mut backoff = Duration::from_millis(100);
     let mut last_error = String::new();
     loop {
         if store.stopped.load(Ordering::Relaxed) || local.strong_count() == 0 {
             return;
         }
-        match session(store, local, &client, &keys, &mut epoch, &mut backoff) {
+        match session(
+            store,
+            local,
+            &client,
+            &keys,
+            &mut epoch,
+            &mut last_id,
+            &mut backoff,
+        ) {
             Ok(()) => return,
             Err(e) => {
                 metrics::counter!(STORE_ERRORS).increment(1);
@@ -207,6 +222,7 @@ fn session(
     client: &redis::Client,
     keys: &Keys,
     epoch: &mut Option<String>,
+    last_id: &mut Option<String>,
     backoff: &mut Duration,
 ) -> Result<(), String> {
     let mut con = client.get_connection_with_timeout(TIMEOUT).map_err(err)?;
@@ -236,6 +252,7 @@ fn session(
     // A Redis without our epoch (restarted empty, or a new one) is filled from this
     // instance's state, with records older than any real change.
     let now_epoch: Option<String> = con.get(&keys.epoch).map_err(err)?;
+    let same_redis = now_epoch.is_some() && now_epoch == *epoch;
     if now_epoch.is_none() || (epoch.is_some() && now_epoch != *epoch) {
         fill(&mut con, &write, keys, l.as_ref())?;
         let fresh = format!("{}-{}", store.instance, now_ms());
@@ -248,7 +265,20 @@ fn session(
     }
     *epoch = con.get(&keys.epoch).map_err(err)?;
     flush(store, &mut con, &write, keys, l.as_ref())?;
-    read_all(store, &mut con, keys, l.as_ref())?;
+    // Back on the same Redis, with every change since the last one applied still in the
+    // log: replay those. Otherwise read everything.
+    let replayed = match last_id.as_deref() {
+        Some(from) if same_redis => replay(&mut con, keys, from, l.as_ref())?,
+        _ => None,
+    };
+    match replayed {
+        Some(last) => *last_id = Some(last),
+        None => {
+            // The log's newest id before the read: later changes arrive as messages.
+            *last_id = Some(newest_id(&mut con, keys)?);
+            read_all(store, &mut con, keys, l.as_ref())?;
+        }
+    }
     drop(l);
     store.gate.last_sync.store(now_ms(), Ordering::Relaxed);
     store.connected.store(true, Ordering::Relaxed);
@@ -268,8 +298,14 @@ fn session(
         match ps.get_message() {
             Ok(msg) => {
                 let payload: String = msg.get_payload().unwrap_or_default();
-                match decode_message(&payload) {
-                    Ok((_, record)) => apply(l.as_ref(), record),
+                let (id, text) = payload.split_once(' ').unwrap_or(("", &payload));
+                match decode_message(text) {
+                    Ok((_, record)) => {
+                        apply(l.as_ref(), record);
+                        if is_log_id(id) {
+                            *last_id = Some(id.to_string());
+                        }
+                    }
                     Err(e) => malformed(&keys.channel, &e),
                 }
             }
@@ -292,6 +328,99 @@ fn session(
                 .query(&mut con)
                 .map_err(err)?;
             pruned = Instant::now();
+        }
+    }
+}
+
+/// `1700000000000-0`: a stream id.
+fn is_log_id(id: &str) -> bool {
+    id.split_once('-').is_some_and(|(ms, seq)| {
+        !ms.is_empty()
+            && !seq.is_empty()
+            && ms.bytes().all(|b| b.is_ascii_digit())
+            && seq.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// The newest id in the change log (`0-0` when it is empty).
+fn newest_id(con: &mut Connection, keys: &Keys) -> Result<String, String> {
+    let newest: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
+        .arg(&keys.log)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query(con)
+        .map_err(err)?;
+    Ok(newest
+        .into_iter()
+        .next()
+        .map_or_else(|| "0-0".to_string(), |e| e.0))
+}
+
+/// Applies the changes logged after `from`, in order, if the log still holds every one of
+/// them: the newest id applied (`from` when there was none). `None` when changes after
+/// `from` were trimmed away (or the log cannot be read): then everything must be read.
+fn replay(
+    con: &mut Connection,
+    keys: &Keys,
+    from: &str,
+    local: &dyn Local,
+) -> Result<Option<String>, String> {
+    type Entries = Vec<(String, Vec<(String, String)>)>;
+    let key = |id: &str| -> Option<(u64, u64)> {
+        let (ms, seq) = id.split_once('-')?;
+        Some((ms.parse().ok()?, seq.parse().ok()?))
+    };
+    let Some(from_key) = key(from) else {
+        return Ok(None);
+    };
+    // Redis (7.0+) says the newest id trimming ever removed: every change after `from` is
+    // still there if that is at or before `from`.
+    let info: redis::RedisResult<Vec<redis::Value>> =
+        redis::cmd("XINFO").arg("STREAM").arg(&keys.log).query(con);
+    let deleted = match info {
+        Ok(fields) => fields
+            .chunks(2)
+            .find_map(|kv| match kv {
+                [name, value]
+                    if redis::from_redis_value_ref::<String>(name).ok().as_deref()
+                        == Some("max-deleted-entry-id") =>
+                {
+                    redis::from_redis_value_ref::<String>(value).ok()
+                }
+                _ => None,
+            })
+            .and_then(|id| key(&id)),
+        // No log at all: nothing was ever logged since it went, unless we had seen some.
+        Err(_) if from == "0-0" => return Ok(Some(from.to_string())),
+        Err(_) => return Ok(None),
+    };
+    match deleted {
+        Some(deleted) if deleted <= from_key => {}
+        _ => return Ok(None),
+    }
+    let mut last = from.to_string();
+    loop {
+        let page: Entries = redis::cmd("XRANGE")
+            .arg(&keys.log)
+            .arg(format!("({last}"))
+            .arg("+")
+            .arg("COUNT")
+            .arg(SCAN)
+            .query(con)
+            .map_err(err)?;
+        if page.is_empty() {
+            return Ok(Some(last));
+        }
+        for (id, fields) in page {
+            for (_, text) in fields {
+                match decode_message(&text) {
+                    Ok((_, record)) => apply(local, record),
+                    Err(e) => malformed(&format!("{} {id}", keys.log), &e),
+                }
+            }
+            last = id;
         }
     }
 }
@@ -331,10 +460,11 @@ fn write_one(
     };
     let written: i64 = redis::cmd("EVALSHA")
         .arg(write)
-        .arg(3)
+        .arg(4)
         .arg(&hash)
         .arg(&keys.expiry)
         .arg(&keys.channel)
+        .arg(&keys.log)
         .arg(&change.field)
         .arg(&change.value)
         .arg(change.made)
@@ -404,10 +534,11 @@ fn fill(con: &mut Connection, write: &str, keys: &Keys, local: &dyn Local) -> Re
             change.made = 0;
             pipe.cmd("EVALSHA")
                 .arg(write)
-                .arg(3)
+                .arg(4)
                 .arg(keys.hash(Kind::Bans))
                 .arg(&keys.expiry)
                 .arg(&keys.channel)
+                .arg(&keys.log)
                 .arg(&change.field)
                 .arg(&change.value)
                 .arg(0)
