@@ -236,6 +236,11 @@ fn main() {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_secs(2));
                     if full {
+                        // A change the instance sees (so it has a place in the log), then
+                        // the log gone: the reconnect cannot replay and reads everything.
+                        let ip = format!("127.0.2.{}", kills % 250);
+                        status("127.0.0.1", d_port, "POST", &format!("/ban/{ip}"));
+                        std::thread::sleep(Duration::from_millis(50));
                         let _: redis::RedisResult<i64> =
                             redis::cmd("DEL").arg("rocket-allow:log").query(&mut con);
                     }
