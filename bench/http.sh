@@ -25,6 +25,8 @@
 #               none of them the client)
 #   banstorm    one rule and a bans file, while 10,000 new bans a second are made (an attack
 #               being banned: 100,000 over a 10 s run)
+#   store       one rule and [allow.store] on a redis-server this script starts (when
+#               redis-server is installed)
 #   nginx1      nginx 1.x, `allow 127.0.0.1; deny all;` and empty_gif (if installed)
 #   nginx100k   nginx with the same 100,000 deny rules first
 # The server runs on CPU 0 and wrk on CPU 1 (taskset), so that the load generator does not
@@ -50,6 +52,7 @@ if ! command -v wrk >/dev/null; then
 fi
 nginx=$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null || true)
 default_modes="bare one prom policies toml100k code100k nohits100k code1m log_text log_json list reload bans1m banstorm"
+command -v redis-server >/dev/null && default_modes+=" store"
 [ -n "$nginx" ] && default_modes+=" nginx1 nginx100k"
 [ -n "${BASE_REV:-}" ] && default_modes="bare one one@base ${default_modes#bare one }"
 modes=${MODES:-$default_modes}
@@ -61,8 +64,10 @@ fi
 cargo build --release --example bench_app -q
 app=target/release/examples/bench_app
 tmp=$(mktemp -d)
+redis_pid=
 cleanup() {
     kill $(jobs -p) 2>/dev/null || true
+    [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null || true
     [ -f "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null || true
     [ -n "${BASE_REV:-}" ] && git worktree remove --force "$tmp/base" 2>/dev/null || true
     rm -rf "$tmp"
@@ -97,6 +102,13 @@ for m in bans1m banstorm; do
     python3 bench/gen_rules.py 0 "$port" >"$tmp/$m.toml"
     printf '[default.allow.bans]\nfile = "%s"\n' "$tmp/$m.txt" >>"$tmp/$m.toml"
 done
+if [[ " $modes " == *" store "* ]]; then
+    redis_port=$((port + 1))
+    redis-server --save '' --appendonly no --bind 127.0.0.1 --port "$redis_port" >/dev/null &
+    redis_pid=$!
+    python3 bench/gen_rules.py 0 "$port" >"$tmp/store.toml"
+    printf '[default.allow.store]\nredis = "redis://127.0.0.1:%s/0"\n' "$redis_port" >>"$tmp/store.toml"
+fi
 if [ -n "$nginx" ]; then
     python3 bench/gen_nginx.py 0 "$port" "$tmp" >"$tmp/nginx1.conf"
     python3 bench/gen_nginx.py "$nrules" "$port" "$tmp" >"$tmp/nginx100k.conf"
