@@ -258,8 +258,14 @@ fn main() {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         (seen, killer.join().unwrap())
     };
-    println!("under wrk load, steady: {:.0} req/s, p99 {}", steady.0, steady.1);
-    for (full, what) in [(false, "reconnects replaying the log"), (true, "full resyncs")] {
+    println!(
+        "under wrk load, steady: {:.0} req/s, p99 {}",
+        steady.0, steady.1
+    );
+    for (full, what) in [
+        (false, "reconnects replaying the log"),
+        (true, "full resyncs"),
+    ] {
         let (seen, kills) = under_drops(full);
         println!(
             "  with {kills} {what} of {n} bans: {:.0} req/s ({:.1}%), p99 {}",

@@ -287,6 +287,71 @@ fn subscribers_dropped_again_and_again_miss_no_change() {
 }
 
 #[test]
+fn redis_down_at_ignite_starts_from_the_bans_file_and_fills_redis_later() {
+    let _one = serial();
+    let mut redis = Redis::start();
+    redis.kill();
+    let dir = tempfile::tempdir().unwrap();
+    let bans = dir.path().join("bans.txt");
+    std::fs::write(&bans, "127.0.0.2 - from the file\n").unwrap();
+    let a = Instance::start(
+        dir.path(),
+        &redis.url(),
+        &format!("[default.allow.bans]\nfile = \"{}\"", bans.display()),
+    );
+    // Serving, from its own snapshot, with Redis away.
+    assert_eq!(a.get("127.0.0.2"), 403);
+    assert_eq!(a.get("127.0.0.3"), 200);
+    redis.restart();
+    // Redis had nothing: the instance fills it, and a new instance finds the ban there.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while redis
+        .cmd(&["HEXISTS", "rocket-allow:bans", "127.0.0.2/32"])
+        .as_deref()
+        != Some(":1")
+    {
+        assert!(Instant::now() < deadline, "Redis was never filled");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let b = Instance::start(dir.path(), &redis.url(), "");
+    assert_eq!(b.get("127.0.0.2"), 403);
+}
+
+#[test]
+fn expired_records_leave_redis_by_themselves() {
+    let _one = serial();
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = Instance::start(dir.path(), &redis.url(), "");
+    a.ops("/ban/127.0.0.2?secs=1");
+    a.ops("/ban/127.0.0.3");
+    a.ops("/unban/127.0.0.3");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while redis
+        .cmd(&["HEXISTS", "rocket-allow:bans", "127.0.0.2/32"])
+        .as_deref()
+        != Some(":0")
+    {
+        assert!(Instant::now() < deadline, "an expired ban stayed in Redis");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A lifted ban's record stays (7 days) so that the lift wins everywhere; its time to
+    // go is set.
+    assert_eq!(
+        redis
+            .cmd(&["HEXISTS", "rocket-allow:bans", "127.0.0.3/32"])
+            .as_deref(),
+        Some(":1")
+    );
+    let score = redis.cmd(&[
+        "ZSCORE",
+        "rocket-allow:expiry",
+        "rocket-allow:bans|127.0.0.3/32",
+    ]);
+    assert!(score.is_some_and(|s| s.starts_with('$')), "no time to go");
+}
+
+#[test]
 fn garbage_in_the_keys_is_skipped_and_never_unbans() {
     let _one = serial();
     let redis = Redis::start();

@@ -57,7 +57,7 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 /// How often a connected instance checks Redis (and counts it as a good sync).
 const HEARTBEAT: Duration = Duration::from_secs(1);
 /// How often expired records are pruned.
-const PRUNE_EVERY: Duration = Duration::from_secs(10);
+const PRUNE_EVERY: Duration = Duration::from_secs(2);
 /// Fields read per HSCAN.
 const SCAN: usize = 10_000;
 
