@@ -25,6 +25,28 @@
 //!   ([`AllowHandle::rule_hits`]).
 //! - [`Error`]: why ignite failed.
 
+/// The documentation's topic pages (`docs/*.md` in the repository), one module each.
+pub mod guide {
+    #[doc = include_str!("../docs/howto.md")]
+    pub mod howto {}
+    #[doc = include_str!("../docs/configuration.md")]
+    pub mod configuration {}
+    #[doc = include_str!("../docs/proxies.md")]
+    pub mod proxies {}
+    #[doc = include_str!("../docs/policies.md")]
+    pub mod policies {}
+    #[doc = include_str!("../docs/runtime.md")]
+    pub mod runtime {}
+    #[doc = include_str!("../docs/observing.md")]
+    pub mod observing {}
+    #[doc = include_str!("../docs/fleet.md")]
+    pub mod fleet {}
+    #[doc = include_str!("../docs/performance.md")]
+    pub mod performance {}
+    #[doc = include_str!("../docs/flask-allow.md")]
+    pub mod flask_allow {}
+}
+
 mod background;
 mod client;
 mod config;

@@ -29,7 +29,7 @@ fn any() -> &'static str {
     "page"
 }
 
-/// The README's catcher: it says what was refused and why.
+/// The catcher of Refused's docs: it says what was refused and why.
 #[catch(403)]
 fn forbidden(req: &Request<'_>) -> String {
     match Refused::of(req) {

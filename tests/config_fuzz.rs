@@ -24,7 +24,7 @@ struct NumKey {
     max: u64,
 }
 
-/// The ranges README.md and the field docs promise.
+/// The ranges docs/configuration.md and the field docs promise.
 const NUM_KEYS: [NumKey; 5] = [
     NumKey {
         key: "access_log.max_bytes",

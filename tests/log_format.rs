@@ -137,7 +137,7 @@ fn flask_allow_formatters_match_python() {
 
 /// Flask-Allow 2.0.1's own lines (`2023-12-03 07:34:27,883 -    INFO - ...`, local time):
 /// what Python writes for its default formatter without a datefmt, we write for the
-/// recipe in the README.
+/// recipe in docs/observing.md (Log line format).
 #[test]
 fn flask_allows_default_lines_can_be_kept() {
     let dir = tempfile::tempdir().unwrap();

@@ -969,8 +969,8 @@ mod tests {
 }
 
 /// For measuring what a line costs: `LINES=n` lines formatted by each template in
-/// `TEMPLATE` (`default` or `tmpl12`), counted under callgrind at two `n` (see README,
-/// Performance).
+/// `TEMPLATE` (`default` or `tmpl12`), counted under callgrind at two `n` (see docs/performance.md,
+/// "The line's layout costs nothing extra").
 #[cfg(test)]
 #[test]
 #[ignore = "a measurement: LINES=n TEMPLATE=default|tmpl12 cargo test --release --lib format_lines -- --ignored"]
