@@ -8,7 +8,8 @@
 #
 # usage: bench/instructions.sh [N (2000)]   PORT=18081 by default; MODES="..." picks configurations among
 #   bare one prom log_text log_json (as in bench/http.sh), code100k nohits100k, log_tmpl12
-#   (a text log with a 12-field `formatter`, bench/gen_rules.py's TMPL12)
+#   (a text log with a 12-field `formatter`, bench/gen_rules.py's TMPL12), bans1m (one rule
+#   and 1,000,000 bans restored from a bans file, bench/gen_bans.py's mix)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-2000}
@@ -27,6 +28,11 @@ python3 bench/gen_rules.py 0 "$port" >"$tmp/one.toml"
 python3 bench/gen_rules.py 0 "$port" "$tmp/access.log" >"$tmp/log_text.toml"
 python3 bench/gen_rules.py 0 "$port" "$tmp/access.json" json >"$tmp/log_json.toml"
 python3 bench/gen_rules.py 0 "$port" "$tmp/access.tmpl" tmpl12 >"$tmp/log_tmpl12.toml"
+if [[ " ${MODES:-} " == *" bans1m "* ]]; then
+    python3 bench/gen_bans.py 1000000 "$tmp/bans1m.txt"
+    python3 bench/gen_rules.py 0 "$port" >"$tmp/bans1m.toml"
+    printf '[default.allow.bans]\nfile = "%s"\n' "$tmp/bans1m.txt" >>"$tmp/bans1m.toml"
+fi
 
 count() { # mode requests -> instructions
     local mode=$1 env=() config=$1

@@ -122,13 +122,15 @@ impl Instance {
             format!("{base}\n[default.allow.store]\nredis = \"{redis_url}\"\n{extra}\n"),
         )
         .unwrap();
+        // What it logs, for the tests that read it.
+        let out = std::fs::File::create(dir.join(format!("fleet-{port}.err"))).unwrap();
         let child = Command::new(fleet_binary())
             .env("FLEET_INSTANCE", "1")
             .env("ROCKET_CONFIG", &config)
             .env("ROCKET_PORT", port.to_string())
-            .env("ROCKET_LOG_LEVEL", "off")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .env("ROCKET_LOG_LEVEL", "normal")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
             .spawn()
             .expect("the fleet example is built");
         let i = Instance {
@@ -315,6 +317,63 @@ fn redis_down_at_ignite_starts_from_the_bans_file_and_fills_redis_later() {
     }
     let b = Instance::start(dir.path(), &redis.url(), "");
     assert_eq!(b.get("127.0.0.2"), 403);
+}
+
+#[test]
+fn unix_sockets_and_passwords_and_no_password_in_any_line() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("r.sock");
+    let port = free_port();
+    let _redis = Proc(
+        Command::new("redis-server")
+            .args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+            .args(["--port", &port.to_string(), "--requirepass", "s3cret-pw"])
+            .arg("--unixsocket")
+            .arg(&sock)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(Instant::now() < deadline, "no socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let a = Instance::start(
+        dir.path(),
+        &format!("redis+unix://{}?pass=s3cret-pw", sock.display()),
+        "",
+    );
+    let b = Instance::start(
+        dir.path(),
+        &format!("redis://:s3cret-pw@127.0.0.1:{port}/0"),
+        "",
+    );
+    a.ops("/ban/127.0.0.2");
+    until_all(
+        &[&a, &b],
+        "127.0.0.2",
+        403,
+        "a ban over a unix socket, seen over TCP",
+    );
+    // A wrong password: the instance serves from its own state, and says why without it.
+    let c = Instance::start(
+        dir.path(),
+        &format!("redis://:wrong-pw@127.0.0.1:{port}/0"),
+        "",
+    );
+    assert_eq!(c.get("127.0.0.3"), 200);
+    let err = std::fs::read_to_string(dir.path().join(format!("fleet-{}.err", c.port))).unwrap();
+    assert!(err.contains("cannot be reached"), "{err}");
+    assert!(err.contains(":***@"), "{err}");
+    for port in [a.port, b.port, c.port] {
+        let err = std::fs::read_to_string(dir.path().join(format!("fleet-{port}.err"))).unwrap();
+        assert!(
+            !err.contains("s3cret") && !err.contains("wrong-pw"),
+            "{err}"
+        );
+    }
 }
 
 #[test]
