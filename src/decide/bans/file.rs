@@ -111,6 +111,10 @@ fn save(path: &Path, text: &str) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The least time between two saves that no flush asked for: under a storm of bans the
+/// file is rewritten about once a second, not once per ban.
+const MIN_PACE: Duration = Duration::from_secs(1);
+
 /// How long a flush waits for the disk before it gives up.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -136,8 +140,8 @@ struct Progress {
 
 impl Saver {
     /// Starts the thread that saves to `path` the text `snapshot` gives. Saves are paced
-    /// so that writing a big table takes at most a quarter of one core, unless a flush
-    /// waits. Once the `Saver` is dropped, the thread saves what is left and ends.
+    /// (at least a second apart, and writing a big table takes at most a tenth of one
+    /// core), unless a flush waits. Once the `Saver` is dropped, the thread saves what is left and ends.
     pub fn start(
         path: PathBuf,
         snapshot: impl Fn() -> String + Send + 'static,
@@ -162,7 +166,7 @@ impl Saver {
                 while let Some(target) = st.next_change(next_allowed) {
                     let started = Instant::now();
                     let result = save(&path, &snapshot());
-                    next_allowed = Instant::now() + started.elapsed() * 3;
+                    next_allowed = Instant::now() + (started.elapsed() * 9).max(MIN_PACE);
                     if let Err(e) = &result {
                         log::error!(target: "rocket_allow",
                             "rocket-allow: cannot save bans to `{}`: {e}", path.display());
