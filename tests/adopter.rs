@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::http::{serve, Server};
 use common::*;
@@ -225,22 +225,6 @@ fn the_proxy_s_health_probe_passes_and_the_rest_still_refuses_a_headerless_reque
     let res = server.request("GET", "/healthz", &[b"X-Forwarded-For: 203.0.113.9"]);
     assert_eq!(res.status, 403);
     server.stop().unwrap();
-}
-
-/// Waits (10 s at most) until the log has a line containing every needle.
-fn log_line(log: &std::path::Path, needles: &[&str]) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(l) = text.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
-            return l.to_string();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no line with {needles:?} in:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 #[test]

@@ -24,22 +24,6 @@ fn with_log(toml: &str, log: &Path) -> String {
     format!("{toml}\naccess_log = \"{}\"\n", log.display())
 }
 
-/// Waits (10 s at most) until the access log has a line containing every needle.
-fn log_line(log: &Path, needles: &[&str]) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(l) = text.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
-            return l.to_string();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no line with {needles:?} in:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 fn allow(server: &Server) -> AllowHandle {
     server.allow.clone().expect("the fairing is attached")
 }

@@ -7,7 +7,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -147,24 +147,10 @@ impl Instance {
 
     /// The status of one request from `from` (a 127.0.0.0/8 address).
     fn status(&self, from: &str, method: &str, path: &str) -> Option<u16> {
-        let socket =
-            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
-        let local: std::net::SocketAddr = (from.parse::<IpAddr>().ok()?, 0).into();
-        socket.bind(&local.into()).ok()?;
-        let server: std::net::SocketAddr = ([127, 0, 0, 1], self.port).into();
-        socket
-            .connect_timeout(&server.into(), Duration::from_secs(2))
-            .ok()?;
-        let mut s: TcpStream = socket.into();
-        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-        write!(
-            s,
+        let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-        )
-        .ok()?;
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        out.split(' ').nth(1)?.parse().ok()
+        );
+        common::http::send_from(self.port, from, request.as_bytes()).map(|r| r.status)
     }
 
     fn get(&self, from: &str) -> u16 {

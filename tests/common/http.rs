@@ -66,19 +66,7 @@ impl Server {
 
     /// [`raw`](Self::raw) from the source address `from` (any 127.0.0.0/8 address).
     pub fn raw_from(&self, from: &str, request: &[u8]) -> Response {
-        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-            .expect("socket");
-        let local: std::net::SocketAddr = (from.parse::<std::net::IpAddr>().unwrap(), 0).into();
-        socket.bind(&local.into()).expect("bind the source address");
-        let server: std::net::SocketAddr = ([127, 0, 0, 1], self.port).into();
-        socket.connect(&server.into()).expect("connect");
-        let mut s: TcpStream = socket.into();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        // No half-close: hyper drops a connection whose client stops sending before it answers.
-        s.write_all(request).expect("send");
-        let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out);
-        Response::parse(&out)
+        send_from(self.port, from, request).expect("an answer")
     }
 
     /// `METHOD path` with these extra header lines (raw bytes, no CRLF) and `Connection: close`.
@@ -102,6 +90,26 @@ impl Server {
         req.extend_from_slice(b"Connection: close\r\nContent-Length: 0\r\n\r\n");
         self.raw_from(from, &req)
     }
+}
+
+/// Sends `request` (raw bytes) to 127.0.0.1:`port` from the source address `from` (any
+/// 127.0.0.0/8 address) on a new connection, and reads the whole response; `None` when
+/// nothing listens there or nothing came back.
+pub fn send_from(port: u16, from: &str, request: &[u8]) -> Option<Response> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
+    let local: std::net::SocketAddr = (from.parse::<std::net::IpAddr>().ok()?, 0).into();
+    socket.bind(&local.into()).ok()?;
+    let server: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    socket
+        .connect_timeout(&server.into(), Duration::from_secs(2))
+        .ok()?;
+    let mut s: TcpStream = socket.into();
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    // No half-close: hyper drops a connection whose client stops sending before it answers.
+    s.write_all(request).ok()?;
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    (!out.is_empty()).then(|| Response::parse(&out))
 }
 
 /// A parsed HTTP/1.1 response.

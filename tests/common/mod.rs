@@ -130,6 +130,23 @@ pub fn capture_logs() {
     });
 }
 
+/// Waits (10 s at most) until the file at `log` has a line containing every needle (the
+/// access log is written off the request path), and returns it.
+pub fn log_line(log: &std::path::Path, needles: &[&str]) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(l) = text.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
+            return l.to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no line with {needles:?} in:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// Captured lines containing `needle`.
 pub fn logged(needle: &str) -> Vec<String> {
     LOGS.lock()
