@@ -133,12 +133,23 @@ impl Instance {
             .stderr(out)
             .spawn()
             .expect("the fleet example is built");
-        let i = Instance {
+        let mut i = Instance {
             port,
             _proc: Proc(child),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while i.status("127.0.0.1", "GET", "/").is_none() {
+            // A port handed out by free_port can be taken by another process before the
+            // instance binds it: then the instance exits, and another port is tried.
+            if let Ok(Some(exit)) = i._proc.0.try_wait() {
+                let log = std::fs::read_to_string(dir.join(format!("fleet-{port}.err")))
+                    .unwrap_or_default();
+                assert!(
+                    log.contains("Address already in use") || log.contains("in use"),
+                    "an instance exited ({exit}):\n{log}"
+                );
+                return Instance::start(dir, redis_url, extra);
+            }
             assert!(Instant::now() < deadline, "an instance did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -247,6 +258,12 @@ fn subscribers_dropped_again_and_again_miss_no_change() {
     let dir = tempfile::tempdir().unwrap();
     let a = Instance::start(dir.path(), &redis.url(), "");
     let b = Instance::start(dir.path(), &redis.url(), "");
+    // A forged message whose id points past every real change: it must not become the
+    // point a reconnect replays from.
+    let forged = format!(
+        "99999999999999-0 {{\"k\":\"modes\",\"f\":\"nosuchpolicy\",\"v\":\"{{\\\"mode\\\":\\\"enforce\\\",\\\"m\\\":1}}\"}}"
+    );
+    redis.cmd(&["PUBLISH", "rocket-allow:changes", &forged]);
     // Messages sent while a subscriber is away are lost: a reconnect must replay them.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let killer = {
@@ -368,6 +385,8 @@ fn expired_records_leave_redis_by_themselves() {
     let redis = Redis::start();
     let dir = tempfile::tempdir().unwrap();
     let a = Instance::start(dir.path(), &redis.url(), "");
+    // A member naming a key of another type must not stop the pruning.
+    redis.cmd(&["ZADD", "rocket-allow:expiry", "0", "rocket-allow:epoch|x"]);
     a.ops("/ban/127.0.0.2?secs=1");
     a.ops("/ban/127.0.0.3");
     a.ops("/unban/127.0.0.3");
@@ -409,6 +428,11 @@ fn garbage_in_the_keys_is_skipped_and_never_unbans() {
         ("127.0.0.3/32", "garbage"),
         ("127.0.0.4/32", r#"{"e":"soon","m":1}"#),
         ("0.0.0.0/0", r#"{"m":"x"}"#),
+        // Another spelling of 127.0.0.5/32: skipped, so a lift can always meet its ban.
+        ("127.0.0.5", r#"{"m":1}"#),
+        // Made "later" than any real change: must not pin these addresses.
+        ("127.0.0.41/32", r#"{"l":true,"m":1e20}"#),
+        ("127.0.0.43/32", r#"{"l":true,"m":18446744073709551615}"#),
     ] {
         assert_eq!(
             redis
@@ -429,8 +453,23 @@ fn garbage_in_the_keys_is_skipped_and_never_unbans() {
     for i in [&a, &b] {
         assert_eq!(i.get("127.0.0.2"), 403);
         assert_eq!(i.get("127.0.0.3"), 200);
+        assert_eq!(i.get("127.0.0.5"), 200);
         assert_eq!(i.get("127.0.0.9"), 200);
     }
+    a.ops("/ban/127.0.0.41");
+    a.ops("/ban/127.0.0.43");
+    until_all(
+        &[&a, &b],
+        "127.0.0.41",
+        403,
+        "a ban over a garbage-dated lift",
+    );
+    until_all(&[&a, &b], "127.0.0.43", 403, "a ban over a far-future lift");
+    // A ban renewed to end now ends everywhere.
+    a.ops("/ban/127.0.0.71");
+    until_all(&[&a, &b], "127.0.0.71", 403, "a ban");
+    a.ops("/ban/127.0.0.71?secs=0");
+    until_all(&[&a, &b], "127.0.0.71", 200, "the same ban ended at once");
     b.ops("/ban/127.0.0.8");
     until_all(&[&a, &b], "127.0.0.8", 403, "a ban after the garbage");
 }

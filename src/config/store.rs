@@ -68,8 +68,29 @@ impl StoreConfig {
     }
 }
 
-/// `scheme://user:secret@host` → `scheme://user:***@host` (and a bare `:secret@` too).
+/// `scheme://user:secret@host` → `scheme://user:***@host` (and a bare `:secret@` too), and
+/// `?pass=secret` / `&password=secret` (how `redis+unix://` URLs carry one) → `pass=***`.
 pub(crate) fn redact(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _))
+                        if k.eq_ignore_ascii_case("pass") || k.eq_ignore_ascii_case("password") =>
+                    {
+                        format!("{k}=***")
+                    }
+                    _ => kv.to_string(),
+                })
+                .collect();
+            format!("{}?{}", redact_auth(base), query.join("&"))
+        }
+        None => redact_auth(url),
+    }
+}
+
+fn redact_auth(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
@@ -100,6 +121,14 @@ mod tests {
         assert_eq!(
             redact("redis+unix:///run/r.sock"),
             "redis+unix:///run/r.sock"
+        );
+        assert_eq!(
+            redact("redis+unix:///r.sock?db=0&pass=HUNTER2"),
+            "redis+unix:///r.sock?db=0&pass=***"
+        );
+        assert_eq!(
+            redact("redis://u:p@h/0?password=x"),
+            "redis://u:***@h/0?password=***"
         );
     }
 }

@@ -12,6 +12,10 @@ use crate::decide::bans::parse_target;
 /// lifted when an instance that missed it comes back): 7 days.
 pub(crate) const LIFTED_KEEP_MS: u64 = 7 * 24 * 3600 * 1000;
 
+/// How far ahead of this instance's clock a record's time may be (clock skew): a record
+/// made later than that is garbage, and must not win over every real change.
+const MAX_AHEAD_MS: u64 = 24 * 3600 * 1000;
+
 /// The longest reason kept from Redis.
 const MAX_REASON: usize = 1024;
 
@@ -162,8 +166,16 @@ struct BanJson {
 pub(crate) fn decode(kind: Kind, field: &str, value: &str) -> Result<Record, String> {
     if kind == Kind::Bans {
         let target = parse_target(field)?;
+        // One spelling per target: a lift written under the canonical field must meet the
+        // ban it lifts (`127.0.0.5` and `127.0.0.5/32` would otherwise be two records).
+        if target.to_string() != field {
+            return Err(format!("not the canonical spelling `{target}`"));
+        }
         let v: BanJson =
             serde_json::from_str(value).map_err(|e| format!("not a ban record: {e}"))?;
+        if v.m > now_ms().saturating_add(MAX_AHEAD_MS) {
+            return Err("made more than a day in the future".into());
+        }
         if v.l {
             return Ok(Record::Lifted { target, made: v.m });
         }
@@ -179,6 +191,9 @@ pub(crate) fn decode(kind: Kind, field: &str, value: &str) -> Result<Record, Str
     }
     let v: Value = serde_json::from_str(value).map_err(|e| format!("not JSON: {e}"))?;
     let made = v["m"].as_u64().ok_or("no `m` (when it was made)")?;
+    if made > now_ms().saturating_add(MAX_AHEAD_MS) {
+        return Err("made more than a day in the future".into());
+    }
     match kind {
         Kind::Bans => unreachable!("read above"),
         Kind::Sets => {

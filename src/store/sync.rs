@@ -15,12 +15,16 @@ use super::{now_ms, Local, Store, STORE_ERRORS, STORE_SYNC_AGE, STORE_UP};
 /// change log (the last 100,000 changes, so that an instance that was away replays what it
 /// missed instead of reading everything) and publishes it with its log id.
 /// KEYS: the hash, the expiry set, the channel, the log. ARGV: field, value, made, drop-at
-/// (or ""), message (or "": neither logged nor published, when refilling an emptied Redis).
+/// (or ""), message (or "": neither logged nor published, when refilling an emptied Redis),
+/// the writer's clock now.
 const WRITE: &str = r#"
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if cur then
   local ok, old = pcall(cjson.decode, cur)
-  if ok and type(old) == 'table' and tonumber(old['m']) and tonumber(old['m']) > tonumber(ARGV[3]) then
+  local m = ok and type(old) == 'table' and tonumber(old['m'])
+  -- Newer wins; a record made more than a day ahead of the writer's clock (ARGV[6]) is
+  -- garbage (or a clock far off), and must not pin the field forever.
+  if m and m > tonumber(ARGV[3]) and m <= tonumber(ARGV[6]) + 86400000 then
     return 0
   end
 end
@@ -42,10 +46,12 @@ return 1
 /// ARGV: now, the prefix of our hashes (nothing else is touched).
 const PRUNE: &str = r#"
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 10000)
+local ours = { [ARGV[2] .. 'bans'] = true, [ARGV[2] .. 'sets'] = true, [ARGV[2] .. 'modes'] = true }
 for _, m in ipairs(due) do
   local sep = string.find(m, '|', 1, true)
-  if sep and string.sub(m, 1, #ARGV[2]) == ARGV[2] then
-    redis.call('HDEL', string.sub(m, 1, sep - 1), string.sub(m, sep + 1))
+  if sep and ours[string.sub(m, 1, sep - 1)] then
+    -- pcall: a key of the wrong type someone else wrote must not stop the pruning.
+    redis.pcall('HDEL', string.sub(m, 1, sep - 1), string.sub(m, sep + 1))
   end
   redis.call('ZREM', KEYS[1], m)
 end
@@ -253,7 +259,10 @@ fn session(
     // instance's state, with records older than any real change.
     let now_epoch: Option<String> = con.get(&keys.epoch).map_err(err)?;
     let same_redis = now_epoch.is_some() && now_epoch == *epoch;
-    if now_epoch.is_none() || (epoch.is_some() && now_epoch != *epoch) {
+    // Only a Redis without an epoch is filled: one with another epoch was filled already by
+    // the first instance back, and a lift recorded since must not be undone by this one's
+    // older view.
+    if now_epoch.is_none() {
         fill(&mut con, &write, keys, l.as_ref())?;
         let fresh = format!("{}-{}", store.instance, now_ms());
         let _: () = redis::cmd("SET")
@@ -298,14 +307,12 @@ fn session(
         match ps.get_message() {
             Ok(msg) => {
                 let payload: String = msg.get_payload().unwrap_or_default();
-                let (id, text) = payload.split_once(' ').unwrap_or(("", &payload));
+                // The id before the record is not trusted (anyone can publish): a reconnect
+                // replays from the last id read from the log itself, which re-applies these
+                // changes in order, harmlessly.
+                let text = payload.split_once(' ').map_or(payload.as_str(), |(_, t)| t);
                 match decode_message(text) {
-                    Ok((_, record)) => {
-                        apply(l.as_ref(), record);
-                        if is_log_id(id) {
-                            *last_id = Some(id.to_string());
-                        }
-                    }
+                    Ok((_, record)) => apply(l.as_ref(), record),
                     Err(e) => malformed(&keys.channel, &e),
                 }
             }
@@ -332,17 +339,9 @@ fn session(
     }
 }
 
-/// `1700000000000-0`: a stream id.
-fn is_log_id(id: &str) -> bool {
-    id.split_once('-').is_some_and(|(ms, seq)| {
-        !ms.is_empty()
-            && !seq.is_empty()
-            && ms.bytes().all(|b| b.is_ascii_digit())
-            && seq.bytes().all(|b| b.is_ascii_digit())
-    })
-}
-
-/// The newest id in the change log (`0-0` when it is empty).
+/// The newest id in the change log, after appending a marker when the log is empty: a
+/// replay point is always an entry that exists, so a log trimmed, deleted or replaced
+/// since is seen (the entry is gone) and never taken for complete.
 fn newest_id(con: &mut Connection, keys: &Keys) -> Result<String, String> {
     let newest: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
         .arg(&keys.log)
@@ -352,15 +351,25 @@ fn newest_id(con: &mut Connection, keys: &Keys) -> Result<String, String> {
         .arg(1)
         .query(con)
         .map_err(err)?;
-    Ok(newest
-        .into_iter()
-        .next()
-        .map_or_else(|| "0-0".to_string(), |e| e.0))
+    match newest.into_iter().next() {
+        Some((id, _)) => Ok(id),
+        None => redis::cmd("XADD")
+            .arg(&keys.log)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(100_000)
+            .arg("*")
+            .arg("sync")
+            .arg("1")
+            .query(con)
+            .map_err(err),
+    }
 }
 
-/// Applies the changes logged after `from`, in order, if the log still holds every one of
-/// them: the newest id applied (`from` when there was none). `None` when changes after
-/// `from` were trimmed away (or the log cannot be read): then everything must be read.
+/// Applies the changes logged after `from`, in order, if the log still holds `from` itself
+/// (so nothing after it was trimmed away, and the log was not deleted or replaced): the
+/// newest id applied. `None` when it does not (or the log cannot be read): then everything
+/// must be read.
 fn replay(
     con: &mut Connection,
     keys: &Keys,
@@ -368,37 +377,13 @@ fn replay(
     local: &dyn Local,
 ) -> Result<Option<String>, String> {
     type Entries = Vec<(String, Vec<(String, String)>)>;
-    let key = |id: &str| -> Option<(u64, u64)> {
-        let (ms, seq) = id.split_once('-')?;
-        Some((ms.parse().ok()?, seq.parse().ok()?))
-    };
-    let Some(from_key) = key(from) else {
+    let still: redis::RedisResult<Entries> = redis::cmd("XRANGE")
+        .arg(&keys.log)
+        .arg(from)
+        .arg(from)
+        .query(con);
+    if !still.is_ok_and(|e| e.first().is_some_and(|(id, _)| id == from)) {
         return Ok(None);
-    };
-    // Redis (7.0+) says the newest id trimming ever removed: every change after `from` is
-    // still there if that is at or before `from`.
-    let info: redis::RedisResult<Vec<redis::Value>> =
-        redis::cmd("XINFO").arg("STREAM").arg(&keys.log).query(con);
-    let deleted = match info {
-        Ok(fields) => fields
-            .chunks(2)
-            .find_map(|kv| match kv {
-                [name, value]
-                    if redis::from_redis_value_ref::<String>(name).ok().as_deref()
-                        == Some("max-deleted-entry-id") =>
-                {
-                    redis::from_redis_value_ref::<String>(value).ok()
-                }
-                _ => None,
-            })
-            .and_then(|id| key(&id)),
-        // No log at all: nothing was ever logged since it went, unless we had seen some.
-        Err(_) if from == "0-0" => return Ok(Some(from.to_string())),
-        Err(_) => return Ok(None),
-    };
-    match deleted {
-        Some(deleted) if deleted <= from_key => {}
-        _ => return Ok(None),
     }
     let mut last = from.to_string();
     loop {
@@ -414,7 +399,10 @@ fn replay(
             return Ok(Some(last));
         }
         for (id, fields) in page {
-            for (_, text) in fields {
+            for (name, text) in fields {
+                if name != "c" {
+                    continue; // a replay marker
+                }
                 match decode_message(&text) {
                     Ok((_, record)) => apply(local, record),
                     Err(e) => malformed(&format!("{} {id}", keys.log), &e),
@@ -470,6 +458,7 @@ fn write_one(
         .arg(change.made)
         .arg(drop_at)
         .arg(message)
+        .arg(now_ms())
         .query(con)?;
     if written == 0 {
         let newer: Option<String> = con.hget(&hash, &change.field)?;
@@ -544,6 +533,7 @@ fn fill(con: &mut Connection, write: &str, keys: &Keys, local: &dyn Local) -> Re
                 .arg(0)
                 .arg(change.drop_at.map(|d| d.to_string()).unwrap_or_default())
                 .arg("")
+                .arg(now_ms())
                 .ignore();
         }
         let _: () = pipe.query(con).map_err(err)?;
@@ -666,6 +656,9 @@ fn apply(local: &dyn Local, record: Record) {
         } => {
             if expires > now_ms() {
                 local.ban(target, expires, reason.as_deref());
+            } else {
+                // A ban renewed to end now (a ttl of 0) ends here too.
+                local.unban(target);
             }
         }
         Record::Lifted { target, .. } => local.unban(target),

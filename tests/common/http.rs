@@ -109,7 +109,9 @@ pub fn send_from(port: u16, from: &str, request: &[u8]) -> Option<Response> {
     s.write_all(request).ok()?;
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
-    (!out.is_empty()).then(|| Response::parse(&out))
+    // Not an answer: nothing, or our own bytes (a connect to a port nobody listens on can
+    // meet itself: TCP self-connect).
+    out.starts_with(b"HTTP/").then(|| Response::parse(&out))
 }
 
 /// A parsed HTTP/1.1 response.
