@@ -260,10 +260,9 @@ fn subscribers_dropped_again_and_again_miss_no_change() {
     let b = Instance::start(dir.path(), &redis.url(), "");
     // A forged message whose id points past every real change: it must not become the
     // point a reconnect replays from.
-    let forged = format!(
-        "99999999999999-0 {{\"k\":\"modes\",\"f\":\"nosuchpolicy\",\"v\":\"{{\\\"mode\\\":\\\"enforce\\\",\\\"m\\\":1}}\"}}"
-    );
-    redis.cmd(&["PUBLISH", "rocket-allow:changes", &forged]);
+    let forged =
+        r#"99999999999999-0 {"k":"modes","f":"nosuchpolicy","v":"{\"mode\":\"enforce\",\"m\":1}"}"#;
+    redis.cmd(&["PUBLISH", "rocket-allow:changes", forged]);
     // Messages sent while a subscriber is away are lost: a reconnect must replay them.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let killer = {
