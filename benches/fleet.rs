@@ -11,11 +11,15 @@
 //!
 //! `BANS=N` changes the count.
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+// The tests' raw-HTTP helper (one copy of it).
+#[path = "../tests/common/http.rs"]
+#[allow(dead_code)]
+mod http;
 
 struct Proc(Child);
 
@@ -34,25 +38,12 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// One request from `from` (a 127.0.0.0/8 address): the status and the whole response.
 fn status(from: &str, port: u16, method: &str, path: &str) -> Option<(u16, String)> {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
-    let local: std::net::SocketAddr = (from.parse::<IpAddr>().ok()?, 0).into();
-    socket.bind(&local.into()).ok()?;
-    let server: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-    socket
-        .connect_timeout(&server.into(), Duration::from_secs(2))
-        .ok()?;
-    let mut s: TcpStream = socket.into();
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(
-        s,
+    let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let code = out.split(' ').nth(1)?.parse().ok()?;
-    Some((code, out))
+    );
+    http::send_from(port, from, request.as_bytes()).map(|r| (r.status, r.body))
 }
 
 fn spread(mut t: Vec<Duration>) -> String {
