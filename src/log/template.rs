@@ -173,6 +173,21 @@ fn err(key: &str, message: String) -> (&str, String) {
     (key, message)
 }
 
+/// A character of a template's literal text: anything but a control character (a tab
+/// aside), which would let one decision span two lines.
+fn plain_char(key: &str, c: char, at: usize) -> Result<(), (&str, String)> {
+    if must_escape(c) && c != '\t' {
+        return Err(err(
+            key,
+            format!(
+                "control character U+{:04X} at position {at}: one decision must stay one line",
+                c as u32
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl Template {
     /// Parses `formatter` (default [`DEFAULT_FORMATTER`]) and `datefmt`; `utc = false` takes
     /// the system time zone (`TZ`, else `/etc/localtime`). Errors name the key below `allow`
@@ -492,15 +507,7 @@ fn parse_formatter(s: &str) -> Result<Vec<Piece>, (&'static str, String)> {
         let c = chars[i];
         let at = i + 1;
         if c != '%' {
-            if must_escape(c) && c != '\t' {
-                return Err(err(
-                    key,
-                    format!(
-                        "control character U+{:04X} at position {at}: one decision must stay one line",
-                        c as u32
-                    ),
-                ));
-            }
+            plain_char(key, c, at)?;
             text.push(c);
             i += 1;
             continue;
@@ -668,15 +675,7 @@ fn parse_datefmt(s: &str) -> Result<Vec<DatePiece>, (&'static str, String)> {
     while let Some((i, c)) = chars.next() {
         let at = i + 1;
         if c != '%' {
-            if must_escape(c) && c != '\t' {
-                return Err(err(
-                    key,
-                    format!(
-                        "control character U+{:04X} at position {at}: one decision must stay one line",
-                        c as u32
-                    ),
-                ));
-            }
+            plain_char(key, c, at)?;
             text.push(c);
             continue;
         }
