@@ -11,32 +11,18 @@
 //!
 //! `BANS=N` changes the count.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 // The tests' raw-HTTP helper (one copy of it).
 #[path = "../tests/common/http.rs"]
 #[allow(dead_code)]
 mod http;
+#[path = "../tests/common/process.rs"]
+mod process;
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use process::{free_port, Proc};
 
 /// One request from `from` (a 127.0.0.0/8 address): the status and the whole response.
 fn status(from: &str, port: u16, method: &str, path: &str) -> Option<(u16, String)> {

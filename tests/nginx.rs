@@ -5,8 +5,10 @@
 
 mod common;
 
+use common::process::free_port;
+
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,14 +35,6 @@ fn block(page: &str, name: &str) -> String {
 fn replaced(text: &str, from: &str, to: &str) -> String {
     assert!(text.contains(from), "the page no longer has `{from}`");
     text.replace(from, to)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn nginx_binary() -> PathBuf {

@@ -3,6 +3,7 @@
 
 pub mod dns;
 pub mod http;
+pub mod process;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
