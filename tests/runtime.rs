@@ -216,12 +216,18 @@ fn bans_persist_across_a_restart() {
     let h = handle(&client);
     h.ban_with_reason("203.0.113.0/28", None, Some("kept"))
         .unwrap();
-    h.ban("203.0.113.64/28", Some(Duration::from_millis(200)))
-        .unwrap();
-    // Saved off the request path: wait for the file to say so.
+    let short = Duration::from_secs(1);
+    let ends = Instant::now() + short;
+    h.ban("203.0.113.64/28", Some(short)).unwrap();
+    // Saves are paced off the caller's thread (a burst waits ≥1 s, by which time a short ban
+    // has ended and is not written): flush to have both in the file now.
+    h.flush_bans().unwrap();
     wait_saved(&file, "203.0.113.64/28");
     drop(client);
-    std::thread::sleep(Duration::from_millis(250)); // let the short ban expire
+    // The short ban must have ended before the restart reads the file.
+    while Instant::now() < ends + Duration::from_millis(50) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let client = runtime_app(&toml);
     let bans = handle(&client).bans();
     assert_eq!(bans.len(), 1, "{bans:?}");
