@@ -343,9 +343,13 @@ pub(crate) fn describe_ban(ban: &Ban) -> String {
         Some(date) => format!("until {date}"),
         None => "until lifted".to_string(),
     };
+    let by = match &ban.origin {
+        Some(origin) => format!(" by {origin}"),
+        None => String::new(),
+    };
     match &ban.reason {
-        Some(r) => format!("banned {} {until}: {r}", ban.target),
-        None => format!("banned {} {until}", ban.target),
+        Some(r) => format!("banned {} {until}{by}: {r}", ban.target),
+        None => format!("banned {} {until}{by}", ban.target),
     }
 }
 

@@ -77,6 +77,8 @@ impl AllowHandle {
 
     /// Adds or renews a ban, records it, and hands it to the fleet.
     fn put_ban(&self, target: IpNet, ttl: Option<Duration>, reason: Option<&str>) {
+        let reason = reason.map(crate::decide::bans::clean_reason);
+        let reason = reason.as_deref();
         let expires = crate::decide::bans::expiry(ttl);
         let ban = self.shared.bans.ban_at(target, expires, reason);
         self.audit(&describe_ban(&ban));

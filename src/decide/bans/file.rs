@@ -1,5 +1,6 @@
 //! The bans file: one ban a line, `network expiry reason...` (the expiry in Unix seconds,
-//! with up to three decimals, or `-` for a ban until lifted), read at
+//! with up to three decimals, or `-` for a ban until lifted; an automatic ban's reason is
+//! `origin<TAB>reason`), read at
 //! ignite and rewritten whole by a thread of its own after changes (temporary file, fsync,
 //! rename, fsync of the directory), so the file is always either the old list or the new one.
 
@@ -43,7 +44,11 @@ pub(super) fn read(path: &Path) -> Result<Vec<Line>, String> {
                     parse_expiry(secs).ok_or_else(|| bad("expiry is not a number of seconds"))?
                 }
             };
-            let reason = parts.next().map(str::to_string).filter(|r| !r.is_empty());
+            // A tab separates an automatic ban's origin from its reason.
+            let reason = parts
+                .next()
+                .map(|r| r.replacen('\t', "\u{1f}", 1))
+                .filter(|r| !r.is_empty());
             Ok(Line {
                 target,
                 expires,
@@ -85,13 +90,12 @@ pub(super) fn write_line(out: &mut String, target: IpNet, expires: u64, reason: 
         }
     }
     out.push(' ');
-    // A reason cannot break the line it is on.
-    out.extend(
-        reason
-            .unwrap_or("")
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c }),
-    );
+    // A reason cannot break the line it is on; an origin is kept apart by a tab.
+    out.extend(reason.unwrap_or("").chars().map(|c| match c {
+        '\u{1f}' => '\t',
+        c if c.is_control() => ' ',
+        c => c,
+    }));
     out.push('\n');
 }
 
