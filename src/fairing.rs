@@ -21,6 +21,7 @@ use crate::observe::hits::RuleHits;
 use crate::observe::{Metrics, Source};
 use crate::resolve::{self, Dns};
 use crate::rules::Target;
+use crate::runtime::auto_ban::AutoBans;
 use crate::runtime::handle::AllowHandle;
 use crate::sources;
 
@@ -244,6 +245,11 @@ impl Fairing for AllowFairing {
                 }),
             }
         });
+        // The automatic-ban rules are started once the state exists.
+        let auto_ban = config
+            .as_ref()
+            .map(|c| c.auto_ban.clone())
+            .unwrap_or_default();
         match async { start(config?, grace).await }.await {
             Ok(shared) => {
                 // One refusal route per method, so no method (HEAD included) can reach an
@@ -258,15 +264,27 @@ impl Fairing for AllowFairing {
                 // runs before it can undo a refusal.
                 let shared = Arc::new(shared);
                 crate::runtime::audit::at_ignite(&shared);
+                let auto = match AutoBans::start(&shared, &auto_ban) {
+                    Ok(auto) => auto,
+                    Err(e) => {
+                        log::error!(target: "rocket_allow", "rocket-allow: {e}");
+                        return Err(rocket);
+                    }
+                };
                 if let Err(e) = start_store(&shared).await {
                     log::error!(target: "rocket_allow", "rocket-allow: {e}");
                     return Err(rocket);
                 }
-                Ok(rocket
-                    .manage(AllowHandle::new(shared.clone()))
+                let rocket = rocket
+                    .manage(AllowHandle::new(shared.clone(), auto.clone()))
                     .manage(AllowState(shared))
                     .mount("/", refused)
-                    .attach(Decide))
+                    .attach(Decide);
+                // Only apps with automatic-ban rules look at responses.
+                Ok(match auto {
+                    Some(auto) => rocket.attach(Responses(auto)),
+                    None => rocket,
+                })
             }
             Err(e) => {
                 log::error!(target: "rocket_allow", "rocket-allow: {e}");
@@ -335,6 +353,9 @@ impl Fairing for AllowFairing {
         };
         if let Some(store) = &shared.store {
             store.stop();
+        }
+        if let Some(auto) = rocket.state::<AllowHandle>().and_then(|h| h.auto.as_ref()) {
+            auto.stop();
         }
         if shared.log.is_some() {
             let shared = shared.clone();
@@ -485,6 +506,9 @@ impl Fairing for Decide {
                     None => refuse_path(shared, req),
                 }
             });
+        if let Some(r) = ruling {
+            crate::decide::keep_ruling(req, r);
+        }
         match ruling {
             Some(r) if r.admitted() => {}
             refused => {
@@ -497,6 +521,23 @@ impl Fairing for Decide {
                 req.set_uri(uri);
             }
         }
+    }
+}
+
+/// Counts responses for the automatic-ban rules (attached only when there are some).
+struct Responses(Arc<AutoBans>);
+
+#[rocket::async_trait]
+impl Fairing for Responses {
+    fn info(&self) -> Info {
+        Info {
+            name: "rocket-allow (automatic bans)",
+            kind: Kind::Response,
+        }
+    }
+
+    async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut rocket::Response<'r>) {
+        self.0.on_response(req, res.status().code);
     }
 }
 

@@ -71,8 +71,9 @@ mod timestamp;
 
 pub use client::{client_addr, ClientAddr, ClientIpHeader, Unreadable, MAX_HOPS};
 pub use config::{
-    AccessLogConfig, AllowConfig, BansConfig, DnsConfig, LogFormat, MissingHeader, Mode, OnFull,
-    OnUnavailable, OnUnresolved, PolicyConfig, SetConfig, StoreConfig, CONFIG_KEY,
+    AccessLogConfig, AllowConfig, AutoBanConfig, AutoBanOn, BansConfig, DnsConfig, LogFormat,
+    MissingHeader, Mode, OnFull, OnUnavailable, OnUnresolved, PolicyConfig, SetConfig, StoreConfig,
+    CONFIG_KEY,
 };
 pub use decide::bans::Ban;
 pub use decide::matcher::{Decision, LinearScan, Matcher};

@@ -212,6 +212,9 @@ pub(super) fn validate(config: &AllowConfig) -> Result<(), (String, String)> {
         sets.check(t)
             .map_err(|m| (format!("allow.trusted_proxies[{i}]"), m))?;
     }
+    for (name, rule) in &config.auto_ban {
+        super::auto_ban::validate(name, rule, &sets)?;
+    }
     let mut owners: HashMap<Vec<String>, (&str, &str)> = HashMap::new();
     for (name, policy) in &config.policies {
         let key = format!("allow.policies.{name}");

@@ -184,6 +184,8 @@ pub(crate) struct Spec {
     /// The app-wide policy first, then the named ones in name order.
     pub policies: Vec<PolicySpec>,
     pub trusted: Vec<Target>,
+    /// Each automatic-ban rule's `exempt` entries, in rule-name order.
+    pub exempt: Vec<Vec<Target>>,
     /// How each user set is defined (inline or from a file), for the runtime API.
     pub set_kinds: BTreeMap<String, crate::config::SetConfig>,
     by_name: HashMap<String, usize>,
@@ -258,6 +260,7 @@ impl Spec {
         Spec {
             policies,
             trusted: config.trusted_proxies.clone(),
+            exempt: config.auto_ban.values().map(|r| r.exempt.clone()).collect(),
             set_kinds: config.sets.clone(),
             by_name,
             paths: any_paths.then_some(table),
@@ -312,6 +315,13 @@ impl Spec {
                 .enumerate()
                 .map(|(i, t)| (t, format!("allow.trusted_proxies[{i}]"))),
         );
+        for (r, list) in self.exempt.iter().enumerate() {
+            out.extend(
+                list.iter()
+                    .enumerate()
+                    .map(move |(i, t)| (t, format!("allow.auto_ban[{r}].exempt[{i}]"))),
+            );
+        }
         for (name, entries) in sets {
             out.extend(
                 entries
@@ -332,6 +342,8 @@ pub(crate) struct Generation {
     /// are described from their target when a line is written.
     hosts: HashMap<(usize, usize), String>,
     pub trusted: Matcher,
+    /// Each automatic-ban rule's exemptions (`Allow` for an exempt address).
+    pub exempt: Vec<Matcher>,
     /// For each set used by a rule: its networks, sorted, so the log can show which one
     /// matched (found by looking up the address's own prefixes, at most 129 of them).
     sets: HashMap<String, Vec<IpNet>>,
@@ -364,6 +376,16 @@ impl Generation {
             Verdict::Deny,
             spec.trusted.iter().map(|t| (Verdict::Allow, nets(t))),
         );
+        let exempt = spec
+            .exempt
+            .iter()
+            .map(|list| {
+                Matcher::new(
+                    Verdict::Deny,
+                    list.iter().map(|t| (Verdict::Allow, nets(t))),
+                )
+            })
+            .collect();
         let mut sets = HashMap::new();
         for rule in spec.policies.iter().flat_map(|p| &p.rules) {
             if let Target::Set(name) = &rule.target {
@@ -379,6 +401,7 @@ impl Generation {
             matchers,
             hosts,
             trusted,
+            exempt,
             sets,
         }
     }

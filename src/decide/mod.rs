@@ -141,6 +141,8 @@ pub(crate) struct Ruling {
     pub client: Option<ClientAddr>,
     /// `false` when the policy is in report mode (a refusal is then only recorded).
     pub enforced: bool,
+    /// What decided.
+    pub by: By,
 }
 
 impl Ruling {
@@ -157,6 +159,28 @@ pub const REFUSED_PATH: &str = "/__rocket_allow/refused";
 /// only catchers see it.
 pub(crate) fn refused(req: &Request<'_>) -> bool {
     req.uri().path() == REFUSED_PATH
+}
+
+/// The fairing's ruling of a request, kept for what happens after the response.
+struct Decided(Option<Ruling>);
+
+/// Keeps the fairing's ruling of `req` (see [`ruling_of`]).
+pub(crate) fn keep_ruling(req: &Request<'_>, ruling: Ruling) {
+    req.local_cache(|| Decided(Some(ruling)));
+}
+
+/// How rocket-allow ruled on `req`: a guard's refusal if one refused it, else the
+/// fairing's ruling.
+pub(crate) fn ruling_of(req: &Request<'_>) -> Option<Ruling> {
+    let guards = req.local_cache(GuardRulings::default);
+    let refused = guards
+        .0
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|(_, r)| *r)
+        .find(|r| !r.admitted());
+    refused.or(req.local_cache(|| Decided(None)).0)
 }
 
 /// The guards' decisions of one request, by policy index.
@@ -187,6 +211,7 @@ pub(crate) fn decide_for_guard(shared: &Shared, req: &Request<'_>, policy: usize
             status: spec.reject_status,
             client: shared.client(&generation, req, policy).and_then(Result::ok),
             enforced: spec.enforced(),
+            by: By::Rule,
         }
     } else {
         decide(shared, req, policy)
@@ -211,6 +236,7 @@ pub(crate) fn refuse_path(shared: &Shared, req: &Request<'_>) -> Ruling {
             .and_then(Result::ok),
         // Not a rule's decision, so report mode does not apply (browsers never send these).
         enforced: true,
+        by: By::Path,
     };
     shared
         .metrics
@@ -287,6 +313,7 @@ pub(crate) fn decide(shared: &Shared, req: &Request<'_>, policy: usize) -> Rulin
         status: spec.reject_status,
         client: client.and_then(Result::ok),
         enforced,
+        by,
     };
     let record = Record {
         ruling,

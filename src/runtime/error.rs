@@ -23,6 +23,10 @@ pub enum RuntimeError {
     },
     /// The bans file could not be written (the bans stay in force).
     NotSaved(String),
+    /// No `[allow.auto_ban.<name>]` rule of that name.
+    UnknownAutoBan(String),
+    /// The automatic-ban rule does not count strikes (its `on` is not `"strikes"`).
+    NotStrikes(String),
 }
 
 impl fmt::Display for RuntimeError {
@@ -35,6 +39,13 @@ impl fmt::Display for RuntimeError {
                 write!(f, "`{path}` is not an absolute path: {message}")
             }
             RuntimeError::NotSaved(message) => write!(f, "bans not saved: {message}"),
+            RuntimeError::UnknownAutoBan(name) => {
+                write!(f, "no automatic-ban rule `{name}` in [allow.auto_ban]")
+            }
+            RuntimeError::NotStrikes(name) => write!(
+                f,
+                "automatic-ban rule `{name}` does not count strikes (set on = \"strikes\")"
+            ),
         }
     }
 }

@@ -43,11 +43,20 @@ pub struct AllowHandle {
     pub(crate) shared: Arc<Shared>,
     /// Who the changes made through this handle are recorded as made by.
     who: Option<Arc<str>>,
+    /// `[allow.auto_ban]` rules, when there are any.
+    pub(crate) auto: Option<Arc<super::auto_ban::AutoBans>>,
 }
 
 impl AllowHandle {
-    pub(crate) fn new(shared: Arc<Shared>) -> AllowHandle {
-        AllowHandle { shared, who: None }
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        auto: Option<Arc<super::auto_ban::AutoBans>>,
+    ) -> AllowHandle {
+        AllowHandle {
+            shared,
+            who: None,
+            auto,
+        }
     }
 
     /// This handle, with every change made through it recorded as made by `who` (an
@@ -68,6 +77,7 @@ impl AllowHandle {
         AllowHandle {
             shared: self.shared.clone(),
             who: Some(who.into()),
+            auto: self.auto.clone(),
         }
     }
 
@@ -155,6 +165,10 @@ impl AllowHandle {
     pub fn lift(&self, target: impl Into<IpNet>) -> bool {
         let target = target.into().trunc();
         let lifted = self.shared.bans.unban(target);
+        // An automatic ban's client starts counting again from zero.
+        if let Some(auto) = &self.auto {
+            auto.forget(target);
+        }
         if lifted {
             self.audit(&format!("unban {target}"));
         }
@@ -163,6 +177,46 @@ impl AllowHandle {
             store.unban(target);
         }
         lifted
+    }
+
+    /// Counts one event for the automatic-ban rule `name` (`[allow.auto_ban.<name>]` with
+    /// `on = "strikes"`) against `client`, and bans the client at the event that makes more
+    /// than the rule's `max` within its window: `Ok(true)` when the client is banned now
+    /// (already, or by this strike). Pass the client rocket-allow decided on (the
+    /// [`ClientIp`](crate::ClientIp) guard), never an address from a header. Exempt clients
+    /// (loopback, trusted proxies, the rule's `exempt`) are never counted. With
+    /// `[allow.store]` the fleet counts the strike, and the ban lands a moment later: this
+    /// call then answers `Ok(false)` for the strike that makes it.
+    ///
+    /// An unknown rule, or one that does not count strikes, is an error.
+    ///
+    /// ```
+    /// # use rocket::figment::{Figment, providers::{Format, Toml}};
+    /// # use rocket_allow::{AllowFairing, AllowHandle};
+    /// # let figment = Figment::from(rocket::Config::default()).merge(Toml::string(r#"
+    /// #     [default.allow]
+    /// #     rules = []
+    /// #     [default.allow.auto_ban.login]
+    /// #     on = "strikes"
+    /// #     max = 2
+    /// #     window_secs = 60
+    /// #     ban_secs = 600
+    /// # "#).nested());
+    /// # let client = rocket::local::blocking::Client::tracked(
+    /// #     rocket::custom(figment).attach(AllowFairing::fairing())).unwrap();
+    /// let handle = client.rocket().state::<AllowHandle>().unwrap();
+    /// let ip = "192.0.2.7".parse().unwrap();
+    /// assert_eq!(handle.strike("login", ip), Ok(false));
+    /// assert_eq!(handle.strike("login", ip), Ok(false));
+    /// assert_eq!(handle.strike("login", ip), Ok(true)); // the third within 60 s
+    /// assert_eq!(handle.is_banned(ip).unwrap().origin.as_deref(), Some("auto_ban login"));
+    /// assert!(handle.strike("logn", ip).is_err());
+    /// ```
+    pub fn strike(&self, name: &str, client: IpAddr) -> Result<bool, RuntimeError> {
+        match &self.auto {
+            Some(auto) => auto.strike(name, client),
+            None => Err(RuntimeError::UnknownAutoBan(name.to_string())),
+        }
     }
 
     /// The ban in force that refuses `ip` (the most specific, if several cover it), as a

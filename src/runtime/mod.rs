@@ -2,6 +2,7 @@
 //! the record every change leaves (audit lines).
 
 pub(crate) mod audit;
+pub(crate) mod auto_ban;
 pub(crate) mod error;
 pub(crate) mod explain;
 pub(crate) mod fleet;

@@ -31,6 +31,7 @@ use ipnet::IpNet;
 
 use crate::config::{OnUnavailable, StoreConfig};
 
+pub(crate) mod counts;
 pub(crate) use record::Change;
 
 /// Metric names.

@@ -1,0 +1,352 @@
+//! Automatic bans (`[allow.auto_ban.<name>]`): a client with more than `max` events
+//! (refusals, response statuses, strikes) within a sliding window is banned, through the
+//! same ban table, bans file and fleet store as any ban, with origin `auto_ban <name>`.
+//!
+//! Only the client rocket-allow decided on is counted (never an address from a header an
+//! untrusted peer sent); trusted proxies, loopback and each rule's `exempt` never are.
+//! With `[allow.store]`, events are counted for the whole fleet in Redis, in batches sent
+//! off the request path ([`crate::store::counts`]).
+
+mod tracker;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use rocket::Request;
+
+use crate::config::{AutoBanConfig, AutoBanOn, Mode};
+use crate::decide::bans::{expiry, tagged};
+use crate::decide::paths::PathTable;
+use crate::decide::{describe_ban, ruling_of, Shared};
+use crate::log::By;
+use crate::store::counts::{CountRule, Counter, Event, Outcome};
+use tracker::{Counted, Limits, Tracker};
+
+/// Automatic bans made (or, in report mode, that would have been), by rule and `enforced`.
+pub const AUTO_BANS: &str = "rocket_allow_auto_bans_total";
+/// Clients an automatic-ban rule tracks on this instance.
+pub const AUTO_BAN_TRACKED: &str = "rocket_allow_auto_ban_tracked";
+
+/// One rule, ready to count.
+struct Rule {
+    name: String,
+    on: AutoBanOn,
+    /// Statuses that count (`on = "status"`), as a bit set over 0..640.
+    statuses: [u64; 10],
+    /// `None`: every path counts.
+    paths: Option<PathTable>,
+    ipv6_prefix: u8,
+    enforce: bool,
+    window_secs: u64,
+    /// What the events are, for the reason (`responses 404 or 405`).
+    what: String,
+    tracker: Tracker,
+    tracked: metrics::Gauge,
+    made: [metrics::Counter; 2],
+}
+
+impl Rule {
+    fn new(name: &str, c: &AutoBanConfig) -> Rule {
+        let mut statuses = [0u64; 10];
+        for &s in &c.statuses {
+            statuses[usize::from(s) / 64] |= 1 << (s % 64);
+        }
+        let paths = (!c.paths.is_empty()).then(|| {
+            let mut table = PathTable::default();
+            for path in &c.paths {
+                for segments in crate::config::policy_path_forms(path) {
+                    table.insert(&segments, 0);
+                }
+            }
+            table
+        });
+        let what = match c.on {
+            AutoBanOn::Refusals => "refusals".to_string(),
+            AutoBanOn::Strikes => "strikes".to_string(),
+            AutoBanOn::Status => {
+                let list: Vec<String> = c.statuses.iter().map(u16::to_string).collect();
+                format!("responses {}", list.join(" or "))
+            }
+        };
+        let label = name.to_string();
+        Rule {
+            name: name.to_string(),
+            on: c.on,
+            statuses,
+            paths,
+            ipv6_prefix: c.ipv6_prefix,
+            enforce: c.mode == Mode::Enforce,
+            window_secs: c.window_secs,
+            what,
+            tracker: Tracker::new(
+                Limits {
+                    max: c.max as usize,
+                    window_ms: c.window_secs * 1000,
+                    ban_secs: c.ban_secs,
+                    max_ban_secs: c.max_ban_secs,
+                },
+                c.max_tracked,
+            ),
+            tracked: metrics::gauge!(AUTO_BAN_TRACKED, "rule" => label.clone()),
+            made: [
+                metrics::counter!(AUTO_BANS, "rule" => label.clone(), "enforced" => "false"),
+                metrics::counter!(AUTO_BANS, "rule" => label, "enforced" => "true"),
+            ],
+        }
+    }
+
+    fn counts_status(&self, status: u16) -> bool {
+        let s = usize::from(status);
+        s < 640 && self.statuses[s / 64] & (1 << (s % 64)) != 0
+    }
+
+    /// The network a client is counted and banned as: an IPv4 address, or an IPv6
+    /// address's network of `ipv6_prefix`.
+    fn net(&self, ip: IpAddr) -> IpNet {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => IpNet::from(IpAddr::V4(v4)),
+            IpAddr::V6(v6) => IpNet::new(IpAddr::V6(v6), self.ipv6_prefix)
+                .map_or(IpNet::from(IpAddr::V6(v6)), |n| n.trunc()),
+        }
+    }
+}
+
+/// The tracker's key for a counted network.
+fn key(net: IpNet) -> u128 {
+    match net.addr() {
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+/// The automatic-ban rules of one app.
+pub(crate) struct AutoBans {
+    shared: Arc<Shared>,
+    rules: Vec<Rule>,
+    /// The monotonic clock's zero.
+    start: Instant,
+    /// With `[allow.store]`: the fleet's counts.
+    fleet: Option<Arc<Counter>>,
+}
+
+impl AutoBans {
+    /// The rules of `config` (in name order, as the exemptions were compiled); `None`
+    /// without any, so an app without automatic bans pays nothing.
+    pub fn start(
+        shared: &Arc<Shared>,
+        config: &std::collections::BTreeMap<String, AutoBanConfig>,
+    ) -> Result<Option<Arc<AutoBans>>, String> {
+        if config.is_empty() {
+            return Ok(None);
+        }
+        metrics::describe_counter!(
+            AUTO_BANS,
+            "Automatic bans made (enforced=true) or recorded in report mode (enforced=false)"
+        );
+        metrics::describe_gauge!(AUTO_BAN_TRACKED, "Clients an automatic-ban rule tracks");
+        let rules: Vec<Rule> = config.iter().map(|(n, c)| Rule::new(n, c)).collect();
+        let count_rules: Vec<CountRule> = config
+            .iter()
+            .map(|(name, c)| CountRule {
+                key: name.clone(), // the store's prefix is put in front below
+                window_ms: c.window_secs * 1000,
+                max: u64::from(c.max),
+                ban_secs: c.ban_secs,
+                max_ban_secs: c.max_ban_secs.unwrap_or(0),
+            })
+            .collect();
+        let auto = Arc::new_cyclic(|weak: &std::sync::Weak<AutoBans>| {
+            let fleet = shared.store.as_ref().and_then(|store| {
+                let rules = count_rules
+                    .iter()
+                    .map(|r| CountRule {
+                        key: format!("{}:ab:{}", store.config.prefix, r.key),
+                        ..r.clone()
+                    })
+                    .collect();
+                Counter::start(store, rules, weak.clone(), |a: &AutoBans, o| a.counted(o))
+                    .map_err(|e| {
+                        log::error!(target: "rocket_allow",
+                            "rocket-allow: auto_ban: cannot start the fleet counter ({e}); counting on this instance");
+                    })
+                    .ok()
+            });
+            AutoBans {
+                shared: shared.clone(),
+                rules,
+                start: Instant::now(),
+                fleet,
+            }
+        });
+        Ok(Some(auto))
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// After a response: counts the request for every rule it is an event of.
+    pub fn on_response(&self, req: &Request<'_>, status: u16) {
+        let Some(ruling) = ruling_of(req) else {
+            return;
+        };
+        let Some(client) = ruling.client else {
+            return;
+        };
+        let refused = !ruling.admitted() && matches!(ruling.by, By::Rule | By::Default | By::Path);
+        for (r, rule) in self.rules.iter().enumerate() {
+            let counts = match rule.on {
+                AutoBanOn::Refusals => refused,
+                AutoBanOn::Status => ruling.admitted() && rule.counts_status(status),
+                AutoBanOn::Strikes => false,
+            };
+            if !counts {
+                continue;
+            }
+            if let Some(paths) = &rule.paths {
+                // A refused request was rerouted: its path is the one the refusal kept.
+                let kept;
+                let path = if crate::decide::refused(req) {
+                    kept = crate::Refused::of(req).map(|r| r.uri).unwrap_or_default();
+                    kept.split('?').next().unwrap_or("").to_string()
+                } else {
+                    req.uri().path().to_string()
+                };
+                let segments = path.split('/').filter(|s| !s.is_empty());
+                if paths.lookup(segments).is_none() {
+                    continue;
+                }
+            }
+            self.event(r, client.ip);
+        }
+    }
+
+    /// `AllowHandle::strike`: one event of rule `name` for `client`; whether it is banned now.
+    pub fn strike(&self, name: &str, client: IpAddr) -> Result<bool, crate::RuntimeError> {
+        let Some(r) = self.rules.iter().position(|r| r.name == name) else {
+            return Err(crate::RuntimeError::UnknownAutoBan(name.to_string()));
+        };
+        if self.rules[r].on != AutoBanOn::Strikes {
+            return Err(crate::RuntimeError::NotStrikes(name.to_string()));
+        }
+        Ok(self.event(r, client))
+    }
+
+    /// Whether a rule may count `ip` at all.
+    fn exempt(&self, r: usize, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        if ip.is_loopback() {
+            return true;
+        }
+        let generation = self.shared.generation.load();
+        generation.trusted.contains(ip) || generation.exempt[r].contains(ip)
+    }
+
+    /// Counts one event; whether the client is banned now.
+    fn event(&self, r: usize, ip: IpAddr) -> bool {
+        if self.exempt(r, ip) {
+            return false;
+        }
+        let rule = &self.rules[r];
+        let net = rule.net(ip);
+        // Already banned (a strike from a handler the ban did not stop): not counted again.
+        if self.shared.bans.check(ip).is_some() {
+            return true;
+        }
+        let now = self.now();
+        if let Some(fleet) = &self.fleet {
+            let event = Event {
+                rule: r,
+                client: net,
+                at_ms: crate::store::now_ms(),
+                mono_ms: now,
+            };
+            if fleet.push(event) {
+                return false;
+            }
+        }
+        self.local(r, net, now)
+    }
+
+    /// Counts one event on this instance.
+    fn local(&self, r: usize, net: IpNet, now: u64) -> bool {
+        let rule = &self.rules[r];
+        let counted = rule.tracker.event(key(net), now);
+        rule.tracked.set(rule.tracker.tracked() as f64);
+        match counted {
+            Counted::Below => false,
+            Counted::Over { secs, events } => self.ban(r, net, secs, events as u64),
+        }
+    }
+
+    /// A batch's outcome from the fleet counter (on its thread).
+    fn counted(&self, outcome: Outcome) {
+        match outcome {
+            Outcome::Counted(over) => {
+                let now = self.now();
+                for o in over {
+                    self.rules[o.rule]
+                        .tracker
+                        .banned(key(o.client), now, o.secs);
+                    self.ban(o.rule, o.client, o.secs, o.events);
+                }
+            }
+            Outcome::NotSent(events) => {
+                for e in events {
+                    self.local(e.rule, e.client, e.mono_ms);
+                }
+            }
+        }
+    }
+
+    /// Bans `net` for `secs` by rule `r` (or records that it would, in report mode);
+    /// whether it is banned.
+    fn ban(&self, r: usize, net: IpNet, secs: u64, events: u64) -> bool {
+        let rule = &self.rules[r];
+        let origin = format!("auto_ban {}", rule.name);
+        let reason = format!("{events} {} in {} s", rule.what, rule.window_secs);
+        rule.made[usize::from(rule.enforce)].increment(1);
+        let shared = &self.shared;
+        if !rule.enforce {
+            super::audit::record(
+                shared,
+                None,
+                &format!("would ban {net} by {origin}: {reason} (report mode)"),
+            );
+            return false;
+        }
+        let expires = expiry(Some(Duration::from_secs(secs)));
+        let label = tagged(&origin, &reason);
+        let ban = shared.bans.ban_at(net, expires, Some(&label));
+        super::audit::record(shared, None, &describe_ban(&ban));
+        if let Some(store) = &shared.store {
+            store.ban(net, expires, Some(&label));
+        }
+        true
+    }
+
+    /// An operator lifted the ban on `target`: every rule forgets the clients in it (and
+    /// the fleet its counts and escalation).
+    pub fn forget(&self, target: IpNet) {
+        for rule in &self.rules {
+            let own = rule.net(target.addr());
+            rule.tracker.forget(|k| {
+                let ip = std::net::Ipv6Addr::from(k).to_canonical();
+                target.contains(&ip) || key(own) == k
+            });
+            rule.tracked.set(rule.tracker.tracked() as f64);
+        }
+        if let Some(fleet) = &self.fleet {
+            fleet.reset(target.trunc());
+        }
+    }
+
+    /// Ends the fleet counter's thread (at shutdown).
+    pub fn stop(&self) {
+        if let Some(fleet) = &self.fleet {
+            fleet.stop();
+        }
+    }
+}
