@@ -96,11 +96,17 @@ struct Instance {
 
 impl Instance {
     fn start(dir: &Path, redis_url: &str, extra: &str) -> Instance {
+        Instance::start_with(dir, redis_url, "", extra)
+    }
+
+    /// [`start`](Self::start) with `top` keys put in `[default.allow]`.
+    fn start_with(dir: &Path, redis_url: &str, top: &str, extra: &str) -> Instance {
         let port = free_port();
         let config = dir.join(format!("fleet-{port}.toml"));
         let base =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fleet.toml"))
-                .unwrap();
+                .unwrap()
+                .replacen("[default.allow]\n", &format!("[default.allow]\n{top}\n"), 1);
         std::fs::write(
             &config,
             format!("{base}\n[default.allow.store]\nredis = \"{redis_url}\"\n{extra}\n"),
@@ -132,7 +138,7 @@ impl Instance {
                     log.contains("Address already in use") || log.contains("in use"),
                     "an instance exited ({exit}):\n{log}"
                 );
-                return Instance::start(dir, redis_url, extra);
+                return Instance::start_with(dir, redis_url, top, extra);
             }
             assert!(Instant::now() < deadline, "an instance did not start");
             std::thread::sleep(Duration::from_millis(20));
@@ -146,6 +152,16 @@ impl Instance {
             "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
         );
         common::http::send_from(self.port, from, request.as_bytes()).map(|r| r.status)
+    }
+
+    /// The status of `GET path` for `client`, through the proxy at 127.0.0.1.
+    fn via(&self, path: &str, client: &str) -> u16 {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: {client}\r\nConnection: close\r\n\r\n"
+        );
+        common::http::send_from(self.port, "127.0.0.1", request.as_bytes())
+            .expect("an answer")
+            .status
     }
 
     fn get(&self, from: &str) -> u16 {
@@ -507,4 +523,72 @@ fn a_bad_url_fails_ignite_naming_the_key_without_the_password() {
     assert!(!err.contains("hunter2"), "{err}");
     let toml = "[default.allow]\nrules = []\n[default.allow.store]\nredis = \"redis://127.0.0.1:1/0\"\nmax_stale_secs = 0\n";
     common::ignite_error(common::app(toml), &["allow.store.max_stale_secs"]);
+}
+
+/// Instances behind a proxy at 127.0.0.1, banning clients with more than 6 404s a minute.
+const PROXY: &str = "trusted_proxies = [\"127.0.0.1\"]";
+const SCANNERS: &str = "[default.allow.auto_ban.scanners]\non = \"status\"\nstatuses = [404]\nmax = 6\nwindow_secs = 60\nban_secs = 600\n";
+
+#[test]
+fn automatic_bans_count_events_across_the_fleet() {
+    let _one = serial();
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = Instance::start_with(dir.path(), &redis.url(), PROXY, SCANNERS);
+    let b = Instance::start_with(dir.path(), &redis.url(), PROXY, SCANNERS);
+    let c = Instance::start_with(dir.path(), &redis.url(), PROXY, SCANNERS);
+    let all = [&a, &b, &c];
+    // Two 404s on each instance: 6 in all, the limit, not over it.
+    for i in all {
+        for _ in 0..2 {
+            assert_eq!(i.via("/nope", "203.0.113.9"), 404);
+        }
+    }
+    let key = "rocket-allow:ab:scanners:c:203.0.113.9/32";
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while redis.cmd(&["ZCARD", key]).as_deref() != Some(":6") {
+        assert!(
+            Instant::now() < deadline,
+            "the six events never reached Redis"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The key expires by itself, within the window.
+    let ttl: i64 = redis.cmd(&["PTTL", key]).unwrap()[1..].parse().unwrap();
+    assert!((1..=60_000).contains(&ttl), "{ttl}");
+    for i in all {
+        assert_eq!(i.via("/", "203.0.113.9"), 200, "banned at 6");
+    }
+    // The seventh, on any instance, bans the client on every instance.
+    assert_eq!(b.via("/nope", "203.0.113.9"), 404);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !all.iter().all(|i| i.via("/", "203.0.113.9") == 403) {
+        assert!(
+            Instant::now() < deadline,
+            "the fleet's ban never reached every instance"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Other clients behind the same proxy are not touched.
+    assert!(all.iter().all(|i| i.via("/", "203.0.113.10") == 200));
+}
+
+#[test]
+fn with_redis_away_each_instance_counts_and_bans_on_its_own() {
+    let _one = serial();
+    let mut redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = Instance::start_with(dir.path(), &redis.url(), PROXY, SCANNERS);
+    redis.kill();
+    for _ in 0..7 {
+        assert_eq!(a.via("/nope", "203.0.113.11"), 404);
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while a.via("/", "203.0.113.11") != 403 {
+        assert!(
+            Instant::now() < deadline,
+            "no local ban while Redis is away"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
