@@ -9,7 +9,8 @@
 # usage: bench/instructions.sh [N (2000)]   PORT=18081 by default; MODES="..." picks configurations among
 #   bare one prom log_text log_json (as in bench/http.sh), code100k nohits100k, log_tmpl12
 #   (a text log with a 12-field `formatter`, bench/gen_rules.py's TMPL12), bans1m (one rule
-#   and 1,000,000 bans restored from a bans file, bench/gen_bans.py's mix)
+#   and 1,000,000 bans restored from a bans file, bench/gen_bans.py's mix), autoban2 (one rule
+#   and two automatic-ban rules looking at every response)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-2000}
@@ -28,6 +29,10 @@ python3 bench/gen_rules.py 0 "$port" >"$tmp/one.toml"
 python3 bench/gen_rules.py 0 "$port" "$tmp/access.log" >"$tmp/log_text.toml"
 python3 bench/gen_rules.py 0 "$port" "$tmp/access.json" json >"$tmp/log_json.toml"
 python3 bench/gen_rules.py 0 "$port" "$tmp/access.tmpl" tmpl12 >"$tmp/log_tmpl12.toml"
+# autoban2: `one` with two automatic-ban rules (404/405 responses and refusals) watching
+# every response.
+cp "$tmp/one.toml" "$tmp/autoban2.toml"
+printf '[default.allow.auto_ban.scanners]\non = "status"\nstatuses = [404, 405]\nmax = 20\nwindow_secs = 60\nban_secs = 600\n[default.allow.auto_ban.refused]\non = "refusals"\nmax = 20\nwindow_secs = 60\nban_secs = 600\n' >>"$tmp/autoban2.toml"
 if [[ " ${MODES:-} " == *" bans1m "* ]]; then
     python3 bench/gen_bans.py 1000000 "$tmp/bans1m.txt"
     python3 bench/gen_rules.py 0 "$port" >"$tmp/bans1m.toml"
