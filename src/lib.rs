@@ -29,6 +29,8 @@
 pub mod guide {
     #[doc = include_str!("../docs/howto.md")]
     pub mod howto {}
+    #[doc = include_str!("../docs/auto_ban.md")]
+    pub mod auto_ban {}
     #[doc = include_str!("../docs/configuration.md")]
     pub mod configuration {}
     #[doc = include_str!("../docs/proxies.md")]
