@@ -3,6 +3,8 @@
 //! `examples/fleet.rs` (built in release by this bench).
 //! - propagation: a ban made on instance A (`POST /ban/<ip>`), until B and C refuse that
 //!   client: p50, p99, max over 300 bans;
+//! - automatic bans counted by the fleet: from the (max+1)-th 404 of a client spread over
+//!   three instances until every instance refuses it: p50, p99, max over 200 clients;
 //! - cold sync: 1,000,000 bans in Redis, a new instance started, until it reports itself
 //!   in sync (`GET /status`);
 //! - a full resync under load (wrk, when installed): throughput and p99 of 10 s with the
@@ -44,6 +46,11 @@ fn spread(mut t: Vec<Duration>) -> String {
 }
 
 fn instance(binary: &PathBuf, config: &str, redis_port: u16) -> (Proc, u16) {
+    instance_with(binary, config, redis_port, "")
+}
+
+/// [`instance`] with more `[allow]` keys (`,key=value...` in figment's inline syntax).
+fn instance_with(binary: &PathBuf, config: &str, redis_port: u16, more: &str) -> (Proc, u16) {
     let port = free_port();
     let child = Command::new(binary)
         .env("FLEET_INSTANCE", "1")
@@ -52,7 +59,7 @@ fn instance(binary: &PathBuf, config: &str, redis_port: u16) -> (Proc, u16) {
         .env("ROCKET_LOG_LEVEL", "off")
         .env(
             "ROCKET_ALLOW",
-            format!("{{store={{redis=\"redis://127.0.0.1:{redis_port}/0\"}}}}"),
+            format!("{{store={{redis=\"redis://127.0.0.1:{redis_port}/0\"}}{more}}}"),
         )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -152,6 +159,43 @@ fn main() {
         spread(seen)
     );
     drop((a, b, c));
+
+    // Automatic bans: clients behind a proxy (127.0.0.1) with more than 6 404s a minute,
+    // counted by the fleet. Two 404s on each instance, then the seventh on A: the time from
+    // sending it until B, C and A all refuse the client.
+    let more = ",trusted_proxies=[\"127.0.0.1\"],auto_ban={scanners={on=\"status\",\
+                statuses=[404],max=6,window_secs=60,ban_secs=600}}";
+    let all: Vec<(Proc, u16)> = (0..3)
+        .map(|_| instance_with(&binary, &config, redis_port, more))
+        .collect();
+    let via = |port: u16, path: &str, client: &str| {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: {client}\r\nConnection: close\r\n\r\n"
+        );
+        http::send_from(port, "127.0.0.1", request.as_bytes()).map(|r| r.status)
+    };
+    let mut seen = Vec::new();
+    for i in 0..200u32 {
+        let client = std::net::Ipv4Addr::from(0xc633_6400 + i).to_string(); // 198.51.100.0/24 and on
+        for (_, port) in &all {
+            for _ in 0..2 {
+                assert_eq!(via(*port, "/nope", &client), Some(404));
+            }
+        }
+        let t = Instant::now();
+        assert_eq!(via(all[0].1, "/nope", &client), Some(404));
+        for (_, port) in all.iter().skip(1).chain(all.iter().take(1)) {
+            while via(*port, "/", &client) != Some(403) {
+                assert!(t.elapsed() < Duration::from_secs(10), "never banned");
+            }
+        }
+        seen.push(t.elapsed());
+    }
+    println!(
+        "automatic ban across 3 instances, from the 7th 404 (max 6) until all refuse (200 clients, HTTP calls included): {}",
+        spread(seen)
+    );
+    drop(all);
 
     // Cold sync of n bans.
     let _: () = redis::cmd("FLUSHALL").query(&mut con).unwrap();

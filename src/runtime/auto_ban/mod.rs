@@ -246,6 +246,7 @@ impl AutoBans {
 
     /// Counts one event; whether the client is banned now.
     fn event(&self, r: usize, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
         if self.exempt(r, ip) {
             return false;
         }
@@ -332,10 +333,14 @@ impl AutoBans {
     pub fn forget(&self, target: IpNet) {
         for rule in &self.rules {
             let own = rule.net(target.addr());
-            rule.tracker.forget(|k| {
-                let ip = std::net::Ipv6Addr::from(k).to_canonical();
-                target.contains(&ip) || key(own) == k
-            });
+            if own.contains(&target) {
+                // One client (the usual case: an automatic ban's own target): one lookup.
+                rule.tracker.forget_one(key(own));
+            } else {
+                // A wider network: every client inside it.
+                rule.tracker
+                    .forget(|k| target.contains(&std::net::Ipv6Addr::from(k).to_canonical()));
+            }
             rule.tracked.set(rule.tracker.tracked() as f64);
         }
         if let Some(fleet) = &self.fleet {

@@ -119,7 +119,16 @@ impl Tracker {
         }
     }
 
-    /// Forgets every client whose key `inside` says is covered (an operator lifted a ban).
+    /// Forgets one client (an operator lifted its ban).
+    pub fn forget_one(&self, key: u128) {
+        let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+        if shard.pop(&key).is_some() {
+            self.tracked.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Forgets every client whose key `inside` says is covered (an operator lifted a ban on
+    /// a network).
     pub fn forget(&self, inside: impl Fn(u128) -> bool) {
         for shard in &self.shards {
             let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
