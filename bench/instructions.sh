@@ -10,7 +10,9 @@
 #   bare one prom log_text log_json (as in bench/http.sh), code100k nohits100k, log_tmpl12
 #   (a text log with a 12-field `formatter`, bench/gen_rules.py's TMPL12), bans1m (one rule
 #   and 1,000,000 bans restored from a bans file, bench/gen_bans.py's mix), autoban2 (one rule
-#   and two automatic-ban rules looking at every response)
+#   and two automatic-ban rules looking at every response), xff and xff_autoban (each request
+#   from a new client behind a trusted proxy, refused; the second with a `refusals` rule
+#   counting each)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-2000}
@@ -33,6 +35,12 @@ python3 bench/gen_rules.py 0 "$port" "$tmp/access.tmpl" tmpl12 >"$tmp/log_tmpl12
 # every response.
 cp "$tmp/one.toml" "$tmp/autoban2.toml"
 printf '[default.allow.auto_ban.scanners]\non = "status"\nstatuses = [404, 405]\nmax = 20\nwindow_secs = 60\nban_secs = 600\n[default.allow.auto_ban.refused]\non = "refusals"\nmax = 20\nwindow_secs = 60\nban_secs = 600\n' >>"$tmp/autoban2.toml"
+# xff: `one` behind a trusted proxy (127.0.0.1), each request naming another client in
+# X-Forwarded-For (so each is refused: an attack from 1,000s of addresses); xff_autoban: the
+# same with a `refusals` rule counting every one of them (max_tracked 100000).
+sed 's/^rules = /trusted_proxies = ["127.0.0.1"]\nrules = /' "$tmp/one.toml" >"$tmp/xff.toml"
+cp "$tmp/xff.toml" "$tmp/xff_autoban.toml"
+printf '[default.allow.auto_ban.refused]\non = "refusals"\nmax = 20\nwindow_secs = 60\nban_secs = 600\n' >>"$tmp/xff_autoban.toml"
 if [[ " ${MODES:-} " == *" bans1m "* ]]; then
     python3 bench/gen_bans.py 1000000 "$tmp/bans1m.txt"
     python3 bench/gen_rules.py 0 "$port" >"$tmp/bans1m.toml"
@@ -51,13 +59,17 @@ count() { # mode requests -> instructions
         --callgrind-out-file="$tmp/cg.out" "$app" >/dev/null 2>&1 &
     local pid=$!
     for _ in $(seq 1 600); do curl -s -o /dev/null "http://127.0.0.1:$port/p500/x" && break; sleep 0.1; done
-    python3 - "$port" "$2" <<'EOF'
+    local xff=0
+    [[ $mode == xff* ]] && xff=1
+    python3 - "$port" "$2" "$xff" <<'EOF'
 import socket, sys
-port, n = int(sys.argv[1]), int(sys.argv[2])
+port, n, xff = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
 s = socket.create_connection(("127.0.0.1", port))
 f = s.makefile("rb")
-for _ in range(n):
-    s.sendall(b"GET /p500/x HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\n\r\n")
+for i in range(n):
+    # With xff, a client of its own each time (10.0.0.0/8 and on, counting up).
+    extra = b"X-Forwarded-For: 10.%d.%d.%d\r\n" % (i >> 16 & 255, i >> 8 & 255, i & 255) if xff else b""
+    s.sendall(b"GET /p500/x HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\n" + extra + b"\r\n")
     length = 0
     while True:
         line = f.readline()
