@@ -169,7 +169,7 @@ fn attack(rule: &str, n: u32) -> (String, u64, f64) {
             let _ = tx.send((r.config().port, r.shutdown()));
             Box::pin(async {})
         }));
-    let server = std::thread::spawn(move || rocket::execute(rocket.launch()).map(drop));
+    let server = std::thread::spawn(move || rocket::execute(rocket.launch()).is_ok());
     let (port, shutdown) = rx.recv_timeout(Duration::from_secs(30)).unwrap();
     let done = Arc::new(AtomicBool::new(false));
     let bystander = {

@@ -76,10 +76,9 @@ impl Tracker {
     pub fn event(&self, key: u128, now: u64) -> Counted {
         let l = self.limits;
         let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
-        if !shard.contains(&key) {
-            if shard.push(key, Client::default()).is_none() {
-                self.tracked.fetch_add(1, Ordering::Relaxed);
-            }
+        // A new client takes the place of the least recently seen one when the shard is full.
+        if !shard.contains(&key) && shard.push(key, Client::default()).is_none() {
+            self.tracked.fetch_add(1, Ordering::Relaxed);
         }
         let Some(client) = shard.get_mut(&key) else {
             return Counted::Below;
