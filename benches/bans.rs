@@ -13,35 +13,14 @@
 #![allow(unsafe_code)]
 
 mod common;
+#[path = "common/counting.rs"]
+mod counting;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rocket_allow::AllowHandle;
-
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new as isize - layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 fn app_with_bans_file(file: &std::path::Path) -> rocket::local::blocking::Client {
     common::app(&format!(
@@ -83,14 +62,14 @@ fn main() {
 
     // Restore at ignite, and memory: live heap after ignite, less an app without bans.
     let empty = dir.path().join("none.txt");
-    let before = LIVE.load(Ordering::SeqCst);
+    let before = counting::live();
     let baseline = app_with_bans_file(&empty);
-    let base_bytes = LIVE.load(Ordering::SeqCst) - before;
-    let before = LIVE.load(Ordering::SeqCst);
+    let base_bytes = counting::live() - before;
+    let before = counting::live();
     let t = Instant::now();
     let client = app_with_bans_file(&file);
     let restore = t.elapsed();
-    let bytes = LIVE.load(Ordering::SeqCst) - before - base_bytes;
+    let bytes = counting::live() - before - base_bytes;
     drop(baseline);
     let h = handle(&client);
     assert_eq!(h.bans().len(), n, "every ban restored");

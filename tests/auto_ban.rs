@@ -11,12 +11,12 @@ mod common;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::http::{serve, Server};
+use common::recorder::snapshotter;
 use common::*;
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use metrics_util::debugging::{DebugValue, Snapshotter};
 use rocket::http::Header;
 use rocket::local::blocking::Client;
 use rocket::{get, post, routes, State};
@@ -429,18 +429,6 @@ mode = "report"
         "{m:?}"
     );
     assert!(h.is_banned("203.0.113.51".parse().unwrap()).is_none());
-}
-
-fn snapshotter() -> &'static Snapshotter {
-    static S: OnceLock<Snapshotter> = OnceLock::new();
-    S.get_or_init(|| {
-        let recorder = DebuggingRecorder::new();
-        let s = recorder.snapshotter();
-        recorder
-            .install()
-            .expect("the only recorder of this binary");
-        s
-    })
 }
 
 /// Metrics as `name{label=value,...}` (labels sorted) → value.

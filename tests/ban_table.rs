@@ -7,12 +7,12 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::http::{serve, Server};
+use common::recorder::snapshotter;
 use common::*;
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use metrics_util::debugging::DebugValue;
 use rocket_allow::AllowHandle;
 
 const OPEN: &str = r#"
@@ -95,18 +95,6 @@ fn a_bans_file_with_far_expiries_and_a_byte_order_mark_is_read() {
     let line = log_line(&log, &["127.0.0.3", "by ban"]);
     assert!(line.contains("until lifted: by hand"), "{line}");
     server.stop().unwrap();
-}
-
-fn snapshotter() -> &'static Snapshotter {
-    static S: OnceLock<Snapshotter> = OnceLock::new();
-    S.get_or_init(|| {
-        let recorder = DebuggingRecorder::new();
-        let s = recorder.snapshotter();
-        recorder
-            .install()
-            .expect("the only recorder of this binary");
-        s
-    })
 }
 
 /// Gauges by name, as last set.

@@ -4,6 +4,7 @@
 pub mod dns;
 pub mod http;
 pub mod process;
+pub mod recorder;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
