@@ -592,3 +592,148 @@ fn with_redis_away_each_instance_counts_and_bans_on_its_own() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// A CA and a certificate for 127.0.0.1 signed by it, made with the openssl command:
+/// `(ca.crt, server.crt, server.key)` in `dir`.
+fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl is installed (.ci/run installs it)");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &["-keyout", "ca.key", "-out", "ca.crt"],
+    ]
+    .concat()
+    .iter()
+    .chain(&["-days", "2", "-subj", "/CN=rocket-allow test CA"])
+    .copied()
+    .collect::<Vec<_>>());
+    run(&[
+        &["req"][..],
+        &ec,
+        &["-keyout", "server.key", "-out", "server.csr"],
+    ]
+    .concat()
+    .iter()
+    .chain(&["-subj", "/CN=127.0.0.1"])
+    .copied()
+    .collect::<Vec<_>>());
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+    (
+        dir.join("ca.crt"),
+        dir.join("server.crt"),
+        dir.join("server.key"),
+    )
+}
+
+#[test]
+fn rediss_with_a_private_ca_shares_bans_and_an_untrusted_certificate_is_refused() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificates(dir.path());
+    let port = free_port();
+    let _redis = Proc(
+        Command::new("redis-server")
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                "0",
+            ])
+            .args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
+            .arg("--tls-cert-file")
+            .arg(&cert)
+            .arg("--tls-key-file")
+            .arg(&key)
+            .arg("--tls-ca-cert-file")
+            .arg(&ca)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "redis-server (TLS) did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("rediss://127.0.0.1:{port}/0");
+    let trust = format!("tls_ca_file = \"{}\"", ca.display());
+    let a = Instance::start(dir.path(), &url, &trust);
+    let b = Instance::start(dir.path(), &url, &trust);
+    a.ops("/ban/127.0.0.2");
+    until_all(&[&a, &b], "127.0.0.2", 403, "a ban over TLS");
+    // Without the CA, the certificate is not trusted: never connected, never "in sync".
+    let c = Instance::start(dir.path(), &url, "");
+    let status = |i: &Instance| {
+        let req = "GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        common::http::send_from(i.port, "127.0.0.1", req.as_bytes())
+            .unwrap()
+            .body
+    };
+    assert!(status(&b).contains("connected: true"), "{}", status(&b));
+    assert!(status(&c).contains("connected: false"), "{}", status(&c));
+    assert_eq!(c.get("127.0.0.2"), 200);
+}
+
+#[test]
+fn a_ca_file_that_cannot_be_used_fails_ignite_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate\n").unwrap();
+    let app = |url: &str, file: &Path| {
+        common::app(&format!(
+            "[default.allow]\nrules = []\n[default.allow.store]\nredis = \"{url}\"\ntls_ca_file = \"{}\"\n",
+            file.display()
+        ))
+    };
+    let missing = dir.path().join("missing.pem");
+    common::ignite_error(
+        app("rediss://127.0.0.1:1/0", &missing),
+        &["allow.store.tls_ca_file", "missing.pem"],
+    );
+    common::ignite_error(
+        app("rediss://127.0.0.1:1/0", &junk),
+        &["allow.store.tls_ca_file", "no usable certificate"],
+    );
+    common::ignite_error(
+        app("redis://u:secret@127.0.0.1:1/0", &junk),
+        &["allow.store.tls_ca_file", "rediss://"],
+    );
+}

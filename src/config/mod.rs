@@ -333,16 +333,8 @@ impl AllowConfig {
                     format!("`{}` must be non-empty, without spaces", store.prefix),
                 );
             }
-            if let Err(e) = redis::Client::open(store.redis.as_str()) {
-                // redis-rs's message can quote the URL: say only what kind of problem it is.
-                return invalid(
-                    "store.redis",
-                    format!(
-                        "`{}` is not a Redis URL ({:?})",
-                        store.redacted_url(),
-                        e.kind()
-                    ),
-                );
+            if let Err((key, message)) = store.client() {
+                return invalid(key, message);
             }
         }
         let h = &self.client_ip_header;

@@ -39,6 +39,12 @@ pub struct StoreConfig {
     /// seconds. Default 300.
     #[serde(default = "default_max_stale")]
     pub max_stale_secs: u64,
+    /// With `rediss://`: a PEM file of the certificate authority that signed Redis's
+    /// certificate (a private CA), trusted instead of the public web roots. Read at ignite
+    /// and whenever a connection is made; a file that cannot be read or holds no
+    /// certificate fails ignite. Default: none (the public roots of `webpki-roots`).
+    #[serde(default)]
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 /// What an instance does while the store is away.
@@ -65,6 +71,61 @@ impl StoreConfig {
     /// The URL with any password replaced by `***`, for messages.
     pub fn redacted_url(&self) -> String {
         redact(&self.redis)
+    }
+
+    /// A client for the configured Redis (with `tls_ca_file`, trusting that CA). The error
+    /// names the key at fault and never holds the password.
+    pub(crate) fn client(&self) -> Result<redis::Client, (&'static str, String)> {
+        let bad_url = |e: redis::RedisError| {
+            (
+                "store.redis",
+                format!(
+                    "`{}` is not a Redis URL ({:?})",
+                    self.redacted_url(),
+                    e.kind()
+                ),
+            )
+        };
+        let Some(ca) = &self.tls_ca_file else {
+            return redis::Client::open(self.redis.as_str()).map_err(bad_url);
+        };
+        let pem = std::fs::read(ca)
+            .map_err(|e| ("store.tls_ca_file", format!("`{}`: {e}", ca.display())))?;
+        if !self.redis.starts_with("rediss://") {
+            return Err((
+                "store.tls_ca_file",
+                format!(
+                    "is for `rediss://` URLs; `{}` is not one",
+                    self.redacted_url()
+                ),
+            ));
+        }
+        // redis-rs takes a PEM without any certificate (then nothing is trusted and every
+        // connect fails later): say so now.
+        use rustls_pki_types::pem::PemObject;
+        let count = rustls_pki_types::CertificateDer::pem_slice_iter(&pem)
+            .take_while(Result::is_ok)
+            .count();
+        if count == 0 {
+            return Err((
+                "store.tls_ca_file",
+                format!("`{}` holds no usable certificate (PEM)", ca.display()),
+            ));
+        }
+        let certs = redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem),
+        };
+        redis::Client::build_with_tls(self.redis.as_str(), certs).map_err(|e| {
+            (
+                "store.tls_ca_file",
+                format!(
+                    "`{}` holds no usable certificate ({:?})",
+                    ca.display(),
+                    e.kind()
+                ),
+            )
+        })
     }
 }
 

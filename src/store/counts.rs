@@ -125,14 +125,14 @@ impl Counter {
             wake: Condvar::new(),
             stopped: AtomicBool::new(false),
         });
-        let (c, url, tag) = (
+        let (c, config, tag) = (
             counter.clone(),
-            store.config.redis.clone(),
+            store.config.clone(),
             store.instance.clone(),
         );
         std::thread::Builder::new()
             .name("rocket-allow-auto-ban".into())
-            .spawn(move || run(&c, &url, &tag, &rules, &owner, &done))?;
+            .spawn(move || run(&c, &config, &tag, &rules, &owner, &done))?;
         Ok(counter)
     }
 
@@ -166,13 +166,13 @@ impl Counter {
 
 fn run<T>(
     counter: &Counter,
-    url: &str,
+    config: &crate::config::StoreConfig,
     tag: &str,
     rules: &[CountRule],
     owner: &Weak<T>,
     done: &impl Fn(&T, Outcome),
 ) {
-    let Ok(client) = redis::Client::open(url) else {
+    let Ok(client) = config.client() else {
         return;
     };
     let mut con: Option<(redis::Connection, String)> = None;

@@ -95,11 +95,11 @@ impl Keys {
 pub(super) fn run(store: &Arc<Store>, local: &Weak<dyn Local>) {
     let keys = Keys::new(&store.config.prefix);
     let url = store.config.redacted_url();
-    let client = match redis::Client::open(store.config.redis.as_str()) {
+    let client = match store.config.client() {
         Ok(c) => c,
-        Err(e) => {
-            // Checked at ignite, so only a surprise lands here.
-            log::error!(target: "rocket_allow", "allow.store.redis: `{url}`: {:?}", e.kind());
+        Err((key, message)) => {
+            // Checked at ignite, so only a surprise (a CA file gone since) lands here.
+            log::error!(target: "rocket_allow", "allow.{key}: {message} (`{url}`)");
             return;
         }
     };
@@ -145,7 +145,7 @@ pub(super) fn run(store: &Arc<Store>, local: &Weak<dyn Local>) {
 /// changes stay queued; the reader writes them first after it reconnects.
 pub(super) fn write_loop(store: &Arc<Store>, local: &Weak<dyn Local>) {
     let keys = Keys::new(&store.config.prefix);
-    let Ok(client) = redis::Client::open(store.config.redis.as_str()) else {
+    let Ok(client) = store.config.client() else {
         return;
     };
     let mut con: Option<(Connection, String)> = None;
