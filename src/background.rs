@@ -21,6 +21,23 @@ where
         })
 }
 
+/// Runs `f` on a thread of its own at background priority and waits for it: for heavy work
+/// the calling thread has to wait for anyway (a full read of the fleet store), which then
+/// takes only the CPU the request threads leave.
+pub(crate) fn run<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> io::Result<T> {
+    std::thread::scope(|s| {
+        let worker = std::thread::Builder::new()
+            .name(name.into())
+            .spawn_scoped(s, || {
+                lower_priority();
+                f()
+            })?;
+        Ok(worker
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    })
+}
+
 #[cfg(target_os = "linux")]
 fn lower_priority() {
     use thread_priority::{
