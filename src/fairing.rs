@@ -14,7 +14,7 @@ use crate::client::ClientIpHeader;
 use crate::config::AllowConfig;
 use crate::decide::bans::Bans;
 use crate::decide::generation::{Addresses, Contents, Generation, Spec, APP_WIDE};
-use crate::decide::{decide, refuse_path, AllowState, Shared};
+use crate::decide::{decide, refuse_path, AllowState, Shared, Stage};
 use crate::error::Error;
 use crate::log::AccessLog;
 use crate::observe::hits::RuleHits;
@@ -188,6 +188,8 @@ async fn start(config: AllowConfig, shutdown_wait: Duration) -> Result<Shared, E
         urls: Mutex::new(at.urls),
         bans,
         header: ClientIpHeader::from_name(&config.client_ip_header),
+        hops: config.trusted_hops,
+        publish: config.publish_client_ip,
         log,
         refresher: Mutex::new(refresher),
     })
@@ -481,10 +483,14 @@ impl Fairing for Decide {
             .state::<AllowState>()
             .map(|AllowState(shared)| {
                 match shared.spec.policy_for(|| req.uri().path().segments()) {
-                    Some(policy) => decide(shared, req, policy),
+                    Some(policy) => decide(shared, req, policy, Stage::Arriving),
                     None => refuse_path(shared, req),
                 }
             });
+        let publish = req.rocket().state::<AllowState>().is_some_and(|s| s.0.publish);
+        if let Some(client) = ruling.and_then(|r| r.client).filter(|_| publish) {
+            crate::publish::publish(req, client);
+        }
         match ruling {
             Some(r) if r.admitted() => {}
             refused => {

@@ -60,6 +60,7 @@ mod ip_text;
 mod log;
 
 mod observe;
+mod publish;
 
 mod resolve;
 mod rules;
@@ -69,7 +70,7 @@ mod sources;
 mod store;
 mod timestamp;
 
-pub use client::{client_addr, ClientAddr, ClientIpHeader, Unreadable, MAX_HOPS};
+pub use client::{client_addr, client_addr_at, ClientAddr, ClientIpHeader, Unreadable, MAX_HOPS};
 pub use config::{
     AccessLogConfig, AllowConfig, BansConfig, DnsConfig, LogFormat, MissingHeader, Mode, OnFull,
     OnUnavailable, OnUnresolved, PolicyConfig, SetConfig, StoreConfig, CONFIG_KEY,

@@ -74,6 +74,15 @@ pub struct AllowConfig {
     /// so a missing header may be one a client made unreadable.
     #[serde(default)]
     pub missing_header: MissingHeader,
+    /// With a list `client_ip_header`: the client is the N-th address from the right of the
+    /// header a trusted proxy sends (1 = the rightmost), instead of the first address that
+    /// is not a trusted proxy. 1 to 32. Default: none (the walk).
+    #[serde(default)]
+    pub trusted_hops: Option<usize>,
+    /// After deciding, make `Request::client_ip()` and `Request::remote()` return the client
+    /// decided on, so every other crate sees the vetted address. Default `true`.
+    #[serde(default = "default_true")]
+    pub publish_client_ip: bool,
     /// How host names are resolved and refreshed. Default: the system resolver.
     #[serde(default)]
     pub dns: DnsConfig,
@@ -179,6 +188,8 @@ impl AllowConfig {
             trusted_proxies: Vec::new(),
             client_ip_header: default_client_ip_header(),
             missing_header: MissingHeader::default(),
+            trusted_hops: None,
+            publish_client_ip: true,
             dns: DnsConfig::default(),
             reject_status: default_reject_status(),
             sets: BTreeMap::new(),
@@ -344,6 +355,22 @@ impl AllowConfig {
                 "client_ip_header",
                 format!("`{h}` is not a valid HTTP header name"),
             );
+        }
+        if let Some(n) = self.trusted_hops {
+            if !(1..=crate::client::MAX_HOPS).contains(&n) {
+                return invalid("trusted_hops", format!("{n} is not within 1 to 32"));
+            }
+            if let crate::client::ClientIpHeader::Single(name) =
+                crate::client::ClientIpHeader::from_name(h)
+            {
+                return invalid(
+                    "trusted_hops",
+                    format!(
+                        "counts addresses in a list header, and client_ip_header `{name}` holds \
+                         one: use \"X-Forwarded-For\" or \"Forwarded\", or remove trusted_hops"
+                    ),
+                );
+            }
         }
         let dns = &self.dns;
         for (bound, n) in [
