@@ -487,7 +487,10 @@ impl Fairing for Decide {
                     None => refuse_path(shared, req),
                 }
             });
-        let publish = req.rocket().state::<AllowState>().is_some_and(|s| s.0.publish);
+        let publish = req
+            .rocket()
+            .state::<AllowState>()
+            .is_some_and(|s| s.0.publish);
         if let Some(client) = ruling.and_then(|r| r.client).filter(|_| publish) {
             crate::publish::publish(req, client);
         }

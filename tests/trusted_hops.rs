@@ -105,8 +105,18 @@ const SET_UPS: &[SetUp] = &[
 fn each_set_up_finds_the_client_and_the_wrong_count_does_not() {
     for s in SET_UPS {
         let right = launch(Some(s.hops), s.header);
-        assert_eq!(seen(&right, s.header, s.value).as_deref(), Ok("203.0.113.9"), "{}", s.name);
-        assert_eq!(seen(&right, s.header, s.honest).as_deref(), Ok("203.0.113.9"), "{}", s.name);
+        assert_eq!(
+            seen(&right, s.header, s.value).as_deref(),
+            Ok("203.0.113.9"),
+            "{}",
+            s.name
+        );
+        assert_eq!(
+            seen(&right, s.header, s.honest).as_deref(),
+            Ok("203.0.113.9"),
+            "{}",
+            s.name
+        );
         // A client reaching the app directly is itself, whatever it sends.
         let line = format!("{}: 203.0.113.9", s.header);
         let direct = right.request_from("127.0.0.3", "GET", "/who", &[line.as_bytes()]);
@@ -116,7 +126,12 @@ fn each_set_up_finds_the_client_and_the_wrong_count_does_not() {
         // One too many: the client picks its address (the value it sent), and a client that
         // sent none is refused (fewer addresses than the count).
         let over = launch(Some(s.hops + 1), s.header);
-        assert_eq!(seen(&over, s.header, s.value).as_deref(), Ok("6.6.6.6"), "{}", s.name);
+        assert_eq!(
+            seen(&over, s.header, s.value).as_deref(),
+            Ok("6.6.6.6"),
+            "{}",
+            s.name
+        );
         assert_eq!(seen(&over, s.header, s.honest), Err(403), "{}", s.name);
         over.stop().unwrap();
 
@@ -124,7 +139,12 @@ fn each_set_up_finds_the_client_and_the_wrong_count_does_not() {
         // ignite refuses.
         if s.hops > 1 {
             let under = launch(Some(s.hops - 1), s.header);
-            assert_eq!(seen(&under, s.header, s.value).as_deref(), Ok(s.too_few), "{}", s.name);
+            assert_eq!(
+                seen(&under, s.header, s.value).as_deref(),
+                Ok(s.too_few),
+                "{}",
+                s.name
+            );
             under.stop().unwrap();
         }
     }
@@ -146,7 +166,10 @@ fn the_walk_cannot_serve_a_balancer_whose_addresses_are_not_listed() {
 fn unreadable_hops_are_refused() {
     let s = launch(Some(2), "X-Forwarded-For");
     // Garbage at or right of the counted hop: refused. Left of it: never read.
-    assert_eq!(seen(&s, "X-Forwarded-For", "203.0.113.9, garbage"), Err(403));
+    assert_eq!(
+        seen(&s, "X-Forwarded-For", "203.0.113.9, garbage"),
+        Err(403)
+    );
     assert_eq!(seen(&s, "X-Forwarded-For", "garbage, 34.120.0.1"), Err(403));
     assert_eq!(
         seen(&s, "X-Forwarded-For", "gar\"bage, 203.0.113.9, 34.120.0.1").as_deref(),
@@ -158,10 +181,16 @@ fn unreadable_hops_are_refused() {
         b"X-Forwarded-For: 6.6.6.6, 203.0.113.9",
         b"X-Forwarded-For: 34.120.0.1",
     ];
-    assert_eq!(s.request_from("127.0.0.2", "GET", "/who", &lines).body, "203.0.113.9");
+    assert_eq!(
+        s.request_from("127.0.0.2", "GET", "/who", &lines).body,
+        "203.0.113.9"
+    );
     s.stop().unwrap();
     let f = launch(Some(1), "Forwarded");
-    assert_eq!(seen(&f, "Forwarded", "for=203.0.113.9, for=unknown"), Err(403));
+    assert_eq!(
+        seen(&f, "Forwarded", "for=203.0.113.9, for=unknown"),
+        Err(403)
+    );
     assert_eq!(
         seen(&f, "Forwarded", "for=\"[2001:db8::1]:4711\"").as_deref(),
         Ok("2001:db8::1")
@@ -172,7 +201,10 @@ fn unreadable_hops_are_refused() {
 #[test]
 fn ignite_refuses_counts_it_cannot_use() {
     for (extra, needles) in [
-        ("trusted_hops = 0", &["allow.trusted_hops", "0 is not within 1 to 32"][..]),
+        (
+            "trusted_hops = 0",
+            &["allow.trusted_hops", "0 is not within 1 to 32"][..],
+        ),
         ("trusted_hops = 33", &["allow.trusted_hops", "33"]),
         (
             "trusted_hops = 1\nclient_ip_header = \"X-Real-IP\"",

@@ -33,12 +33,7 @@ pub(crate) fn received<'r>(req: &'r Request<'_>) -> Option<&'r Received> {
 pub(crate) fn publish(req: &mut Request<'_>, client: ClientAddr) {
     let Some(peer) = req.remote() else { return };
     if client.ip != peer.ip().to_canonical() {
-        req.local_cache(|| {
-            Some(Received {
-                peer,
-                client,
-            })
-        });
+        req.local_cache(|| Some(Received { peer, client }));
     }
     if client.ip != peer.ip() {
         req.set_remote(SocketAddr::new(client.ip, peer.port()));
