@@ -111,6 +111,23 @@ async fn start(config: AllowConfig, shutdown_wait: Duration) -> Result<Shared, E
         key: "allow.sets".into(),
         message,
     })?;
+    // `country:`/`asn:` values become networks now, read off the async runtime's threads.
+    let targets: Vec<(Target, String)> = spec
+        .targets(&contents.entries)
+        .into_iter()
+        .filter(|(t, _)| crate::geoip::GeoKey::of(t).is_some())
+        .map(|(t, key)| (t.clone(), key))
+        .collect();
+    let geoip = config.geoip.clone();
+    let geo = rocket::tokio::task::spawn_blocking(move || {
+        crate::geoip::at_ignite(&geoip, targets.iter().map(|(t, k)| (t, k.clone())))
+    })
+    .await
+    .map_err(|e| Error::Invalid {
+        key: "allow.geoip".into(),
+        message: e.to_string(),
+    })??;
+    let contents = contents.with_geo(geo);
     for policy in &spec.policies {
         let key = match &policy.name {
             None => "allow.rules".to_string(),
@@ -282,6 +299,7 @@ impl Fairing for AllowFairing {
             return;
         };
         watch_list_files(&state.0);
+        watch_geoip(&state.0);
         #[cfg(feature = "url-lists")]
         refresh_url_lists(&state.0);
         let taken = state
@@ -387,6 +405,54 @@ fn watch_list_files(shared: &Arc<Shared>) {
     });
     if let Err(e) = started {
         log::error!(target: "rocket_allow", "rocket-allow: cannot watch list files: {e}");
+    }
+}
+
+/// Starts reading a database file again when it changes (replaced by rename, or rewritten
+/// and then left alone for half a second); a file that cannot be used keeps the last good
+/// networks. The watcher holds only a weak handle.
+fn watch_geoip(shared: &Arc<Shared>) {
+    let config = shared
+        .contents
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .geo
+        .config
+        .clone();
+    let files: Vec<sources::Watched> = crate::geoip::files(&config)
+        .into_iter()
+        .map(|(name, path)| sources::Watched::new(name.into(), path))
+        .collect();
+    if files.is_empty() {
+        return;
+    }
+    let weak = Arc::downgrade(shared);
+    let started = sources::watch(files, "rocket-allow-geoip", move |file| {
+        let Some(shared) = weak.upgrade() else {
+            return false;
+        };
+        let name = file.set.as_str();
+        let outcome = match file.gone() {
+            true => Err(format!("`{}` is gone", file.path.display())),
+            false => shared
+                .update_if(|c| Ok(crate::geoip::reread(&c.geo, name)?.map(|geo| c.with_geo(geo)))),
+        };
+        match outcome {
+            Ok(false) => {}
+            Ok(true) => {
+                shared.metrics.reloaded(Source::File);
+                log::info!(target: "rocket_allow", "allow.geoip.{name}: reloaded");
+            }
+            Err(e) => {
+                shared.metrics.refresh_failed(Source::File, name, 1);
+                log::error!(target: "rocket_allow",
+                    "allow.geoip.{name}: {e}; keeping the networks last read");
+            }
+        }
+        true
+    });
+    if let Err(e) = started {
+        log::error!(target: "rocket_allow", "rocket-allow: cannot watch allow.geoip files: {e}");
     }
 }
 

@@ -50,9 +50,11 @@ pub mod guide {
 mod background;
 mod client;
 mod config;
+mod country_codes;
 mod decide;
 mod error;
 mod fairing;
+mod geoip;
 
 mod guard;
 
@@ -72,8 +74,8 @@ mod timestamp;
 
 pub use client::{client_addr, client_addr_at, ClientAddr, ClientIpHeader, Unreadable, MAX_HOPS};
 pub use config::{
-    AccessLogConfig, AllowConfig, BansConfig, DnsConfig, LogFormat, MissingHeader, Mode, OnFull,
-    OnUnavailable, OnUnresolved, PolicyConfig, SetConfig, StoreConfig, CONFIG_KEY,
+    AccessLogConfig, AllowConfig, BansConfig, DnsConfig, GeoipConfig, LogFormat, MissingHeader,
+    Mode, OnFull, OnUnavailable, OnUnresolved, PolicyConfig, SetConfig, StoreConfig, CONFIG_KEY,
 };
 pub use decide::bans::Ban;
 pub use decide::matcher::{Decision, LinearScan, Matcher};

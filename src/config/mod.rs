@@ -16,6 +16,7 @@ mod access_log;
 mod bounds;
 mod builder;
 mod dns;
+mod geoip;
 mod policies;
 mod rule_list;
 mod store;
@@ -23,6 +24,7 @@ mod store;
 pub use access_log::{AccessLogConfig, LogFormat, OnFull};
 use bounds::{BACKUP_COUNT, MAX_BYTES, MAX_TTL_SECS, MIN_TTL_SECS, QUEUE_LINES, TIMEOUT_SECS};
 pub use dns::{DnsConfig, OnUnresolved};
+pub use geoip::GeoipConfig;
 pub(crate) use policies::{known_entries, policy_path_forms};
 pub use policies::{OnError, PolicyConfig, SetConfig};
 pub use store::{OnUnavailable, StoreConfig};
@@ -86,6 +88,9 @@ pub struct AllowConfig {
     /// How host names are resolved and refreshed. Default: the system resolver.
     #[serde(default)]
     pub dns: DnsConfig,
+    /// `[allow.geoip]`: the databases `country:` and `asn:` values are read from. Default: none.
+    #[serde(default)]
+    pub geoip: GeoipConfig,
     /// Status of refusals by the app-wide rules (and of policies without their own): any
     /// 4xx, answered by the app's catcher for it. Default 403.
     #[serde(default = "default_reject_status")]
@@ -191,6 +196,7 @@ impl AllowConfig {
             trusted_hops: None,
             publish_client_ip: true,
             dns: DnsConfig::default(),
+            geoip: GeoipConfig::default(),
             reject_status: default_reject_status(),
             sets: BTreeMap::new(),
             policies: BTreeMap::new(),
