@@ -9,7 +9,8 @@
 # usage: bench/instructions.sh [N (2000)]   PORT=18081 by default; MODES="..." picks configurations among
 #   bare one prom log_text log_json (as in bench/http.sh), code100k nohits100k, log_tmpl12
 #   (a text log with a 12-field `formatter`, bench/gen_rules.py's TMPL12), bans1m (one rule
-#   and 1,000,000 bans restored from a bans file, bench/gen_bans.py's mix)
+#   and 1,000,000 bans restored from a bans file, bench/gen_bans.py's mix), geo10 (10
+#   `deny country:` rules on benches/geoip.rs's 500,000-network database, then `one`'s rules)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-2000}
@@ -32,6 +33,10 @@ if [[ " ${MODES:-} " == *" bans1m "* ]]; then
     python3 bench/gen_bans.py 1000000 "$tmp/bans1m.txt"
     python3 bench/gen_rules.py 0 "$port" >"$tmp/bans1m.toml"
     printf '[default.allow.bans]\nfile = "%s"\n' "$tmp/bans1m.txt" >>"$tmp/bans1m.toml"
+fi
+if [[ " ${MODES:-} " == *" geo10 "* ]]; then
+    GEO_DB_OUT="$tmp/country.mmdb" cargo bench --bench geoip -q >/dev/null
+    python3 bench/gen_rules.py 0 "$port" "" "geo10:$tmp/country.mmdb" >"$tmp/geo10.toml"
 fi
 
 count() { # mode requests -> instructions

@@ -1,14 +1,14 @@
 //! Countries and networks: `country:` and `asn:` rules on MaxMind's test databases, behind
 //! a (pretend) load balancer.
 //!
-//! `cargo run --example geo` serves http://127.0.0.1:8002/ with the rules in
+//! `cargo run --example geo` serves http://127.0.0.1:8003/ with the rules in
 //! `examples/geo.toml`; 127.0.0.1 is the trusted balancer, so curl picks the client:
 //!
 //! ```text
-//! curl -H 'X-Forwarded-For: 81.2.69.142' http://127.0.0.1:8002/    # GB: hello
-//! curl -H 'X-Forwarded-For: 2a02:d0c0::1' http://127.0.0.1:8002/   # RU: 403, rule #1
-//! curl -H 'X-Forwarded-For: 1.0.0.1' http://127.0.0.1:8002/        # AS15169: 403, rule #2
-//! curl -H 'X-Forwarded-For: 192.0.2.1' http://127.0.0.1:8002/      # in no database: 403, rule #5
+//! curl -H 'X-Forwarded-For: 81.2.69.142' http://127.0.0.1:8003/    # GB: hello
+//! curl -H 'X-Forwarded-For: 2a02:d0c0::1' http://127.0.0.1:8003/   # RU: 403, rule #1
+//! curl -H 'X-Forwarded-For: 1.0.0.1' http://127.0.0.1:8003/        # AS15169: 403, rule #2
+//! curl -H 'X-Forwarded-For: 192.0.2.1' http://127.0.0.1:8003/      # in no database: 403, rule #5
 //! ```
 
 use rocket::figment::providers::{Env, Format, Toml};

@@ -18,6 +18,8 @@
 //!   proxies.
 //! - `resolve.rs`: host names, resolved and refreshed off the request path.
 //! - `sources/`: sets' entries from list files (watched) and URLs (refetched).
+//! - `geoip/`: `country:` and `asn:` values turned into networks from MaxMind DB files.
+//! - `publish/`: the vetted client handed to Rocket's request (`publish_client_ip`).
 //! - [`AllowHandle`] (`runtime/handle.rs`): the runtime API; [`Ban`] and the
 //!   ban table (`decide/bans/`).
 //! - `log/`: access log lines, the writer thread, rotation.
@@ -33,6 +35,8 @@ pub mod guide {
     pub mod configuration {}
     #[doc = include_str!("../docs/proxies.md")]
     pub mod proxies {}
+    #[doc = include_str!("../docs/geoip.md")]
+    pub mod geoip {}
     #[doc = include_str!("../docs/policies.md")]
     pub mod policies {}
     #[doc = include_str!("../docs/runtime.md")]
