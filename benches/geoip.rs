@@ -53,10 +53,10 @@ static GLOBAL: Counting = Counting;
 /// Countries the generated networks are spread over (about 8,000 networks each); the
 /// first ten are the rules'.
 const COUNTRIES: [&str; 60] = [
-    "RU", "CN", "KP", "IR", "BR", "IN", "VN", "ID", "NG", "PK", "US", "DE", "GB", "FR", "JP",
-    "KR", "IT", "ES", "NL", "SE", "NO", "FI", "DK", "PL", "CZ", "AT", "CH", "BE", "PT", "IE",
-    "CA", "MX", "AR", "CL", "CO", "PE", "ZA", "EG", "KE", "MA", "TR", "SA", "AE", "IL", "UA",
-    "RO", "HU", "GR", "BG", "RS", "TH", "MY", "SG", "PH", "TW", "HK", "AU", "NZ", "BD", "LK",
+    "RU", "CN", "KP", "IR", "BR", "IN", "VN", "ID", "NG", "PK", "US", "DE", "GB", "FR", "JP", "KR",
+    "IT", "ES", "NL", "SE", "NO", "FI", "DK", "PL", "CZ", "AT", "CH", "BE", "PT", "IE", "CA", "MX",
+    "AR", "CL", "CO", "PE", "ZA", "EG", "KE", "MA", "TR", "SA", "AE", "IL", "UA", "RO", "HU", "GR",
+    "BG", "RS", "TH", "MY", "SG", "PH", "TW", "HK", "AU", "NZ", "BD", "LK",
 ];
 
 /// xorshift64: the same database every run.
@@ -86,7 +86,9 @@ fn write_db(path: &std::path::Path) -> usize {
             at = 128 << 24;
             continue;
         }
-        nets.push(IpNet::V4(Ipv4Net::new(Ipv4Addr::from(at as u32), prefix).unwrap()));
+        nets.push(IpNet::V4(
+            Ipv4Net::new(Ipv4Addr::from(at as u32), prefix).unwrap(),
+        ));
         at += size;
     }
     let mut at: u128 = 0x2400u128 << 112;
@@ -119,7 +121,10 @@ fn toml(db: Option<&std::path::Path>) -> String {
     }
     t.push_str("{ allow = \"127.0.0.1\" }, { deny = \"all\" }]\n");
     if let Some(db) = db {
-        t.push_str(&format!("[default.allow.geoip]\ncountry_db = \"{}\"\n", db.display()));
+        t.push_str(&format!(
+            "[default.allow.geoip]\ncountry_db = \"{}\"\n",
+            db.display()
+        ));
     }
     t
 }
