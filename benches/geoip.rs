@@ -12,6 +12,10 @@
 #![allow(unsafe_code)]
 
 mod common;
+#[path = "common/rng.rs"]
+mod rng;
+
+use rng::Rng;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
@@ -58,18 +62,6 @@ const COUNTRIES: [&str; 60] = [
     "AR", "CL", "CO", "PE", "ZA", "EG", "KE", "MA", "TR", "SA", "AE", "IL", "UA", "RO", "HU", "GR",
     "BG", "RS", "TH", "MY", "SG", "PH", "TW", "HK", "AU", "NZ", "BD", "LK",
 ];
-
-/// xorshift64: the same database every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 /// 400,000 IPv4 networks (/18 to /24, laid end to end from 1.0.0.0, none in 127.0.0.0/8)
 /// and 100,000 IPv6 networks (/32 to /48 from 2400::), each given a random country.

@@ -553,12 +553,11 @@ impl Fairing for Decide {
                     None => refuse_path(shared, req),
                 }
             });
-        let publish = req
-            .rocket()
-            .state::<AllowState>()
-            .is_some_and(|s| s.0.publish);
-        if let Some(client) = ruling.and_then(|r| r.client).filter(|_| publish) {
-            crate::publish::publish(req, client);
+        let shared = req.rocket().state::<AllowState>().filter(|s| s.0.publish);
+        match (shared, ruling.and_then(|r| r.client)) {
+            (None, _) => {}
+            (Some(_), Some(client)) => crate::publish::publish(req, client),
+            (Some(s), None) => crate::publish::publish_unknown(req, s.0.header.name()),
         }
         match ruling {
             Some(r) if r.admitted() => {}

@@ -29,11 +29,16 @@ fn config(log: &Path) -> String {
                  {{ allow = "country:gb" }}, {{ allow = "country:DE" }}, {{ deny = "all" }}]
         [default.allow.sets]
         office = ["89.160.20.130"]
-        [default.allow.geoip]
-        country_db = "{}"
-        asn_db = "{}"
-        "#,
+        {}"#,
         log.display(),
+        geoip_table()
+    )
+}
+
+/// `[default.allow.geoip]` with both test databases.
+fn geoip_table() -> String {
+    format!(
+        "[default.allow.geoip]\ncountry_db = \"{}\"\nasn_db = \"{}\"\n",
         data("GeoLite2-Country-Test.mmdb"),
         data("GeoLite2-ASN-Test.mmdb")
     )
@@ -89,13 +94,9 @@ fn values_in_sets_and_list_files_are_read_too_and_reloaded_ones_load_new_values(
         [default.allow.sets]
         blocked = {{ file = "{}" }}
         isp = ["asn:1221"]
-        [default.allow.geoip]
-        country_db = "{}"
-        asn_db = "{}"
-        "#,
+        {}"#,
         list.display(),
-        data("GeoLite2-Country-Test.mmdb"),
-        data("GeoLite2-ASN-Test.mmdb")
+        geoip_table()
     )));
     assert_eq!(status(&c, "[2a02:d0c0::1]:1", &[]), Status::Forbidden);
     assert_eq!(status(&c, "1.128.0.1:1", &[]), Status::Forbidden);

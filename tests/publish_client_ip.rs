@@ -55,8 +55,17 @@ fn launch(toml: &str, routes: Vec<rocket::Route>) -> Server {
             .mount("/", routes)
             .register(
                 "/",
-                rocket::catchers![rocket_governor::rocket_governor_catcher],
+                rocket::catchers![rocket_governor::rocket_governor_catcher, refused],
             ),
+    )
+}
+
+/// What a catcher (or a logger in one) sees of a refused request.
+#[rocket::catch(403)]
+fn refused(req: &Request<'_>) -> String {
+    format!(
+        "refused {}",
+        req.client_ip().map_or("-".into(), |ip| ip.to_string())
     )
 }
 
@@ -141,4 +150,36 @@ fn clients_behind_a_trusted_proxy_get_their_own_limit_and_guards_still_see_the_p
         &["203.0.113.2 via 127.0.0.2", "denied", "policy admin"],
     );
     s.stop().unwrap();
+}
+
+#[test]
+fn a_refused_request_whose_client_cannot_be_read_shows_the_peer_not_a_spoofed_header() {
+    let s = launch(
+        "[default.allow]\nrules = []\ntrusted_proxies = [\"127.0.0.2\"]",
+        routes![],
+    );
+    let res = s.request_from(
+        "127.0.0.2",
+        "GET",
+        "/",
+        &[b"X-Forwarded-For: garbage", b"X-Real-IP: 6.6.6.6"],
+    );
+    assert_eq!((res.status, res.body.as_str()), (403, "refused 127.0.0.2"));
+    // A refused client that could be read is the client.
+    let denied = launch(
+        "[default.allow]\nrules = [{ deny = \"203.0.113.9\" }]\ntrusted_proxies = [\"127.0.0.2\"]",
+        routes![],
+    );
+    let res = denied.request_from(
+        "127.0.0.2",
+        "GET",
+        "/",
+        &[b"X-Forwarded-For: 203.0.113.9", b"X-Real-IP: 6.6.6.6"],
+    );
+    assert_eq!(
+        (res.status, res.body.as_str()),
+        (403, "refused 203.0.113.9")
+    );
+    s.stop().unwrap();
+    denied.stop().unwrap();
 }

@@ -38,18 +38,35 @@ pub(crate) fn publish(req: &mut Request<'_>, client: ClientAddr) {
     if client.ip != peer.ip() {
         req.set_remote(SocketAddr::new(client.ip, peer.port()));
     }
-    // Rocket's `real_ip()` believes the app's `ip_header` (X-Real-IP by default) from anyone:
-    // a value other than the client is overwritten with it.
+    overwrite_ip_header(req, client.ip);
+}
+
+/// For a request whose client could not be read (refused): `client_ip()` is the peer, not
+/// what the app's `ip_header` says, unless that header is the one a trusted proxy reports
+/// the client in (`client_header`), which this crate's guards read again and so must see
+/// as it arrived.
+pub(crate) fn publish_unknown(req: &mut Request<'_>, client_header: &str) {
+    let Some(peer) = req.remote() else { return };
+    let ip_header = req.rocket().config().ip_header.as_ref();
+    if ip_header.is_some_and(|h| h.as_str().eq_ignore_ascii_case(client_header)) {
+        return;
+    }
+    overwrite_ip_header(req, peer.ip().to_canonical());
+}
+
+/// Rocket's `real_ip()` believes the app's `ip_header` (X-Real-IP by default) from anyone:
+/// a value other than `ip` is overwritten with it.
+fn overwrite_ip_header(req: &mut Request<'_>, ip: IpAddr) {
     let Some(name) = req.rocket().config().ip_header.as_ref().map(|h| h.as_str()) else {
         return;
     };
     let agrees = {
         let mut values = req.headers().get(name);
         let first = values.next();
-        first.is_none_or(|v| v.trim().parse::<IpAddr>() == Ok(client.ip)) && values.next().is_none()
+        first.is_none_or(|v| v.trim().parse::<IpAddr>() == Ok(ip)) && values.next().is_none()
     };
     if !agrees {
-        let header = Header::new(name.to_string(), client.ip.to_string());
+        let header = Header::new(name.to_string(), ip.to_string());
         req.replace_header(header);
     }
 }
