@@ -119,6 +119,11 @@ async fn start(config: AllowConfig, shutdown_wait: Duration) -> Result<Shared, E
         .map(|(t, key)| (t.clone(), key))
         .collect();
     let geoip = config.geoip.clone();
+    // Stamped before the read, so a file replaced while it is read is read again.
+    let geo_watched: Vec<sources::Watched> = crate::geoip::files(&geoip)
+        .into_iter()
+        .map(|(name, path)| sources::Watched::new(name.into(), path))
+        .collect();
     let geo = rocket::tokio::task::spawn_blocking(move || {
         crate::geoip::at_ignite(&geoip, targets.iter().map(|(t, k)| (t, k.clone())))
     })
@@ -201,6 +206,7 @@ async fn start(config: AllowConfig, shutdown_wait: Duration) -> Result<Shared, E
         generation: ArcSwap::from_pointee(generation),
         contents: Mutex::new(contents),
         watched: Mutex::new(watched),
+        geo_watched: Mutex::new(geo_watched),
         #[cfg(feature = "url-lists")]
         urls: Mutex::new(at.urls),
         bans,
@@ -412,17 +418,7 @@ fn watch_list_files(shared: &Arc<Shared>) {
 /// and then left alone for half a second); a file that cannot be used keeps the last good
 /// networks. The watcher holds only a weak handle.
 fn watch_geoip(shared: &Arc<Shared>) {
-    let config = shared
-        .contents
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .geo
-        .config
-        .clone();
-    let files: Vec<sources::Watched> = crate::geoip::files(&config)
-        .into_iter()
-        .map(|(name, path)| sources::Watched::new(name.into(), path))
-        .collect();
+    let files = std::mem::take(&mut *shared.geo_watched.lock().unwrap_or_else(|e| e.into_inner()));
     if files.is_empty() {
         return;
     }

@@ -38,3 +38,47 @@ pub(super) fn at_hop(
         "forwarding header has fewer addresses than trusted_hops",
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::client::{client_addr_at, ClientIpHeader, Unreadable};
+    use crate::decide::matcher::Matcher;
+    use crate::rules::Verdict;
+    use proptest::prelude::*;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn trusted() -> Matcher {
+        Matcher::new(
+            Verdict::Deny,
+            [(Verdict::Allow, vec!["10.0.0.0/8".parse().unwrap()])],
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// Whatever a client writes to the left, the N-th entry from the right decides;
+        /// with fewer entries than N, the request is refused.
+        #[test]
+        fn the_nth_entry_from_the_right_decides(
+            junk in ".{0,40}",
+            client in any::<u32>(),
+            proxies in prop::collection::vec(any::<u32>(), 0..5),
+            extra in 0usize..3,
+        ) {
+            let client = IpAddr::from(Ipv4Addr::from(client));
+            let mut entries = vec![client.to_string()];
+            entries.extend(proxies.iter().map(|p| Ipv4Addr::from(*p).to_string()));
+            let n = entries.len();
+            let line = format!("{junk}, {}", entries.join(", "));
+            let peer = "10.0.0.1".parse().unwrap();
+            let xff = ClientIpHeader::XForwardedFor;
+            let c = client_addr_at(peer, &xff, &[&line], &trusted(), Some(n));
+            prop_assert_eq!(c.map(|c| c.ip), Ok(client));
+            // More hops than the header holds: refused.
+            let only = entries.join(", ");
+            let c = client_addr_at(peer, &xff, &[&only], &trusted(), Some(n + 1 + extra));
+            prop_assert!(matches!(c, Err(Unreadable::Malformed(_))));
+        }
+    }
+}

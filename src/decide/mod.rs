@@ -47,6 +47,8 @@ pub(crate) struct Shared {
     pub refresher: Mutex<Option<(Dns, Names)>>,
     /// List files, handed to their watcher at liftoff.
     pub watched: Mutex<Vec<crate::sources::Watched>>,
+    /// `[allow.geoip]` files, handed to their watcher at liftoff.
+    pub geo_watched: Mutex<Vec<crate::sources::Watched>>,
     /// URL lists, handed to their refresher at liftoff.
     #[cfg(feature = "url-lists")]
     pub urls: Mutex<Vec<crate::sources::UrlList>>,
