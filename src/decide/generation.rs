@@ -346,9 +346,9 @@ pub(crate) struct Generation {
     /// are described from their target when a line is written.
     hosts: HashMap<(usize, usize), String>,
     pub trusted: Matcher,
-    /// For each set used by a rule: its networks, sorted, so the log can show which one
+    /// For each set and `country:`/`asn:` value used by a rule: its networks, sorted, so the log
     /// matched (found by looking up the address's own prefixes, at most 129 of them).
-    sets: HashMap<String, Vec<IpNet>>,
+    sets: HashMap<Target, Vec<IpNet>>,
 }
 
 impl Generation {
@@ -380,7 +380,7 @@ impl Generation {
         let mut sets = HashMap::new();
         for rule in spec.policies.iter().flat_map(|p| &p.rules) {
             if let Target::Set(_) | Target::Country(_) | Target::Asn(_) = &rule.target {
-                sets.entry(rule.target.to_string()).or_insert_with(|| {
+                sets.entry(rule.target.clone()).or_insert_with(|| {
                     let mut list = nets(&rule.target);
                     list.sort_unstable();
                     list.dedup();
@@ -412,7 +412,7 @@ impl Generation {
     ) -> Matched<'a> {
         let target = &spec.policies[policy].rules[rule].target;
         if let Target::Set(_) | Target::Country(_) | Target::Asn(_) = target {
-            if let Some(nets) = self.sets.get(&target.to_string()) {
+            if let Some(nets) = self.sets.get(target) {
                 let ip = ip.to_canonical();
                 let longest = if ip.is_ipv4() { 32 } else { 128 };
                 // The most specific of the set's networks that contains the address.
