@@ -346,8 +346,9 @@ pub(crate) struct Generation {
     /// are described from their target when a line is written.
     hosts: HashMap<(usize, usize), String>,
     pub trusted: Matcher,
-    /// For each set and `country:`/`asn:` value used by a rule: its networks, sorted, so the log
-    /// matched (found by looking up the address's own prefixes, at most 129 of them).
+    /// For each set and `country:`/`asn:` value used by a rule: its networks, sorted, so the
+    /// log can show which one matched (found by looking up the address's own prefixes, at
+    /// most 129 of them).
     sets: HashMap<Target, Vec<IpNet>>,
 }
 
