@@ -349,7 +349,7 @@ pub(crate) struct Generation {
     /// For each set and `country:`/`asn:` value used by a rule: its networks, sorted, so the
     /// log can show which one matched (found by looking up the address's own prefixes, at
     /// most 129 of them).
-    sets: HashMap<Target, Vec<IpNet>>,
+    sets: HashMap<Target, Arc<[IpNet]>>,
 }
 
 impl Generation {
@@ -382,10 +382,14 @@ impl Generation {
         for rule in spec.policies.iter().flat_map(|p| &p.rules) {
             if let Target::Set(_) | Target::Country(_) | Target::Asn(_) = &rule.target {
                 sets.entry(rule.target.clone()).or_insert_with(|| {
+                    // A database's networks are sorted already, and shared rather than copied.
+                    if let Some(shared) = contents.geo.shared(&rule.target) {
+                        return shared;
+                    }
                     let mut list = nets(&rule.target);
                     list.sort_unstable();
                     list.dedup();
-                    list
+                    Arc::from(list)
                 });
             }
         }

@@ -7,6 +7,7 @@ mod db;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 
@@ -71,7 +72,8 @@ impl Kind {
 #[derive(Debug, Default)]
 pub(crate) struct Geo {
     pub config: GeoipConfig,
-    nets: HashMap<GeoKey, Vec<IpNet>>,
+    /// Each value's networks, sorted (shared with the generation that shows them in logs).
+    nets: HashMap<GeoKey, Arc<[IpNet]>>,
 }
 
 /// Every `country:`/`asn:` value among `targets`.
@@ -93,7 +95,12 @@ impl Geo {
     pub fn networks(&self, target: &Target) -> &[IpNet] {
         GeoKey::of(target)
             .and_then(|k| self.nets.get(&k))
-            .map_or(&[], Vec::as_slice)
+            .map_or(&[], |n| n)
+    }
+
+    /// [`Geo::networks`], shared: sorted, without repeats.
+    pub fn shared(&self, target: &Target) -> Option<Arc<[IpNet]>> {
+        GeoKey::of(target).and_then(|k| self.nets.get(&k)).cloned()
     }
 
     /// Whether every one of `wanted` has been read.
@@ -122,7 +129,7 @@ impl Geo {
             .copied()
             .filter(|k| k.kind() == kind)
             .collect();
-        let mut nets: HashMap<GeoKey, Vec<IpNet>> = self
+        let mut nets: HashMap<GeoKey, Arc<[IpNet]>> = self
             .nets
             .iter()
             .filter(|(k, _)| k.kind() != kind)
@@ -132,7 +139,15 @@ impl Geo {
             let Some(path) = kind.path(&self.config) else {
                 return Err("is not configured".into());
             };
-            nets.extend(db::read(path, kind, &of_kind)?);
+            nets.extend(
+                db::read(path, kind, &of_kind)?
+                    .into_iter()
+                    .map(|(k, mut v)| {
+                        v.sort_unstable();
+                        v.dedup();
+                        (k, Arc::from(v))
+                    }),
+            );
         }
         Ok(Geo {
             config: self.config.clone(),
@@ -142,7 +157,7 @@ impl Geo {
 
     /// Networks read for each key, for the log.
     pub fn network_count(&self) -> usize {
-        self.nets.values().map(Vec::len).sum()
+        self.nets.values().map(|n| n.len()).sum()
     }
 }
 
