@@ -12,7 +12,8 @@
 #   and 1,000,000 bans restored from a bans file, bench/gen_bans.py's mix), autoban2 (one rule
 #   and two automatic-ban rules looking at every response), xff and xff_autoban (each request
 #   from a new client behind a trusted proxy, refused; the second with a `refusals` rule
-#   counting each)
+#   counting each), geo10 (10 `deny country:` rules on benches/geoip.rs's 500,000-network
+#   database, then `one`'s rules)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-2000}
@@ -45,6 +46,10 @@ if [[ " ${MODES:-} " == *" bans1m "* ]]; then
     python3 bench/gen_bans.py 1000000 "$tmp/bans1m.txt"
     python3 bench/gen_rules.py 0 "$port" >"$tmp/bans1m.toml"
     printf '[default.allow.bans]\nfile = "%s"\n' "$tmp/bans1m.txt" >>"$tmp/bans1m.toml"
+fi
+if [[ " ${MODES:-} " == *" geo10 "* ]]; then
+    GEO_DB_OUT="$tmp/country.mmdb" cargo bench --bench geoip -q >/dev/null
+    python3 bench/gen_rules.py 0 "$port" "" "geo10:$tmp/country.mmdb" >"$tmp/geo10.toml"
 fi
 
 count() { # mode requests -> instructions

@@ -10,17 +10,10 @@ use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criteri
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use rocket_allow::{LinearScan, Matcher, Verdict};
 
-/// A small deterministic generator (xorshift) so every run benchmarks the same rules.
-struct Rng(u64);
+#[path = "common/rng.rs"]
+mod rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+use rng::Rng;
 
 /// `n` rules, half IPv4 and half IPv6, with random prefixes in the lengths block lists use.
 fn rules(n: usize, rng: &mut Rng) -> Vec<(Verdict, Vec<IpNet>)> {

@@ -1,16 +1,16 @@
 //! Automatic bans: scanners that collect 404s, and failed logins counted with
 //! `AllowHandle::strike`.
 //!
-//! `cargo run --example auto_ban` serves http://127.0.0.1:8003/ with the rules in
+//! `cargo run --example auto_ban` serves http://127.0.0.1:8004/ with the rules in
 //! `examples/auto_ban.toml`, behind a "proxy" at 127.0.0.1 (curl with `X-Forwarded-For`):
 //!
 //! ```text
 //! for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{http_code}\n' \
-//!     -H 'X-Forwarded-For: 203.0.113.7' http://127.0.0.1:8003/wp-login.php; done
-//! curl -H 'X-Forwarded-For: 203.0.113.7' http://127.0.0.1:8003/   # 403: banned by auto_ban scanners
+//!     -H 'X-Forwarded-For: 203.0.113.7' http://127.0.0.1:8004/wp-login.php; done
+//! curl -H 'X-Forwarded-For: 203.0.113.7' http://127.0.0.1:8004/   # 403: banned by auto_ban scanners
 //! for i in 1 2 3 4; do curl -d 'password=guess' -H 'X-Forwarded-For: 203.0.113.8' \
-//!     http://127.0.0.1:8003/login; echo; done                       # the 4th: banned
-//! curl http://127.0.0.1:8003/bans                                    # what was banned, and why
+//!     http://127.0.0.1:8004/login; echo; done                       # the 4th: banned
+//! curl http://127.0.0.1:8004/bans                                    # what was banned, and why
 //! ```
 
 use rocket::figment::providers::{Env, Format, Toml};

@@ -14,7 +14,7 @@ use crate::client::ClientIpHeader;
 use crate::config::AllowConfig;
 use crate::decide::bans::Bans;
 use crate::decide::generation::{Addresses, Contents, Generation, Spec, APP_WIDE};
-use crate::decide::{decide, refuse_path, AllowState, Shared};
+use crate::decide::{decide, refuse_path, AllowState, Shared, Stage};
 use crate::error::Error;
 use crate::log::AccessLog;
 use crate::observe::hits::RuleHits;
@@ -112,6 +112,28 @@ async fn start(config: AllowConfig, shutdown_wait: Duration) -> Result<Shared, E
         key: "allow.sets".into(),
         message,
     })?;
+    // `country:`/`asn:` values become networks now, read off the async runtime's threads.
+    let targets: Vec<(Target, String)> = spec
+        .targets(&contents.entries)
+        .into_iter()
+        .filter(|(t, _)| crate::geoip::GeoKey::of(t).is_some())
+        .map(|(t, key)| (t.clone(), key))
+        .collect();
+    let geoip = config.geoip.clone();
+    // Stamped before the read, so a file replaced while it is read is read again.
+    let geo_watched: Vec<sources::Watched> = crate::geoip::files(&geoip)
+        .into_iter()
+        .map(|(name, path)| sources::Watched::new(name.into(), path))
+        .collect();
+    let geo = rocket::tokio::task::spawn_blocking(move || {
+        crate::geoip::at_ignite(&geoip, targets.iter().map(|(t, k)| (t, k.clone())))
+    })
+    .await
+    .map_err(|e| Error::Invalid {
+        key: "allow.geoip".into(),
+        message: e.to_string(),
+    })??;
+    let contents = contents.with_geo(geo);
     for policy in &spec.policies {
         let key = match &policy.name {
             None => "allow.rules".to_string(),
@@ -185,10 +207,14 @@ async fn start(config: AllowConfig, shutdown_wait: Duration) -> Result<Shared, E
         generation: ArcSwap::from_pointee(generation),
         contents: Mutex::new(contents),
         watched: Mutex::new(watched),
+        geo_watched: Mutex::new(geo_watched),
         #[cfg(feature = "url-lists")]
         urls: Mutex::new(at.urls),
         bans,
         header: ClientIpHeader::from_name(&config.client_ip_header),
+        hops: config.trusted_hops,
+        publish: config.publish_client_ip,
+        keep_rulings: !config.auto_ban.is_empty(),
         log,
         refresher: Mutex::new(refresher),
     })
@@ -298,6 +324,7 @@ impl Fairing for AllowFairing {
             return;
         };
         watch_list_files(&state.0);
+        watch_geoip(&state.0);
         #[cfg(feature = "url-lists")]
         refresh_url_lists(&state.0);
         let taken = state
@@ -409,6 +436,44 @@ fn watch_list_files(shared: &Arc<Shared>) {
     }
 }
 
+/// Starts reading a database file again when it changes (replaced by rename, or rewritten
+/// and then left alone for half a second); a file that cannot be used keeps the last good
+/// networks. The watcher holds only a weak handle.
+fn watch_geoip(shared: &Arc<Shared>) {
+    let files = std::mem::take(&mut *shared.geo_watched.lock().unwrap_or_else(|e| e.into_inner()));
+    if files.is_empty() {
+        return;
+    }
+    let weak = Arc::downgrade(shared);
+    let started = sources::watch(files, "rocket-allow-geoip", move |file| {
+        let Some(shared) = weak.upgrade() else {
+            return false;
+        };
+        let name = file.set.as_str();
+        let outcome = match file.gone() {
+            true => Err(format!("`{}` is gone", file.path.display())),
+            false => shared
+                .update_if(|c| Ok(crate::geoip::reread(&c.geo, name)?.map(|geo| c.with_geo(geo)))),
+        };
+        match outcome {
+            Ok(false) => {}
+            Ok(true) => {
+                shared.metrics.reloaded(Source::File);
+                log::info!(target: "rocket_allow", "allow.geoip.{name}: reloaded");
+            }
+            Err(e) => {
+                shared.metrics.refresh_failed(Source::File, name, 1);
+                log::error!(target: "rocket_allow",
+                    "allow.geoip.{name}: {e}; keeping the networks last read");
+            }
+        }
+        true
+    });
+    if let Err(e) = started {
+        log::error!(target: "rocket_allow", "rocket-allow: cannot watch allow.geoip files: {e}");
+    }
+}
+
 /// Starts refetching URL lists (a thread each) every `refresh_secs`, failed fetches sooner;
 /// the threads end once the app's state is gone.
 #[cfg(feature = "url-lists")]
@@ -496,18 +561,24 @@ impl Fairing for Decide {
     }
 
     async fn on_request(&self, req: &mut Request<'_>, _: &mut Data<'_>) {
-        // Fails closed: without the state nothing is let in.
-        let ruling = req
-            .rocket()
-            .state::<AllowState>()
-            .map(|AllowState(shared)| {
-                match shared.spec.policy_for(|| req.uri().path().segments()) {
-                    Some(policy) => decide(shared, req, policy),
-                    None => refuse_path(shared, req),
-                }
-            });
-        if let Some(r) = ruling {
-            crate::decide::keep_ruling(req, r);
+        // Fails closed: without the state nothing is let in. (`rocket()` borrows the app,
+        // not the request, so the state is looked up once.)
+        let state = req.rocket().state::<AllowState>();
+        let ruling = state.map(|AllowState(shared)| {
+            match shared.spec.policy_for(|| req.uri().path().segments()) {
+                Some(policy) => decide(shared, req, policy, Stage::Arriving),
+                None => refuse_path(shared, req),
+            }
+        });
+        if let (Some(r), Some(AllowState(s))) = (ruling, state) {
+            if s.keep_rulings {
+                crate::decide::keep_ruling(req, r);
+            }
+        }
+        match (state.filter(|s| s.0.publish), ruling.and_then(|r| r.client)) {
+            (None, _) => {}
+            (Some(_), Some(client)) => crate::publish::publish(req, client),
+            (Some(s), None) => crate::publish::publish_unknown(req, s.0.header.name()),
         }
         match ruling {
             Some(r) if r.admitted() => {}

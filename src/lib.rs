@@ -18,6 +18,8 @@
 //!   proxies.
 //! - `resolve.rs`: host names, resolved and refreshed off the request path.
 //! - `sources/`: sets' entries from list files (watched) and URLs (refetched).
+//! - `geoip/`: `country:` and `asn:` values turned into networks from MaxMind DB files.
+//! - `publish/`: the vetted client handed to Rocket's request (`publish_client_ip`).
 //! - [`AllowHandle`] (`runtime/handle.rs`): the runtime API; [`Ban`] and the
 //!   ban table (`decide/bans/`).
 //! - `log/`: access log lines, the writer thread, rotation.
@@ -35,6 +37,8 @@ pub mod guide {
     pub mod configuration {}
     #[doc = include_str!("../docs/proxies.md")]
     pub mod proxies {}
+    #[doc = include_str!("../docs/geoip.md")]
+    pub mod geoip {}
     #[doc = include_str!("../docs/policies.md")]
     pub mod policies {}
     #[doc = include_str!("../docs/runtime.md")]
@@ -52,9 +56,11 @@ pub mod guide {
 mod background;
 mod client;
 mod config;
+mod country_codes;
 mod decide;
 mod error;
 mod fairing;
+mod geoip;
 
 mod guard;
 
@@ -62,6 +68,7 @@ mod ip_text;
 mod log;
 
 mod observe;
+mod publish;
 
 mod resolve;
 mod rules;
@@ -71,11 +78,11 @@ mod sources;
 mod store;
 mod timestamp;
 
-pub use client::{client_addr, ClientAddr, ClientIpHeader, Unreadable, MAX_HOPS};
+pub use client::{client_addr, client_addr_at, ClientAddr, ClientIpHeader, Unreadable, MAX_HOPS};
 pub use config::{
-    AccessLogConfig, AllowConfig, AutoBanConfig, AutoBanOn, BansConfig, DnsConfig, LogFormat,
-    MissingHeader, Mode, OnFull, OnUnavailable, OnUnresolved, PolicyConfig, SetConfig, StoreConfig,
-    CONFIG_KEY,
+    AccessLogConfig, AllowConfig, AutoBanConfig, AutoBanOn, BansConfig, DnsConfig, GeoipConfig,
+    LogFormat, MissingHeader, Mode, OnFull, OnUnavailable, OnUnresolved, PolicyConfig, SetConfig,
+    StoreConfig, CONFIG_KEY,
 };
 pub use decide::bans::Ban;
 pub use decide::matcher::{Decision, LinearScan, Matcher};

@@ -81,6 +81,11 @@ pub enum Target {
     Host(String),
     /// `@name`: every entry of the named address set (built in, or from `[allow.sets]`).
     Set(String),
+    /// `country:XX`: every network the country database gives the ISO 3166-1 alpha-2 code
+    /// (kept upper-case).
+    Country(String),
+    /// `asn:N`: every network the ASN database gives the autonomous system number.
+    Asn(u32),
 }
 
 /// Why a rule value could not be parsed.
@@ -100,6 +105,13 @@ pub enum TargetError {
         /// The value as written.
         value: String,
     },
+    /// A `country:` or `asn:` value that names no country or AS number.
+    Geo {
+        /// The value as written.
+        value: String,
+        /// What is wrong with it.
+        message: &'static str,
+    },
 }
 
 impl fmt::Display for TargetError {
@@ -109,6 +121,7 @@ impl fmt::Display for TargetError {
             TargetError::PrefixOutOfRange { value, max } => {
                 write!(f, "`{value}`: prefix out of range (0 to {max} for this address family)")
             }
+            TargetError::Geo { value, message } => write!(f, "`{value}`: {message}"),
             TargetError::Invalid { value } => write!(
                 f,
                 "`{value}` is neither an IP address, a network (address/prefix), `all`, a valid host name, nor a set (`@name`)"
@@ -133,6 +146,10 @@ impl Target {
     /// assert!(Target::parse("1.2.3").is_err()); // not an address, and numeric names are refused
     /// assert_eq!(Target::parse("@office").unwrap(), Target::Set("office".into()));
     /// assert!(Target::parse("@no spaces").is_err());
+    /// assert_eq!(Target::parse("country:de").unwrap(), Target::Country("DE".into()));
+    /// assert_eq!(Target::parse("asn:64496").unwrap(), Target::Asn(64496));
+    /// assert!(Target::parse("country:ZZ").is_err());
+    /// assert!(Target::parse("asn:4294967296").is_err());
     /// ```
     pub fn parse(value: &str) -> Result<Target, TargetError> {
         let v = value.trim();
@@ -145,6 +162,12 @@ impl Target {
         let invalid = || TargetError::Invalid {
             value: value.to_string(),
         };
+        if let Some(geo) = parse_geo(v) {
+            return geo.map_err(|message| TargetError::Geo {
+                value: value.to_string(),
+                message,
+            });
+        }
         if let Some(name) = v.strip_prefix('@') {
             return if is_set_name(name) {
                 Ok(Target::Set(name.to_string()))
@@ -208,7 +231,7 @@ impl Target {
                 IpNet::V4(Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 0).expect("0 is a valid prefix")),
                 IpNet::V6(Ipv6Net::new(Ipv6Addr::UNSPECIFIED, 0).expect("0 is a valid prefix")),
             ]),
-            Target::Host(_) | Target::Set(_) => None,
+            Target::Host(_) | Target::Set(_) | Target::Country(_) | Target::Asn(_) => None,
         }
     }
 }
@@ -228,8 +251,37 @@ impl fmt::Display for Target {
             Target::All => f.write_str("all"),
             Target::Host(name) => f.write_str(name),
             Target::Set(name) => write!(f, "@{name}"),
+            Target::Country(code) => write!(f, "country:{code}"),
+            Target::Asn(n) => write!(f, "asn:{n}"),
         }
     }
+}
+
+/// `country:XX` (any case) or `asn:N` (decimal, 0 to 4294967295; `AS64496` is accepted
+/// too, as registries write it): `None` when the value has neither prefix.
+fn parse_geo(v: &str) -> Option<Result<Target, &'static str>> {
+    let (kind, rest) = v.split_once(':')?;
+    if kind.eq_ignore_ascii_case("country") {
+        let code = rest.to_ascii_uppercase();
+        return Some(if crate::country_codes::is_country_code(&code) {
+            Ok(Target::Country(code))
+        } else {
+            Err("not an ISO 3166-1 alpha-2 country code (such as `DE` or `US`)")
+        });
+    }
+    if kind.eq_ignore_ascii_case("asn") {
+        let digits = rest
+            .strip_prefix("AS")
+            .or_else(|| rest.strip_prefix("as"))
+            .unwrap_or(rest);
+        let ok =
+            !digits.is_empty() && digits.len() <= 10 && digits.bytes().all(|b| b.is_ascii_digit());
+        return Some(match digits.parse::<u32>() {
+            Ok(n) if ok => Ok(Target::Asn(n)),
+            _ => Err("not an AS number from 0 to 4294967295"),
+        });
+    }
+    None
 }
 
 /// `::ffff:a.b.c.d/n` (n >= 96) is the IPv4 network `a.b.c.d/(n-96)`: clients in that

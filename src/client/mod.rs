@@ -13,6 +13,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use crate::decide::matcher::Matcher;
 
 mod forwarded;
+mod hops;
 
 use forwarded::{parse_forwarded_element, rsplit_elements};
 
@@ -174,6 +175,31 @@ pub fn client_addr(
     values: &[&str],
     trusted: &Matcher,
 ) -> Result<ClientAddr, Unreadable> {
+    client_addr_at(peer, header, values, trusted, None)
+}
+
+/// [`client_addr`] with `trusted_hops`: with `Some(n)`, the client is the `n`-th address
+/// from the right of a list header (1 = the rightmost) instead of the first untrusted one.
+/// The peer must still be trusted; a single-address header is read as [`client_addr`] does.
+///
+/// ```
+/// use rocket_allow::{client_addr_at, ClientIpHeader, Matcher, Verdict};
+/// let trusted = Matcher::new(Verdict::Deny, [(Verdict::Allow, vec!["10.0.0.0/8".parse().unwrap()])]);
+/// let xff = ClientIpHeader::XForwardedFor;
+/// let peer = "10.0.0.1".parse().unwrap();
+/// // Google Cloud's load balancer appends `<client>, <lb>`: the client is 2nd from the right.
+/// let c = client_addr_at(peer, &xff, &["1.1.1.1, 203.0.113.9, 35.191.0.1"], &trusted, Some(2));
+/// assert_eq!(c.unwrap().ip.to_string(), "203.0.113.9");
+/// // Fewer addresses than the hop count: refused.
+/// assert!(client_addr_at(peer, &xff, &["35.191.0.1"], &trusted, Some(2)).is_err());
+/// ```
+pub fn client_addr_at(
+    peer: IpAddr,
+    header: &ClientIpHeader,
+    values: &[&str],
+    trusted: &Matcher,
+    hops: Option<usize>,
+) -> Result<ClientAddr, Unreadable> {
     let peer = peer.to_canonical();
     if !trusted.contains(peer) {
         return Ok(ClientAddr::peer(peer, None));
@@ -192,24 +218,28 @@ pub fn client_addr(
                 "client address header sent more than once",
             )),
         },
-        ClientIpHeader::XForwardedFor => walk(
-            peer,
-            trusted,
-            values
+        ClientIpHeader::XForwardedFor => {
+            let list = values
                 .iter()
                 .rev()
                 .flat_map(|v| v.rsplit(','))
-                .map(|e| parse_listed(e).map(Node::Addr)),
-        ),
-        ClientIpHeader::Forwarded => walk(
-            peer,
-            trusted,
-            values
+                .map(|e| parse_listed(e).map(Node::Addr));
+            match hops {
+                Some(n) => hops::at_hop(peer, list, n),
+                None => walk(peer, trusted, list),
+            }
+        }
+        ClientIpHeader::Forwarded => {
+            let list = values
                 .iter()
                 .rev()
                 .flat_map(|v| rsplit_elements(v))
-                .map(|e| e.and_then(parse_forwarded_element)),
-        ),
+                .map(|e| e.and_then(parse_forwarded_element));
+            match hops {
+                Some(n) => hops::at_hop(peer, list, n),
+                None => walk(peer, trusted, list),
+            }
+        }
     }
 }
 

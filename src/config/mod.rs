@@ -17,6 +17,7 @@ mod auto_ban;
 mod bounds;
 mod builder;
 mod dns;
+mod geoip;
 mod policies;
 mod rule_list;
 mod store;
@@ -25,6 +26,7 @@ pub use access_log::{AccessLogConfig, LogFormat, OnFull};
 pub use auto_ban::{AutoBanConfig, AutoBanOn};
 use bounds::{BACKUP_COUNT, MAX_BYTES, MAX_TTL_SECS, MIN_TTL_SECS, QUEUE_LINES, TIMEOUT_SECS};
 pub use dns::{DnsConfig, OnUnresolved};
+pub use geoip::GeoipConfig;
 pub(crate) use policies::{known_entries, policy_path_forms};
 pub use policies::{OnError, PolicyConfig, SetConfig};
 pub use store::{OnUnavailable, StoreConfig};
@@ -76,9 +78,21 @@ pub struct AllowConfig {
     /// so a missing header may be one a client made unreadable.
     #[serde(default)]
     pub missing_header: MissingHeader,
+    /// With a list `client_ip_header`: the client is the N-th address from the right of the
+    /// header a trusted proxy sends (1 = the rightmost), instead of the first address that
+    /// is not a trusted proxy. 1 to 32. Default: none (the walk).
+    #[serde(default)]
+    pub trusted_hops: Option<usize>,
+    /// After deciding, make `Request::client_ip()` and `Request::remote()` return the client
+    /// decided on, so every other crate sees the vetted address. Default `true`.
+    #[serde(default = "default_true")]
+    pub publish_client_ip: bool,
     /// How host names are resolved and refreshed. Default: the system resolver.
     #[serde(default)]
     pub dns: DnsConfig,
+    /// `[allow.geoip]`: the databases `country:` and `asn:` values are read from. Default: none.
+    #[serde(default)]
+    pub geoip: GeoipConfig,
     /// Status of refusals by the app-wide rules (and of policies without their own): any
     /// 4xx, answered by the app's catcher for it. Default 403.
     #[serde(default = "default_reject_status")]
@@ -185,7 +199,10 @@ impl AllowConfig {
             trusted_proxies: Vec::new(),
             client_ip_header: default_client_ip_header(),
             missing_header: MissingHeader::default(),
+            trusted_hops: None,
+            publish_client_ip: true,
             dns: DnsConfig::default(),
+            geoip: GeoipConfig::default(),
             reject_status: default_reject_status(),
             sets: BTreeMap::new(),
             policies: BTreeMap::new(),
@@ -343,6 +360,22 @@ impl AllowConfig {
                 "client_ip_header",
                 format!("`{h}` is not a valid HTTP header name"),
             );
+        }
+        if let Some(n) = self.trusted_hops {
+            if !(1..=crate::client::MAX_HOPS).contains(&n) {
+                return invalid("trusted_hops", format!("{n} is not within 1 to 32"));
+            }
+            if let crate::client::ClientIpHeader::Single(name) =
+                crate::client::ClientIpHeader::from_name(h)
+            {
+                return invalid(
+                    "trusted_hops",
+                    format!(
+                        "counts addresses in a list header, and client_ip_header `{name}` holds \
+                         one: use \"X-Forwarded-For\" or \"Forwarded\", or remove trusted_hops"
+                    ),
+                );
+            }
         }
         let dns = &self.dns;
         for (bound, n) in [

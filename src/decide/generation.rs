@@ -34,6 +34,8 @@ pub(crate) struct Contents {
     /// `entries` with references expanded (always valid: changes are checked first).
     pub sets: Arc<Sets>,
     pub addrs: Arc<Addresses>,
+    /// The networks of `country:`/`asn:` values, as last read from the databases.
+    pub geo: Arc<crate::geoip::Geo>,
 }
 
 impl Contents {
@@ -47,6 +49,7 @@ impl Contents {
             entries: Arc::new(entries.into_iter().map(|(k, v)| (k, Arc::new(v))).collect()),
             sets: Arc::new(sets),
             addrs: Arc::new(addrs),
+            geo: Arc::default(),
         })
     }
 
@@ -56,11 +59,21 @@ impl Contents {
         let mut all = BTreeMap::clone(&self.entries);
         all.insert(name.to_string(), Arc::new(entries));
         let sets = Sets::build(&all).map_err(|(key, message)| format!("{key}: {message}"))?;
+        let geo = crate::geoip::covering(&self.geo, &all, name)?;
         Ok(Contents {
             entries: Arc::new(all),
             sets: Arc::new(sets),
             addrs: self.addrs.clone(),
+            geo,
         })
+    }
+
+    /// The contents with new networks for `country:`/`asn:` values.
+    pub fn with_geo(&self, geo: crate::geoip::Geo) -> Contents {
+        Contents {
+            geo: Arc::new(geo),
+            ..self.clone()
+        }
     }
 
     /// The contents with new host-name addresses.
@@ -133,6 +146,7 @@ impl fmt::Display for Canonical<'_> {
             Target::All => f.write_str("all"),
             Target::Host(name) => f.write_str(name),
             Target::Set(name) => write!(f, "@{name}"),
+            geo @ (Target::Country(_) | Target::Asn(_)) => geo.fmt(f),
         }
     }
 }
@@ -344,16 +358,16 @@ pub(crate) struct Generation {
     pub trusted: Matcher,
     /// Each automatic-ban rule's exemptions (`Allow` for an exempt address).
     pub exempt: Vec<Matcher>,
-    /// For each set used by a rule: its networks, sorted, so the log can show which one
-    /// matched (found by looking up the address's own prefixes, at most 129 of them).
-    sets: HashMap<String, Vec<IpNet>>,
+    /// For each set and `country:`/`asn:` value used by a rule: its networks, sorted, so the
+    /// log can show which one matched (found by looking up the address's own prefixes, at
+    /// most 129 of them).
+    sets: HashMap<Target, Arc<[IpNet]>>,
 }
 
 impl Generation {
     /// Compiles every policy against the sets' current entries and host-name addresses.
     pub fn compile(spec: &Spec, contents: &Contents) -> Generation {
-        let addrs = &contents.addrs;
-        let nets = |t: &Target| networks(&contents.sets, t, addrs);
+        let nets = |t: &Target| networks(contents, t);
         let matchers = spec
             .policies
             .iter()
@@ -368,7 +382,7 @@ impl Generation {
         for (p, policy) in spec.policies.iter().enumerate() {
             for (r, rule) in policy.rules.iter().enumerate() {
                 if let Target::Host(_) = &rule.target {
-                    hosts.insert((p, r), describe(&rule.target, addrs));
+                    hosts.insert((p, r), describe(&rule.target, &contents.addrs));
                 }
             }
         }
@@ -388,12 +402,16 @@ impl Generation {
             .collect();
         let mut sets = HashMap::new();
         for rule in spec.policies.iter().flat_map(|p| &p.rules) {
-            if let Target::Set(name) = &rule.target {
-                sets.entry(name.clone()).or_insert_with(|| {
+            if let Target::Set(_) | Target::Country(_) | Target::Asn(_) = &rule.target {
+                sets.entry(rule.target.clone()).or_insert_with(|| {
+                    // A database's networks are sorted already, and shared rather than copied.
+                    if let Some(shared) = contents.geo.shared(&rule.target) {
+                        return shared;
+                    }
                     let mut list = nets(&rule.target);
                     list.sort_unstable();
                     list.dedup();
-                    list
+                    Arc::from(list)
                 });
             }
         }
@@ -421,8 +439,8 @@ impl Generation {
         ip: IpAddr,
     ) -> Matched<'a> {
         let target = &spec.policies[policy].rules[rule].target;
-        if let Target::Set(name) = target {
-            if let Some(nets) = self.sets.get(name) {
+        if let Target::Set(_) | Target::Country(_) | Target::Asn(_) = target {
+            if let Some(nets) = self.sets.get(target) {
                 let ip = ip.to_canonical();
                 let longest = if ip.is_ipv4() { 32 } else { 128 };
                 // The most specific of the set's networks that contains the address.
@@ -440,20 +458,26 @@ impl Generation {
             Target::All => Matched::Text(ALL),
             Target::Net(net) => Matched::Net(*net),
             Target::Set(name) => Matched::Set(name),
+            // An address no network of the value holds never matches it.
+            Target::Country(_) | Target::Asn(_) => Matched::Text(""),
         }
     }
 }
 
 /// A target's networks: host names by their current addresses (none if unresolved), sets
-/// by their entries.
-fn networks(sets: &Sets, target: &Target, addrs: &Addresses) -> Vec<IpNet> {
-    sets.expand(target)
+/// by their entries, `country:`/`asn:` values by what the databases gave them.
+fn networks(contents: &Contents, target: &Target) -> Vec<IpNet> {
+    contents
+        .sets
+        .expand(target)
         .iter()
         .flat_map(|t| match t {
-            Target::Host(name) => addrs
+            Target::Host(name) => contents
+                .addrs
                 .get(name)
                 .map(|list| list.iter().map(|&ip| IpNet::from(ip)).collect())
                 .unwrap_or_default(),
+            Target::Country(_) | Target::Asn(_) => contents.geo.networks(t).to_vec(),
             other => other.networks().unwrap_or_default(),
         })
         .collect()
@@ -467,6 +491,7 @@ fn describe(target: &Target, addrs: &Addresses) -> String {
         Target::Net(net) => net.to_string(),
         Target::All => ALL.into(),
         Target::Set(name) => format!("@{name}"),
+        Target::Country(_) | Target::Asn(_) => target.to_string(),
         Target::Host(name) => {
             let list = addrs.get(name).map(Vec::as_slice).unwrap_or_default();
             if list.is_empty() {

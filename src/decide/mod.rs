@@ -17,7 +17,7 @@ use arc_swap::ArcSwap;
 use rocket::http::Status;
 use rocket::Request;
 
-use crate::client::{client_addr, ClientAddr, ClientIpHeader, Unreadable};
+use crate::client::{client_addr_at, ClientAddr, ClientIpHeader, Unreadable};
 use crate::config::MissingHeader;
 use crate::decide::bans::{Ban, Bans};
 use crate::decide::generation::{Contents, Generation, Spec, APP_WIDE};
@@ -36,6 +36,13 @@ pub(crate) struct Shared {
     pub spec: Spec,
     pub generation: ArcSwap<Generation>,
     pub header: ClientIpHeader,
+    /// `trusted_hops`: the client's position from the right of a list header.
+    pub hops: Option<usize>,
+    /// `publish_client_ip`: the fairing hands the vetted client to Rocket's request.
+    pub publish: bool,
+    /// Automatic-ban rules look at responses: the fairing keeps each ruling for them (an
+    /// allocation per request, made only then).
+    pub keep_rulings: bool,
     pub log: Option<AccessLog>,
     /// What `generation` was compiled from; changed only through [`Shared::update`].
     pub contents: Mutex<Contents>,
@@ -43,6 +50,8 @@ pub(crate) struct Shared {
     pub refresher: Mutex<Option<(Dns, Names)>>,
     /// List files, handed to their watcher at liftoff.
     pub watched: Mutex<Vec<crate::sources::Watched>>,
+    /// `[allow.geoip]` files, handed to their watcher at liftoff.
+    pub geo_watched: Mutex<Vec<crate::sources::Watched>>,
     /// URL lists, handed to their refresher at liftoff.
     #[cfg(feature = "url-lists")]
     pub urls: Mutex<Vec<crate::sources::UrlList>>,
@@ -105,8 +114,39 @@ impl Shared {
 
     /// The client address a request is decided on under `policy` (whose `missing_header`
     /// applies): `None` without a peer, `Err` when a trusted proxy's header cannot be read
-    /// up to the client.
+    /// up to the client. After the fairing (guards), as the fairing read it.
     pub fn client(
+        &self,
+        generation: &Generation,
+        req: &Request<'_>,
+        policy: usize,
+    ) -> Option<Result<ClientAddr, Unreadable>> {
+        if let Some(r) = self.received(req, Stage::After) {
+            return Some(Ok(r.client));
+        }
+        self.client_as_received(generation, req, policy)
+    }
+
+    /// What the fairing kept of the request as it arrived, if it published another client.
+    fn received<'r>(
+        &self,
+        req: &'r Request<'_>,
+        stage: Stage,
+    ) -> Option<&'r crate::publish::Received> {
+        (self.publish && stage == Stage::After)
+            .then(|| crate::publish::received(req))
+            .flatten()
+    }
+
+    /// The TCP peer the request arrived from.
+    fn peer(&self, req: &Request<'_>, stage: Stage) -> Option<IpAddr> {
+        match self.received(req, stage) {
+            Some(r) => Some(r.peer.ip().to_canonical()),
+            None => req.remote().map(|p| p.ip().to_canonical()),
+        }
+    }
+
+    fn client_as_received(
         &self,
         generation: &Generation,
         req: &Request<'_>,
@@ -119,7 +159,7 @@ impl Shared {
         }
         let values: Vec<&str> = req.headers().get(self.header.name()).collect();
         Some(
-            match client_addr(peer, &self.header, &values, &generation.trusted) {
+            match client_addr_at(peer, &self.header, &values, &generation.trusted, self.hops) {
                 Err(Unreadable::Missing)
                     if self.spec.policies[policy].missing_header == MissingHeader::Peer =>
                 {
@@ -129,6 +169,14 @@ impl Shared {
             },
         )
     }
+}
+
+/// Whether a request is decided by the fairing, as it arrived, or after it (guards), when
+/// `publish_client_ip` may have changed its remote address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    Arriving,
+    After,
 }
 
 /// The outcome for one request under one policy.
@@ -214,7 +262,7 @@ pub(crate) fn decide_for_guard(shared: &Shared, req: &Request<'_>, policy: usize
             by: By::Rule,
         }
     } else {
-        decide(shared, req, policy)
+        decide(shared, req, policy, Stage::After)
     };
     cache
         .0
@@ -232,7 +280,7 @@ pub(crate) fn refuse_path(shared: &Shared, req: &Request<'_>) -> Ruling {
         verdict: Verdict::Deny,
         status: Status::BadRequest,
         client: shared
-            .client(&generation, req, APP_WIDE)
+            .client_as_received(&generation, req, APP_WIDE)
             .and_then(Result::ok),
         // Not a rule's decision, so report mode does not apply (browsers never send these).
         enforced: true,
@@ -243,7 +291,7 @@ pub(crate) fn refuse_path(shared: &Shared, req: &Request<'_>) -> Ruling {
         .decision(APP_WIDE, Verdict::Deny, true, By::Path);
     let record = Record {
         ruling,
-        peer: req.remote().map(|p| p.ip().to_canonical()),
+        peer: shared.peer(req, Stage::Arriving),
         policy: APP_WIDE,
         rule: None,
         by: By::Path,
@@ -259,9 +307,12 @@ pub(crate) fn refuse_path(shared: &Shared, req: &Request<'_>) -> Ruling {
 /// up to the client, is refused. In report mode a refusal is recorded but not enforced,
 /// except a ban's, or one where the client cannot be known (no address at all, or a trusted
 /// proxy's header that cannot be read): no ban could be checked for it.
-pub(crate) fn decide(shared: &Shared, req: &Request<'_>, policy: usize) -> Ruling {
+pub(crate) fn decide(shared: &Shared, req: &Request<'_>, policy: usize, stage: Stage) -> Ruling {
     let generation = shared.generation.load();
-    let client = shared.client(&generation, req, policy);
+    let client = match shared.received(req, stage) {
+        Some(r) => Some(Ok(r.client)),
+        None => shared.client_as_received(&generation, req, policy),
+    };
     let spec = &shared.spec.policies[policy];
     let enforced = spec.enforced();
     let ban_note;
@@ -317,7 +368,7 @@ pub(crate) fn decide(shared: &Shared, req: &Request<'_>, policy: usize) -> Rulin
     };
     let record = Record {
         ruling,
-        peer: req.remote().map(|p| p.ip().to_canonical()),
+        peer: shared.peer(req, stage),
         policy,
         rule,
         by,

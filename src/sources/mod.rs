@@ -17,7 +17,7 @@ use crate::rules::Target;
 use list::{parse_list, ListError};
 #[cfg(feature = "url-lists")]
 pub(crate) use url::{refresh_urls, Fetched, UrlList};
-pub(crate) use watch::{watch_files, Watched};
+pub(crate) use watch::{watch, watch_files, Watched};
 
 /// The largest list file (or URL list body) accepted.
 pub(crate) const MAX_LIST_BYTES: u64 = 256 << 20;

@@ -82,9 +82,29 @@ impl Watched {
 
 /// Starts a thread that reloads changed files and hands each result (the entries, or why
 /// the file cannot be used) to `apply`; it ends when `apply` returns `false`.
-pub(crate) fn watch_files<F>(mut files: Vec<Watched>, mut apply: F) -> std::io::Result<()>
+pub(crate) fn watch_files<F>(files: Vec<Watched>, mut apply: F) -> std::io::Result<()>
 where
     F: FnMut(&str, Result<Vec<Target>, String>) -> bool + Send + 'static,
+{
+    watch(files, "rocket-allow-list-files", move |f| match f.stamp {
+        // Deleted (perhaps about to be replaced): keep the last good list.
+        None => apply(&f.set, Err(format!("`{}` is gone", f.path.display()))),
+        Some(_) => apply(&f.set, read_list(&f.path)),
+    })
+}
+
+/// Whether a changed file has gone (deleted, perhaps about to be replaced).
+impl Watched {
+    pub fn gone(&self) -> bool {
+        self.stamp.is_none()
+    }
+}
+
+/// Starts a thread (named `thread`) that hands every file that changed and then settled to
+/// `changed`; it ends when `changed` returns `false`.
+pub(crate) fn watch<F>(mut files: Vec<Watched>, thread: &str, mut changed: F) -> std::io::Result<()>
+where
+    F: FnMut(&Watched) -> bool + Send + 'static,
 {
     let (tx, rx) = mpsc::channel();
     // Without a watcher (no inotify here), polling alone still finds every change.
@@ -100,24 +120,14 @@ where
         }
         w
     });
-    crate::background::spawn("rocket-allow-list-files", move || {
+    crate::background::spawn(thread, move || {
         let _watcher = watcher; // dropped (and stopped) with the thread
         loop {
             if rx.recv_timeout(POLL).is_ok() {
                 while rx.try_recv().is_ok() {}
             }
             for f in &mut files {
-                if !f.settled() {
-                    continue;
-                }
-                if f.stamp.is_none() {
-                    // Deleted (perhaps about to be replaced): keep the last good list.
-                    if !apply(&f.set, Err(format!("`{}` is gone", f.path.display()))) {
-                        return;
-                    }
-                    continue;
-                }
-                if !apply(&f.set, read_list(&f.path)) {
+                if f.settled() && !changed(f) {
                     return;
                 }
             }

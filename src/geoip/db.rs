@@ -1,0 +1,219 @@
+//! Reading one MaxMind DB file (GeoLite2, GeoIP2, DB-IP lite) with the maxminddb crate:
+//! the whole file into memory (no memory map: the crate forbids `unsafe`), every network
+//! walked once, and the networks of the wanted values kept. The file's bytes are dropped
+//! when this returns.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use ipnet::IpNet;
+use maxminddb::{Reader, WithinOptions};
+use serde::Deserialize;
+
+use super::{GeoKey, Kind};
+
+/// The largest database file read (GeoIP2 Enterprise is about 500 MB).
+const MAX_DB_BYTES: u64 = 2 << 30;
+
+#[derive(Deserialize)]
+struct IsoCode<'a> {
+    #[serde(borrow)]
+    iso_code: Option<&'a str>,
+}
+
+/// The fields a country (or city) record is matched on: where the address is, else the
+/// country it is registered to.
+#[derive(Deserialize)]
+struct CountryRecord<'a> {
+    #[serde(borrow)]
+    country: Option<IsoCode<'a>>,
+    #[serde(borrow)]
+    registered_country: Option<IsoCode<'a>>,
+}
+
+#[derive(Deserialize)]
+struct AsnRecord {
+    autonomous_system_number: Option<u32>,
+}
+
+/// The networks of each of `wanted` (all of `kind`) in the database at `path`; a wanted
+/// value the database does not have gets none. An error says why the file cannot be used:
+/// unreadable, not a MaxMind DB, truncated or corrupt, or of the other kind.
+pub(super) fn read(
+    path: &Path,
+    kind: Kind,
+    wanted: &BTreeSet<GeoKey>,
+) -> Result<HashMap<GeoKey, Vec<IpNet>>, String> {
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("`{shown}` is not a regular file"));
+    }
+    if meta.len() > MAX_DB_BYTES {
+        return Err(format!("`{shown}` is larger than 2 GiB"));
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+    let reader = Reader::from_source(bytes)
+        .map_err(|e| format!("`{shown}` is not a readable MaxMind DB file: {e}"))?;
+    let db_type = reader.metadata().database_type.clone();
+    let mut out: HashMap<GeoKey, Vec<IpNet>> = wanted.iter().map(|k| (*k, Vec::new())).collect();
+    // Many networks share one record: each record is decoded once.
+    let mut decoded: HashMap<usize, Option<GeoKey>> = HashMap::new();
+    let mut with_key = 0usize;
+    let corrupt = |e: maxminddb::MaxMindDbError| format!("`{shown}` is corrupt or truncated: {e}");
+    let networks = reader.networks(WithinOptions::default()).map_err(corrupt)?;
+    for item in networks {
+        let found = item.map_err(corrupt)?;
+        let Some(offset) = found.offset() else {
+            continue;
+        };
+        let key = match decoded.get(&offset) {
+            Some(key) => *key,
+            None => {
+                let key = match kind {
+                    Kind::Country => found.decode::<CountryRecord>().map(|r| {
+                        r.and_then(|r| {
+                            let code = r.country.and_then(|c| c.iso_code);
+                            code.or(r.registered_country.and_then(|c| c.iso_code))
+                        })
+                        .and_then(|code| match code.as_bytes() {
+                            &[a, b] => Some(GeoKey::Country([
+                                a.to_ascii_uppercase(),
+                                b.to_ascii_uppercase(),
+                            ])),
+                            _ => None,
+                        })
+                    }),
+                    Kind::Asn => found
+                        .decode::<AsnRecord>()
+                        .map(|r| r.and_then(|r| r.autonomous_system_number).map(GeoKey::Asn)),
+                }
+                .map_err(corrupt)?;
+                decoded.insert(offset, key);
+                key
+            }
+        };
+        let Some(key) = key else { continue };
+        with_key += 1;
+        if let Some(list) = out.get_mut(&key) {
+            let net = found.network().map_err(corrupt)?;
+            let net =
+                IpNet::new(net.network(), net.prefix()).map_err(|e| corrupt_net(&shown, e))?;
+            list.push(net);
+        }
+    }
+    if with_key == 0 {
+        let what = match kind {
+            Kind::Country => "country codes: not a country database",
+            Kind::Asn => "AS numbers: not an ASN database",
+        };
+        return Err(format!("`{shown}` (type `{db_type}`) has no {what}"));
+    }
+    Ok(out)
+}
+
+fn corrupt_net(shown: &std::path::Display<'_>, e: ipnet::PrefixLenError) -> String {
+    format!("`{shown}` is corrupt: {e}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use maxminddb::path;
+
+    const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/geoip/");
+
+    /// Every network of the test databases, read by this module for every value they
+    /// hold, gives that value when maxminddb looks up its first and last address; and
+    /// every network maxminddb walks with a value is among them.
+    #[test]
+    fn every_network_agrees_with_maxminddbs_own_lookup() {
+        for (file, kind) in [
+            ("GeoLite2-Country-Test.mmdb", Kind::Country),
+            ("GeoIP2-Country-Test.mmdb", Kind::Country),
+            ("GeoLite2-ASN-Test.mmdb", Kind::Asn),
+        ] {
+            let path = format!("{DIR}{file}");
+            let reader = Reader::open_readfile(&path).unwrap();
+            let lookup = |ip: std::net::IpAddr| -> Option<GeoKey> {
+                let r = reader.lookup(ip).unwrap();
+                match kind {
+                    Kind::Country => {
+                        let c: Option<String> =
+                            r.decode_path(&path!["country", "iso_code"]).unwrap();
+                        let c = c.or_else(|| {
+                            r.decode_path(&path!["registered_country", "iso_code"])
+                                .unwrap()
+                        })?;
+                        let b = c.as_bytes();
+                        Some(GeoKey::Country([b[0], b[1]]))
+                    }
+                    Kind::Asn => r
+                        .decode_path::<u32>(&path!["autonomous_system_number"])
+                        .unwrap()
+                        .map(GeoKey::Asn),
+                }
+            };
+            // Every value in the database, from maxminddb's own walk.
+            let mut walked: Vec<(IpNet, GeoKey)> = Vec::new();
+            for item in reader.networks(WithinOptions::default()).unwrap() {
+                let item = item.unwrap();
+                let n = item.network().unwrap();
+                let net = IpNet::new(n.network(), n.prefix()).unwrap();
+                if let Some(key) = lookup(net.network()) {
+                    walked.push((net, key));
+                }
+            }
+            let wanted: BTreeSet<GeoKey> = walked.iter().map(|(_, k)| *k).collect();
+            let ours = read(Path::new(&path), kind, &wanted).unwrap();
+            let mut count = 0;
+            for (key, nets) in &ours {
+                for net in nets {
+                    count += 1;
+                    assert_eq!(lookup(net.network()), Some(*key), "{file}: {net}");
+                    assert_eq!(lookup(net.broadcast()), Some(*key), "{file}: {net}");
+                }
+            }
+            assert_eq!(count, walked.len(), "{file}");
+            for (net, key) in &walked {
+                assert!(ours[key].contains(net), "{file}: {net} missing");
+            }
+            assert!(count > 100, "{file}: {count}");
+        }
+    }
+
+    #[test]
+    fn wrong_kind_truncated_and_corrupt_files_are_errors() {
+        let wanted: BTreeSet<GeoKey> = [GeoKey::Country(*b"GB")].into();
+        let e = read(
+            Path::new(&format!("{DIR}GeoLite2-ASN-Test.mmdb")),
+            Kind::Country,
+            &wanted,
+        )
+        .unwrap_err();
+        assert!(e.contains("not a country database"), "{e}");
+        let asn: BTreeSet<GeoKey> = [GeoKey::Asn(15169)].into();
+        let e = read(
+            Path::new(&format!("{DIR}GeoLite2-Country-Test.mmdb")),
+            Kind::Asn,
+            &asn,
+        )
+        .unwrap_err();
+        assert!(e.contains("not an ASN database"), "{e}");
+        let good = std::fs::read(format!("{DIR}GeoLite2-Country-Test.mmdb")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.mmdb");
+        for cut in [0, 10, good.len() / 2, good.len() - 20] {
+            std::fs::write(&bad, &good[..cut]).unwrap();
+            assert!(read(&bad, Kind::Country, &wanted).is_err(), "cut at {cut}");
+        }
+        // Bytes flipped through the search tree and data: an error or the right answer,
+        // never a panic.
+        for at in (0..good.len() - 200).step_by(97) {
+            let mut b = good.clone();
+            b[at] ^= 0xff;
+            std::fs::write(&bad, &b).unwrap();
+            let _ = read(&bad, Kind::Country, &wanted);
+        }
+    }
+}
