@@ -547,3 +547,86 @@ fn until(secs: u64, what: &str, f: impl Fn() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// IPv4 clients carried in IPv6 addresses other than ::ffff:0:0/96.
+// ---------------------------------------------------------------------------------------
+
+/// FINDING: IPv4 clients that reach an IPv6-only app through a SIIT/NAT64 translator appear
+/// as `64:ff9b::<IPv4>` (RFC 6052), all in one /64: one IPv4 scanner gets every IPv4 user
+/// banned. Only `::ffff:0:0/96` is treated as IPv4. Likewise `::ffff:0:<IPv4>` (RFC 2765)
+/// sits in `::/64`, whose ban covers `::1`.
+#[test]
+#[ignore = "FINDING: translated IPv4 clients share a /64: one scanner bans every IPv4 user"]
+fn one_translated_ipv4_scanner_does_not_ban_every_ipv4_user() {
+    let toml = format!("[default.allow]\nrules = [{{ allow = \"all\" }}]\n{SCANNERS}");
+    let client = Client::tracked(auto_app(&toml)).unwrap();
+    let h = client.rocket().state::<AllowHandle>().unwrap().clone();
+    let get = |peer: &str, path: &str| client.get(path).remote(addr(peer)).dispatch().status();
+    // 198.51.100.1 scans, as seen through the translator.
+    for _ in 0..6 {
+        get("[64:ff9b::c633:6401]:1", "/nope");
+    }
+    let ban = h.is_banned(ip("64:ff9b::c633:6401")).expect("the scanner");
+    // 203.0.113.1, another IPv4 user, through the same translator.
+    let other = get("[64:ff9b::cb00:7101]:1", "/");
+    // RFC 2765 form: its /64 is ::/64, which holds ::1.
+    for _ in 0..6 {
+        get("[::ffff:0:c633:6402]:1", "/nope");
+    }
+    let loopback = get("[::1]:1", "/");
+    assert!(
+        other == Status::Ok && loopback == Status::Ok,
+        "scanner banned as {}; another IPv4 user gets {other}; ::1 gets {loopback}",
+        ban.target
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The bans file and the log.
+// ---------------------------------------------------------------------------------------
+
+/// Held: an automatic ban survives a restart through the bans file with its origin and
+/// reason; a hand-edited line with a tab reads as origin + reason, with more tabs as spaces,
+/// and nothing in it panics or unbans; the access log says who banned whom.
+#[test]
+fn bans_file_round_trip_and_hand_edited_tabs() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bans.txt");
+    let log = dir.path().join("access.log");
+    std::fs::write(
+        &file,
+        "203.0.113.1/32 - auto_ban scanners\t6 responses 404 in 60 s\n\
+         203.0.113.2/32 - note\twith\ttabs\n\
+         203.0.113.3/32 - \tleading tab\n",
+    )
+    .unwrap();
+    let toml = config(&format!(
+        "bans.file = \"{}\"\naccess_log = \"{}\"\n{SCANNERS}",
+        file.display(),
+        log.display()
+    ));
+    let s = serve(auto_app(&toml));
+    let h = handle(&s);
+    let b1 = banned(&h, "203.0.113.1").unwrap();
+    assert_eq!(b1.origin.as_deref(), Some("auto_ban scanners"));
+    let b2 = banned(&h, "203.0.113.2").unwrap();
+    assert_eq!(
+        (b2.origin.as_deref(), b2.reason.as_deref()),
+        (Some("note"), Some("with\ttabs"))
+    );
+    assert!(banned(&h, "203.0.113.3").is_some());
+    for _ in 0..6 {
+        via_proxy(&s, "GET", "/nope", "203.0.113.5");
+    }
+    log_line(&log, &["banned 203.0.113.5/32", "by auto_ban scanners: 6 responses 404 in 60 s"]);
+    h.flush_bans().unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    s.stop().unwrap();
+    assert!(text.contains("auto_ban scanners\t6 responses 404 in 60 s"), "{text}");
+    assert!(text.contains("note\twith tabs"), "{text}");
+    let s = serve(auto_app(&toml));
+    let b5 = banned(&handle(&s), "203.0.113.5").unwrap();
+    s.stop().unwrap();
+    assert_eq!(b5.origin.as_deref(), Some("auto_ban scanners"));
+}

@@ -426,3 +426,82 @@ fn the_tracked_gauge_counts_clients_in_a_fleet() {
         "tracked gauge {tracked:?} with 50 clients counted"
     );
 }
+
+/// FINDING (low): report mode "bans nobody", but in a fleet its would-be bans still write
+/// the escalation key: a rule rolled out in report mode and then switched to enforce
+/// (a restart with `mode = "enforce"`) gives a client's first real ban twice `ban_secs`
+/// or more.
+#[test]
+#[ignore = "FINDING (low): report-mode would-bans escalate the first enforced ban in a fleet"]
+fn report_mode_leaves_no_escalation_behind() {
+    let _one = serial();
+    let redis = Redis::start();
+    let who = ip("203.0.113.140");
+    let s = serve(app(&redis.url(), 1, "max_ban_secs = 1000\nmode = \"report\""));
+    let h = handle(&s);
+    for _ in 0..6 {
+        let _ = h.strike("login", who);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(h.bans().is_empty());
+    s.stop().unwrap();
+    let s = serve(app(&redis.url(), 1, "max_ban_secs = 1000"));
+    let h = handle(&s);
+    for _ in 0..2 {
+        let _ = h.strike("login", who);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    until(10, "banned", || h.is_banned(who).is_some());
+    let secs = secs_left(&h, who);
+    s.stop().unwrap();
+    assert!(secs <= 60, "first enforced ban: {secs} s (ban_secs 60)");
+}
+
+/// Redis killed in the middle of an attack and restarted empty. Held: no panic, an
+/// attacker is banned while Redis is away (counted on the instance), an innocent with a few
+/// events is not. FINDING: around the outage an attacker's events are split between the
+/// instance's own count (while the counter waits its 1 s before reconnecting) and Redis's,
+/// and neither sees more than `max`: 5 strikes within the window, max 4, 300 ms apart
+/// after Redis is back (observed: 3 counted locally, 2 in Redis), never banned.
+#[test]
+#[ignore = "FINDING: events around a Redis outage are split between two counts; max + 1 is not banned"]
+fn redis_killed_and_restarted_empty_mid_attack() {
+    let _one = serial();
+    let redis = Redis::start();
+    let port = redis.port;
+    let s = serve(app(&redis.url(), 4, ""));
+    let h = handle(&s);
+    for _ in 0..2 {
+        let _ = h.strike("login", ip("203.0.113.141"));
+        let _ = h.strike("login", ip("203.0.113.142"));
+    }
+    drop(redis);
+    for _ in 0..5 {
+        let _ = h.strike("login", ip("203.0.113.141"));
+    }
+    until(10, "banned while Redis is away", || {
+        h.is_banned(ip("203.0.113.141")).is_some()
+    });
+    // Back, empty, on the same port.
+    let child = Command::new("redis-server")
+        .args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+        .args(["--port", &port.to_string()])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _back = Proc(child);
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..5 {
+        let _ = h.strike("login", ip("203.0.113.143"));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    until(15, "banned with Redis back", || {
+        h.is_banned(ip("203.0.113.143")).is_some()
+    });
+    let _ = h.strike("login", ip("203.0.113.142"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(h.is_banned(ip("203.0.113.142")).is_none(), "3 strikes, max 4");
+    assert_eq!(via_proxy(&s, "/", "203.0.113.144"), 200);
+    s.stop().unwrap();
+}
