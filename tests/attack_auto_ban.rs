@@ -92,7 +92,10 @@ ban_secs = 600
     }
     let ban = banned(&h, "203.0.113.70");
     s.stop().unwrap();
-    assert!(ban.is_some(), "10 × 401 from /admin (spelled /%61dmin), max 3: not banned");
+    assert!(
+        ban.is_some(),
+        "10 × 401 from /admin (spelled /%61dmin), max 3: not banned"
+    );
 }
 
 /// FINDING: a refusals rule scoped to `/admin` never counts refusals of `/%61dmin`, although
@@ -199,7 +202,9 @@ fn an_ipv6_neighbour_of_the_trusted_proxy_gets_the_proxy_banned() {
             .status();
         assert_eq!(st, Status::NotFound);
     }
-    let ban = h.is_banned(ip("2001:db8:aa::66")).expect("the scanner's /64");
+    let ban = h
+        .is_banned(ip("2001:db8:aa::66"))
+        .expect("the scanner's /64");
     assert_eq!(ban.target.to_string(), "2001:db8:aa::/64");
     // Innocent clients behind the proxy.
     let after = proxied("198.51.100.1");
@@ -332,7 +337,9 @@ fn strike_misuse_is_always_an_error() {
     let client = Client::tracked(auto_app(&strikes(3, ""))).unwrap();
     let h = client.rocket().state::<AllowHandle>().unwrap();
     let who = ip("198.51.100.30");
-    for name in ["", "Login", "login ", " login", "login\0", "scanners", "ab:login"] {
+    for name in [
+        "", "Login", "login ", " login", "login\0", "scanners", "ab:login",
+    ] {
         assert!(h.strike(name, who).is_err(), "{name:?}");
     }
     assert!(h.bans().is_empty());
@@ -376,8 +383,7 @@ fn max_plus_one_concurrent_strikes_make_exactly_one_ban() {
 fn a_concurrent_burst_makes_one_ban_not_several() {
     let mut worst = (0, 0u64);
     for round in 0..30u32 {
-        let client =
-            Client::tracked(auto_app(&strikes(1, "max_ban_secs = 100000\n"))).unwrap();
+        let client = Client::tracked(auto_app(&strikes(1, "max_ban_secs = 100000\n"))).unwrap();
         let h = client.rocket().state::<AllowHandle>().unwrap().clone();
         let who = ip(&format!("198.51.100.{}", 130 + round));
         let barrier = Arc::new(std::sync::Barrier::new(16));
@@ -459,7 +465,11 @@ fn escalation_survives_a_flood_of_other_clients() {
     }
     // Still banned; its record is gone. The ban is now renewed by hand to end, as expiry
     // would: re-ban for 0 s.
-    h.ban_for(rocket_allow::ipnet::IpNet::new(who, 64).unwrap().trunc(), Duration::ZERO, "");
+    h.ban_for(
+        rocket_allow::ipnet::IpNet::new(who, 64).unwrap().trunc(),
+        Duration::ZERO,
+        "",
+    );
     until(10, "the ban to end", || h.is_banned(who).is_none());
     h.strike("login", who).unwrap();
     assert_eq!(h.strike("login", who), Ok(true));
@@ -619,11 +629,20 @@ fn bans_file_round_trip_and_hand_edited_tabs() {
     for _ in 0..6 {
         via_proxy(&s, "GET", "/nope", "203.0.113.5");
     }
-    log_line(&log, &["banned 203.0.113.5/32", "by auto_ban scanners: 6 responses 404 in 60 s"]);
+    log_line(
+        &log,
+        &[
+            "banned 203.0.113.5/32",
+            "by auto_ban scanners: 6 responses 404 in 60 s",
+        ],
+    );
     h.flush_bans().unwrap();
     let text = std::fs::read_to_string(&file).unwrap();
     s.stop().unwrap();
-    assert!(text.contains("auto_ban scanners\t6 responses 404 in 60 s"), "{text}");
+    assert!(
+        text.contains("auto_ban scanners\t6 responses 404 in 60 s"),
+        "{text}"
+    );
     assert!(text.contains("note\twith tabs"), "{text}");
     let s = serve(auto_app(&toml));
     let b5 = banned(&handle(&s), "203.0.113.5").unwrap();
@@ -733,5 +752,8 @@ fn a_parallel_burst_of_404s_makes_one_ban() {
         worst = worst.max(left);
         s.stop().unwrap();
     }
-    assert!(worst <= 600, "one burst: banned for {worst} s (ban_secs 600)");
+    assert!(
+        worst <= 600,
+        "one burst: banned for {worst} s (ban_secs 600)"
+    );
 }

@@ -409,17 +409,18 @@ fn the_tracked_gauge_counts_clients_in_a_fleet() {
     let s = serve(app(&redis.url(), 3, ""));
     let h = handle(&s);
     for i in 0..50u32 {
-        h.strike("login", IpAddr::V4((0xc633_6400 + i).into())).unwrap();
+        h.strike("login", IpAddr::V4((0xc633_6400 + i).into()))
+            .unwrap();
     }
     until(10, "50 keys in Redis", || {
-        redis.cmd(&["DBSIZE"]).is_some_and(|n| n[1..].parse::<u32>().unwrap_or(0) >= 50)
+        redis
+            .cmd(&["DBSIZE"])
+            .is_some_and(|n| n[1..].parse::<u32>().unwrap_or(0) >= 50)
     });
     let mut tracked = None;
     for (key, _, _, value) in snap.snapshot().into_vec() {
         let k = key.key();
-        if k.name() == "rocket_allow_auto_ban_tracked"
-            && k.labels().any(|l| l.value() == "login")
-        {
+        if k.name() == "rocket_allow_auto_ban_tracked" && k.labels().any(|l| l.value() == "login") {
             if let metrics_util::debugging::DebugValue::Gauge(g) = value {
                 tracked = Some(g.into_inner());
             }
@@ -442,7 +443,11 @@ fn report_mode_leaves_no_escalation_behind() {
     let _one = serial();
     let redis = Redis::start();
     let who = ip("203.0.113.140");
-    let s = serve(app(&redis.url(), 1, "max_ban_secs = 1000\nmode = \"report\""));
+    let s = serve(app(
+        &redis.url(),
+        1,
+        "max_ban_secs = 1000\nmode = \"report\"",
+    ));
     let h = handle(&s);
     for _ in 0..6 {
         let _ = h.strike("login", who);
@@ -506,7 +511,10 @@ fn redis_killed_and_restarted_empty_mid_attack() {
     });
     let _ = h.strike("login", ip("203.0.113.142"));
     std::thread::sleep(Duration::from_millis(300));
-    assert!(h.is_banned(ip("203.0.113.142")).is_none(), "3 strikes, max 4");
+    assert!(
+        h.is_banned(ip("203.0.113.142")).is_none(),
+        "3 strikes, max 4"
+    );
     assert_eq!(via_proxy(&s, "/", "203.0.113.144"), 200);
     s.stop().unwrap();
 }
@@ -552,7 +560,10 @@ fn lift_resets_fleet_escalation_and_the_window_slides() {
     std::thread::sleep(Duration::from_millis(2100));
     let _ = h.strike("login", who);
     std::thread::sleep(Duration::from_millis(300));
-    assert!(h.is_banned(who).is_none(), "two of three events left the window");
+    assert!(
+        h.is_banned(who).is_none(),
+        "two of three events left the window"
+    );
     let _ = h.strike("login", who);
     let _ = h.strike("login", who);
     until(10, "three in the window", || h.is_banned(who).is_some());
@@ -572,7 +583,9 @@ fn max_tracked_bounds_the_fleets_keys_too() {
     let s = serve(app(&redis.url(), 3, "max_tracked = 100"));
     let h = handle(&s);
     for i in 0..5000u32 {
-        let a: IpAddr = format!("2001:db8:{:x}:{:x}::1", i / 256, i % 256).parse().unwrap();
+        let a: IpAddr = format!("2001:db8:{:x}:{:x}::1", i / 256, i % 256)
+            .parse()
+            .unwrap();
         h.strike("login", a).unwrap();
     }
     std::thread::sleep(Duration::from_millis(500));
