@@ -516,10 +516,11 @@ fn year_long_bans_escalate_without_overflow() {
 /// `max_tracked`, and the attacker that repeats is still banned at max + 1.
 #[test]
 fn a_million_addresses_stay_within_max_tracked() {
+    // The recorder first: the rules register their metrics at ignite.
+    let snap = common::recorder::snapshotter();
     let toml = strikes(3, "max_tracked = 1000\n");
     let client = Client::tracked(auto_app(&toml)).unwrap();
     let h = client.rocket().state::<AllowHandle>().unwrap().clone();
-    let snap = common::recorder::snapshotter();
     for i in 0..1_000_000u32 {
         let a = IpAddr::V4((0x0a00_0000 + i).into());
         h.strike("login", a).unwrap();
