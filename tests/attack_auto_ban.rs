@@ -758,3 +758,35 @@ fn a_parallel_burst_of_404s_makes_one_ban() {
         "one burst: banned for {worst} s (ban_secs 600)"
     );
 }
+
+/// Held (or not): after concurrent strikes of distinct clients from many threads settle,
+/// `rocket_allow_auto_ban_tracked` equals the number of clients tracked (each event sets
+/// the gauge from a counter it read a moment before: a late writer could leave it stale).
+#[test]
+fn the_tracked_gauge_is_exact_after_concurrent_events() {
+    let snap = common::recorder::snapshotter();
+    let toml = config(
+        "[default.allow.auto_ban.gauge_race]\non = \"strikes\"\nmax = 5\nwindow_secs = 60\nban_secs = 60\n",
+    );
+    let mut off = Vec::new();
+    for round in 0..10u32 {
+        let client = Client::tracked(auto_app(&toml)).unwrap();
+        let h = client.rocket().state::<AllowHandle>().unwrap().clone();
+        std::thread::scope(|scope| {
+            for t in 0..8u32 {
+                let h = h.clone();
+                scope.spawn(move || {
+                    for i in 0..2000u32 {
+                        let a = IpAddr::V4((0x0c00_0000 + (round << 16) + t * 2000 + i).into());
+                        h.strike("gauge_race", a).unwrap();
+                    }
+                });
+            }
+        });
+        let g = tracked_gauge(snap, "gauge_race");
+        if g != 16_000.0 {
+            off.push((round, g));
+        }
+    }
+    assert!(off.is_empty(), "gauge after 16,000 clients: {off:?}");
+}
