@@ -593,3 +593,74 @@ fn max_tracked_bounds_the_fleets_keys_too() {
     s.stop().unwrap();
     assert!(keys <= 1000, "max_tracked = 100: {keys} keys in Redis");
 }
+
+/// Held: a ban the fleet makes carries its origin and reason to every instance (`bans()`,
+/// `explain`), the instance that made it logs `banned ... by auto_ban login: ...`, and
+/// report mode logs `would ban` on the instance whose batch went over and bans nobody.
+#[test]
+fn fleet_bans_carry_origin_and_are_logged() {
+    let _one = serial();
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let logs: Vec<_> = (0..2)
+        .map(|i| dir.path().join(format!("a{i}.log")))
+        .collect();
+    let fleet: Vec<Server> = logs
+        .iter()
+        .map(|log| {
+            let toml = format!(
+                "[default.allow]\nrules = [{{ allow = \"all\" }}]\naccess_log = \"{}\"\n\
+                 [default.allow.store]\nredis = \"{}\"\n\
+                 [default.allow.auto_ban.login]\non = \"strikes\"\nmax = 2\nwindow_secs = 60\nban_secs = 60\n\
+                 [default.allow.auto_ban.dry]\non = \"strikes\"\nmax = 2\nwindow_secs = 60\nban_secs = 60\nmode = \"report\"\n",
+                log.display(),
+                redis.url()
+            );
+            serve(
+                rocket::custom(figment(&toml))
+                    .attach(AllowFairing::fairing())
+                    .mount("/", routes![index, login]),
+            )
+        })
+        .collect();
+    let who = ip("203.0.113.190");
+    for s in &fleet {
+        let _ = handle(s).strike("login", who);
+    }
+    let _ = handle(&fleet[1]).strike("login", who);
+    until(10, "banned on both", || {
+        fleet.iter().all(|s| handle(s).is_banned(who).is_some())
+    });
+    for s in &fleet {
+        let b = handle(s).is_banned(who).unwrap();
+        assert_eq!(b.origin.as_deref(), Some("auto_ban login"));
+        assert_eq!(b.reason.as_deref(), Some("3 strikes in 60 s"));
+        assert!(handle(s)
+            .explain(who, "/")
+            .to_string()
+            .contains("auto_ban login"));
+    }
+    log_line(
+        &logs[1],
+        &[
+            "banned 203.0.113.190/32",
+            "by auto_ban login: 3 strikes in 60 s",
+        ],
+    );
+    let dry = ip("203.0.113.191");
+    for s in &fleet {
+        let _ = handle(s).strike("dry", dry);
+    }
+    let _ = handle(&fleet[0]).strike("dry", dry);
+    until(10, "a would-ban line on one instance", || {
+        logs.iter().any(|l| {
+            std::fs::read_to_string(l).unwrap_or_default().contains(
+                "would ban 203.0.113.191/32 by auto_ban dry: 3 strikes in 60 s (report mode)",
+            )
+        })
+    });
+    assert!(fleet.iter().all(|s| handle(s).is_banned(dry).is_none()));
+    for s in fleet {
+        s.stop().unwrap();
+    }
+}
