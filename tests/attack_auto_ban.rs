@@ -343,6 +343,22 @@ fn strike_misuse_is_always_an_error() {
         assert!(h.strike(name, who).is_err(), "{name:?}");
     }
     assert!(h.bans().is_empty());
+    // Loopback and the trusted proxy are never counted, however often struck.
+    for _ in 0..20 {
+        assert_eq!(h.strike("login", ip("127.0.0.1")), Ok(false));
+        assert_eq!(h.strike("login", ip("::1")), Ok(false));
+        assert_eq!(h.strike("login", ip("::ffff:127.0.0.1")), Ok(false));
+    }
+    assert!(h.bans().is_empty());
+    // One client however it is spelled: the 4th strike bans (max 3).
+    assert_eq!(h.strike("login", ip("::ffff:198.51.100.31")), Ok(false));
+    assert_eq!(h.strike("login", ip("198.51.100.31")), Ok(false));
+    assert_eq!(h.strike("login", ip("::ffff:c633:641f")), Ok(false));
+    assert_eq!(h.strike("login", ip("198.51.100.31")), Ok(true));
+    assert_eq!(
+        h.is_banned(ip("198.51.100.31")).unwrap().target.to_string(),
+        "198.51.100.31/32"
+    );
 }
 
 /// Held: `max` + 1 strikes from as many threads at once make exactly one ban, and exactly
