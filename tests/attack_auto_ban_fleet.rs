@@ -147,28 +147,34 @@ fn a_burst_in_a_fleet_makes_one_ban_not_an_escalated_series() {
     );
 }
 
-/// The same over HTTP: a scanner on 4 keep-alive-less connections in parallel.
+/// The same over HTTP: a scanner on 6 connections at a time to each of two instances.
 #[test]
 #[ignore = "FINDING: one burst of 404s in a fleet makes a series of escalated bans"]
 fn a_burst_of_404s_in_a_fleet_makes_one_ban_not_an_escalated_series() {
     let _one = serial();
     let redis = Redis::start();
-    let s = serve(app(&redis.url(), 3, "max_ban_secs = 100000"));
-    let h = handle(&s);
+    let fleet: Vec<Server> = (0..2)
+        .map(|_| serve(app(&redis.url(), 3, "max_ban_secs = 100000")))
+        .collect();
+    let h = handle(&fleet[0]);
     let who = "203.0.113.122";
     std::thread::scope(|scope| {
-        for _ in 0..4 {
-            scope.spawn(|| {
-                for _ in 0..25 {
-                    via_proxy(&s, "/nope", who);
-                }
-            });
+        for s in &fleet {
+            for _ in 0..6 {
+                scope.spawn(move || {
+                    for _ in 0..25 {
+                        via_proxy(s, "/nope", who);
+                    }
+                });
+            }
         }
     });
     until(10, "banned", || h.is_banned(ip(who)).is_some());
     std::thread::sleep(Duration::from_millis(500));
     let secs = secs_left(&h, ip(who));
-    s.stop().unwrap();
+    for s in fleet {
+        s.stop().unwrap();
+    }
     assert!(secs <= 60, "one burst of 404s (max 3): banned for {secs} s");
 }
 
