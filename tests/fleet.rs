@@ -7,9 +7,9 @@
 mod common;
 
 use common::process::{free_port, Proc};
+use common::redis::Redis;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,66 +19,6 @@ use std::time::{Duration, Instant};
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
     ONE.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A redis-server of this test's own.
-struct Redis {
-    port: u16,
-    proc: Option<Proc>,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        let mut r = Redis {
-            port: free_port(),
-            proc: None,
-        };
-        r.restart();
-        r
-    }
-
-    /// (Re)starts it on the same port, empty.
-    fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
-            .args(["--port", &self.port.to_string()])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (.ci/run installs it)");
-        self.proc = Some(Proc(child));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.cmd(&["PING"]).as_deref() != Some("+PONG") {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        self.proc = None;
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    /// One command in RESP; the first line of the answer.
-    fn cmd(&self, args: &[&str]) -> Option<String> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        let mut req = format!("*{}\r\n", args.len());
-        for a in args {
-            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-        }
-        s.write_all(req.as_bytes()).ok()?;
-        let mut buf = [0u8; 512];
-        let n = s.read(&mut buf).ok()?;
-        Some(
-            String::from_utf8_lossy(&buf[..n])
-                .lines()
-                .next()?
-                .to_string(),
-        )
-    }
 }
 
 /// The example binary (cargo builds examples for `cargo test`).
@@ -268,7 +208,7 @@ fn subscribers_dropped_again_and_again_miss_no_change() {
     let killer = {
         let (stop, port) = (stop.clone(), redis.port);
         std::thread::spawn(move || {
-            let r = Redis { port, proc: None };
+            let r = Redis::at(port);
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 r.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]);
                 std::thread::sleep(Duration::from_millis(3));

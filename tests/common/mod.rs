@@ -5,6 +5,7 @@ pub mod dns;
 pub mod http;
 pub mod process;
 pub mod recorder;
+pub mod redis;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
