@@ -198,8 +198,8 @@ pub(crate) struct Spec {
     /// The app-wide policy first, then the named ones in name order.
     pub policies: Vec<PolicySpec>,
     pub trusted: Vec<Target>,
-    /// Each automatic-ban rule's `exempt` entries, in rule-name order.
-    pub exempt: Vec<Vec<Target>>,
+    /// Each automatic-ban rule's `exempt` entries and `ipv6_prefix`, in rule-name order.
+    pub exempt: Vec<(Vec<Target>, u8)>,
     /// How each user set is defined (inline or from a file), for the runtime API.
     pub set_kinds: BTreeMap<String, crate::config::SetConfig>,
     by_name: HashMap<String, usize>,
@@ -274,7 +274,11 @@ impl Spec {
         Spec {
             policies,
             trusted: config.trusted_proxies.clone(),
-            exempt: config.auto_ban.values().map(|r| r.exempt.clone()).collect(),
+            exempt: config
+                .auto_ban
+                .values()
+                .map(|r| (r.exempt.clone(), r.ipv6_prefix))
+                .collect(),
             set_kinds: config.sets.clone(),
             by_name,
             paths: any_paths.then_some(table),
@@ -329,7 +333,7 @@ impl Spec {
                 .enumerate()
                 .map(|(i, t)| (t, format!("allow.trusted_proxies[{i}]"))),
         );
-        for (r, list) in self.exempt.iter().enumerate() {
+        for (r, (list, _)) in self.exempt.iter().enumerate() {
             out.extend(
                 list.iter()
                     .enumerate()
@@ -348,6 +352,14 @@ impl Spec {
     }
 }
 
+/// One automatic-ban rule's exemptions, compiled.
+pub(crate) struct Exempt {
+    /// `Allow` for an exempt address.
+    pub matcher: Matcher,
+    /// IPv6 networks of the rule's `ipv6_prefix` that hold an address never to be banned.
+    pub protected: std::collections::HashSet<IpNet>,
+}
+
 /// One compiled generation of every policy.
 pub(crate) struct Generation {
     /// One matcher per policy, in [`Spec::policies`] order.
@@ -356,8 +368,8 @@ pub(crate) struct Generation {
     /// are described from their target when a line is written.
     hosts: HashMap<(usize, usize), String>,
     pub trusted: Matcher,
-    /// Each automatic-ban rule's exemptions (`Allow` for an exempt address).
-    pub exempt: Vec<Matcher>,
+    /// Each automatic-ban rule's exemptions.
+    pub exempt: Vec<Exempt>,
     /// For each set and `country:`/`asn:` value used by a rule: its networks, sorted, so the
     /// log can show which one matched (found by looking up the address's own prefixes, at
     /// most 129 of them).
@@ -393,11 +405,39 @@ impl Generation {
         let exempt = spec
             .exempt
             .iter()
-            .map(|list| {
-                Matcher::new(
-                    Verdict::Deny,
-                    list.iter().map(|t| (Verdict::Allow, nets(t))),
-                )
+            .map(|(list, prefix)| {
+                let lists: Vec<Vec<IpNet>> = list.iter().map(nets).collect();
+                let loopback = IpNet::from(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST));
+                // The IPv6 networks of `prefix` length that hold an address never to be banned
+                // (exempt, trusted proxies, ::1): a client there is banned alone, not by its
+                // network (which would ban them too).
+                let protected = lists
+                    .iter()
+                    .flatten()
+                    .chain(
+                        spec.trusted
+                            .iter()
+                            .flat_map(nets)
+                            .collect::<Vec<_>>()
+                            .iter(),
+                    )
+                    .chain(std::iter::once(&loopback))
+                    .filter_map(|n| match n {
+                        IpNet::V6(v6) if v6.prefix_len() > *prefix => {
+                            IpNet::new(IpAddr::V6(v6.addr()), *prefix)
+                                .ok()
+                                .map(|n| n.trunc())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                Exempt {
+                    matcher: Matcher::new(
+                        Verdict::Deny,
+                        lists.into_iter().map(|n| (Verdict::Allow, n)),
+                    ),
+                    protected,
+                }
             })
             .collect();
         let mut sets = HashMap::new();

@@ -20,6 +20,10 @@ impl Local for Shared {
     }
 
     fn ban(&self, target: IpNet, expires: u64, reason: Option<&str>) {
+        // This instance's own change coming back (or one it holds already): recorded once.
+        if self.bans.holds(target, expires, reason) {
+            return;
+        }
         let ban = self.bans.ban_at(target, expires, reason);
         audit::record(self, FLEET, &describe_ban(&ban));
     }

@@ -9,6 +9,7 @@
 
 mod tracker;
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -103,13 +104,47 @@ impl Rule {
     }
 
     /// The network a client is counted and banned as: an IPv4 address, or an IPv6
-    /// address's network of `ipv6_prefix`.
-    fn net(&self, ip: IpAddr) -> IpNet {
+    /// address's network of `ipv6_prefix`, except where that network holds an address
+    /// never to be banned (`protected`: a trusted proxy, an exempt address, ::1) or
+    /// stands for IPv4 clients (NAT64 and SIIT prefixes): then the address alone.
+    fn net(&self, ip: IpAddr, protected: &HashSet<IpNet>) -> IpNet {
         match ip.to_canonical() {
             IpAddr::V4(v4) => IpNet::from(IpAddr::V4(v4)),
-            IpAddr::V6(v6) => IpNet::new(IpAddr::V6(v6), self.ipv6_prefix)
-                .map_or(IpNet::from(IpAddr::V6(v6)), |n| n.trunc()),
+            IpAddr::V6(v6) => {
+                let alone = IpNet::from(IpAddr::V6(v6));
+                if translated(v6) {
+                    return alone;
+                }
+                match IpNet::new(IpAddr::V6(v6), self.ipv6_prefix).map(|n| n.trunc()) {
+                    Ok(net) if !protected.contains(&net) => net,
+                    _ => alone,
+                }
+            }
         }
+    }
+}
+
+/// Addresses that carry an IPv4 client in IPv6 (a translator's clients share its /64):
+/// 64:ff9b::/96 and 64:ff9b:1::/48 (NAT64), ::ffff:0:0:0/96 (SIIT).
+fn translated(v6: std::net::Ipv6Addr) -> bool {
+    let s = v6.segments();
+    (s[..6] == [0x64, 0xff9b, 0, 0, 0, 0])
+        || (s[..3] == [0x64, 0xff9b, 1])
+        || (s[..6] == [0, 0, 0, 0, 0xffff, 0])
+}
+
+/// Whether `req`'s path is at or below one of `paths`, segment-wise and percent-decoded as
+/// the router and the policies see it (`/%61dmin` is `/admin`). A refused request was
+/// rerouted: its path is the one its refusal kept.
+fn under(paths: &PathTable, req: &Request<'_>) -> bool {
+    if !crate::decide::refused(req) {
+        return paths.lookup(req.uri().path().segments()).is_some();
+    }
+    let kept = crate::Refused::of(req).map(|r| r.uri).unwrap_or_default();
+    match rocket::http::uri::Origin::parse(&kept) {
+        Ok(origin) => paths.lookup(origin.path().segments()).is_some(),
+        // The refusal kept what Rocket parsed, so this does not happen; count it then.
+        Err(_) => true,
     }
 }
 
@@ -206,16 +241,7 @@ impl AutoBans {
                 continue;
             }
             if let Some(paths) = &rule.paths {
-                // A refused request was rerouted: its path is the one the refusal kept.
-                let kept;
-                let path = if crate::decide::refused(req) {
-                    kept = crate::Refused::of(req).map(|r| r.uri).unwrap_or_default();
-                    kept.split('?').next().unwrap_or("").to_string()
-                } else {
-                    req.uri().path().to_string()
-                };
-                let segments = path.split('/').filter(|s| !s.is_empty());
-                if paths.lookup(segments).is_none() {
+                if !under(paths, req) {
                     continue;
                 }
             }
@@ -241,7 +267,7 @@ impl AutoBans {
             return true;
         }
         let generation = self.shared.generation.load();
-        generation.trusted.contains(ip) || generation.exempt[r].contains(ip)
+        generation.trusted.contains(ip) || generation.exempt[r].matcher.contains(ip)
     }
 
     /// Counts one event; whether the client is banned now.
@@ -251,7 +277,7 @@ impl AutoBans {
             return false;
         }
         let rule = &self.rules[r];
-        let net = rule.net(ip);
+        let net = rule.net(ip, &self.shared.generation.load().exempt[r].protected);
         // Already banned (a strike from a handler the ban did not stop): not counted again.
         if self.shared.bans.check(ip).is_some() {
             return true;
@@ -274,7 +300,7 @@ impl AutoBans {
     /// Counts one event on this instance.
     fn local(&self, r: usize, net: IpNet, now: u64) -> bool {
         let rule = &self.rules[r];
-        let counted = rule.tracker.event(key(net), now);
+        let counted = rule.tracker.event(key(net), now, rule.enforce);
         rule.tracked.set(rule.tracker.tracked() as f64);
         match counted {
             Counted::Below => false,
@@ -331,11 +357,14 @@ impl AutoBans {
     /// An operator lifted the ban on `target`: every rule forgets the clients in it (and
     /// the fleet its counts and escalation).
     pub fn forget(&self, target: IpNet) {
-        for rule in &self.rules {
-            let own = rule.net(target.addr());
-            if own.contains(&target) {
+        let generation = self.shared.generation.load();
+        for (r, rule) in self.rules.iter().enumerate() {
+            let own = rule.net(target.addr(), &generation.exempt[r].protected);
+            if own == target {
                 // One client (the usual case: an automatic ban's own target): one lookup.
                 rule.tracker.forget_one(key(own));
+            } else if own.contains(&target) {
+                // Part of a client (one address of a counted /64): its count stays.
             } else {
                 // A wider network: every client inside it.
                 rule.tracker

@@ -1,24 +1,34 @@
 //! The clients one automatic-ban rule tracks: for each, the times of its recent events (a
-//! true sliding window: at most `max` times are kept), and its last ban (for escalation).
-//! Bounded: at most `max_tracked` clients, the least recently seen dropped first.
+//! true sliding window: at most `max` times are kept), and apart, the bans it made (for
+//! escalation).
+//! Bounded: at most `max_tracked` clients, the least recently seen dropped first; memory
+//! grows with the clients seen, not with `max_tracked`.
 
 use std::collections::VecDeque;
-use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use lru::LruCache;
 
+/// How long after a ban its client's events are not counted (the burst that made it).
+const QUIET_MS: u64 = 1_000;
+
 /// Shards, each with its own lock, so that requests on different cores rarely meet.
 const SHARDS: usize = 16;
 
-/// One client's state.
-#[derive(Default)]
-struct Client {
-    /// Times (ms, monotonic) of its events still inside the window, oldest first.
-    events: VecDeque<u64>,
-    /// Its last ban by this rule: when it ends (ms, monotonic) and how long it was (s).
-    last_ban: Option<(u64, u64)>,
+/// One client's events: their times (ms, monotonic) still inside the window, oldest first.
+type Events = VecDeque<u64>;
+
+/// One shard: the clients' events (least recently seen dropped first), and the last ban
+/// each client got from this rule: when it ends (ms, monotonic) and how long it was (s).
+/// Bans are kept apart from the events, so that a flood of other clients pushing a banned
+/// client out does not reset its escalation; each entry is one ban this rule made, dropped
+/// once it can no longer escalate.
+struct Shard {
+    events: LruCache<u128, Events>,
+    bans: std::collections::HashMap<u128, (u64, u64)>,
+    /// `bans` is pruned when it grows past this.
+    prune_at: usize,
 }
 
 /// What an event did.
@@ -41,7 +51,10 @@ pub(crate) struct Limits {
 }
 
 pub(crate) struct Tracker {
-    shards: Vec<Mutex<LruCache<u128, Client>>>,
+    /// Unbounded caches kept at `cap` by hand: `LruCache::new` would allocate the whole
+    /// `max_tracked` up front.
+    shards: Vec<Mutex<Shard>>,
+    cap: Vec<usize>,
     tracked: AtomicUsize,
     limits: Limits,
 }
@@ -51,77 +64,122 @@ impl Tracker {
         let shards = SHARDS.min(max_tracked.max(1));
         // Each shard holds its share; together exactly `max_tracked` (the first shards take
         // the remainder).
-        let shards = (0..shards)
-            .map(|i| {
-                let cap = max_tracked / shards + usize::from(i < max_tracked % shards);
-                Mutex::new(LruCache::new(
-                    NonZeroUsize::new(cap.max(1)).unwrap_or(NonZeroUsize::MIN),
-                ))
-            })
+        let cap = (0..shards)
+            .map(|i| (max_tracked / shards + usize::from(i < max_tracked % shards)).max(1))
             .collect();
         Tracker {
-            shards,
+            shards: (0..shards)
+                .map(|_| {
+                    Mutex::new(Shard {
+                        events: LruCache::unbounded(),
+                        bans: std::collections::HashMap::new(),
+                        prune_at: 64,
+                    })
+                })
+                .collect(),
+            cap,
             tracked: AtomicUsize::new(0),
             limits,
         }
     }
 
-    fn shard(&self, key: u128) -> &Mutex<LruCache<u128, Client>> {
+    fn index(&self, key: u128) -> usize {
         // Keys are addresses: mix the bits so neighbours spread over the shards.
         let h = (key as u64 ^ (key >> 64) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        &self.shards[(h >> 32) as usize % self.shards.len()]
+        (h >> 32) as usize % self.shards.len()
     }
 
-    /// Counts one event of `key` at `now` (ms, monotonic).
-    pub fn event(&self, key: u128, now: u64) -> Counted {
+    fn shard(&self, key: u128) -> &Mutex<Shard> {
+        &self.shards[self.index(key)]
+    }
+
+    /// Counts one event of `key` at `now` (ms, monotonic); `escalate`: a ban it makes
+    /// counts for the next one's length (not in report mode, which bans nobody).
+    pub fn event(&self, key: u128, now: u64, escalate: bool) -> Counted {
         let l = self.limits;
-        let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
-        // A new client takes the place of the least recently seen one when the shard is full.
-        if !shard.contains(&key) && shard.push(key, Client::default()).is_none() {
-            self.tracked.fetch_add(1, Ordering::Relaxed);
+        let i = self.index(key);
+        let mut guard = self.shards[i].lock().unwrap_or_else(|e| e.into_inner());
+        let shard = &mut *guard;
+        let last_ban = shard.bans.get(&key).copied();
+        // Events just after a ban (the burst that made it, still arriving while the ban is
+        // on its way to the table and the fleet) are not counted: one burst makes one ban.
+        // Later ones are counted: the caller checks the ban table first, and a ban an
+        // operator shortened or lifted must not leave the client uncounted.
+        if last_ban.is_some_and(|(ends, secs)| {
+            let made = ends.saturating_sub(secs * 1000);
+            now < ends && now < made + QUIET_MS
+        }) {
+            return Counted::Below;
         }
-        let Some(client) = shard.get_mut(&key) else {
+        if !shard.events.contains(&key) {
+            // A new client takes the place of the least recently seen one when full.
+            if shard.events.len() >= self.cap[i] {
+                shard.events.pop_lru();
+            } else {
+                self.tracked.fetch_add(1, Ordering::Relaxed);
+            }
+            shard.events.put(key, Events::new());
+        }
+        let Some(events) = shard.events.get_mut(&key) else {
             return Counted::Below;
         };
         // Events `window_ms` or more ago have left the window.
-        while client
-            .events
+        while events
             .front()
             .is_some_and(|&t| now.saturating_sub(t) >= l.window_ms)
         {
-            client.events.pop_front();
+            events.pop_front();
         }
-        if client.events.len() < l.max {
-            client.events.push_back(now);
+        if events.len() < l.max {
+            events.push_back(now);
             return Counted::Below;
         }
         // This event makes max + 1 within the window.
-        let events = client.events.len() + 1;
-        client.events = VecDeque::new();
-        let secs = match (client.last_ban, l.max_ban_secs) {
+        let seen = events.len() + 1;
+        *events = Events::new();
+        let secs = match (last_ban, l.max_ban_secs) {
             // A repeat offender: its last ban ended less than max_ban_secs ago.
             (Some((ended, last)), Some(cap)) if now < ended.saturating_add(cap * 1000) => {
                 last.saturating_mul(2).min(cap)
             }
             _ => l.ban_secs,
         };
-        client.last_ban = Some((now.saturating_add(secs * 1000), secs));
-        Counted::Over { secs, events }
+        if escalate {
+            self.keep_ban(shard, key, now, secs);
+        }
+        Counted::Over { secs, events: seen }
+    }
+
+    /// Keeps the ban `key` got (for escalation), dropping those that can no longer escalate
+    /// whenever the shard's list has doubled.
+    fn keep_ban(&self, shard: &mut Shard, key: u128, now: u64, secs: u64) {
+        shard
+            .bans
+            .insert(key, (now.saturating_add(secs * 1000), secs));
+        if shard.bans.len() >= shard.prune_at {
+            let keep = self.limits.max_ban_secs.unwrap_or(0) * 1000;
+            shard
+                .bans
+                .retain(|_, (ends, _)| now < ends.saturating_add(keep));
+            shard.prune_at = (shard.bans.len() * 2).max(64);
+        }
     }
 
     /// Records a ban made for `key` elsewhere (by the fleet), for escalation here.
     pub fn banned(&self, key: u128, now: u64, secs: u64) {
-        let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = shard.get_mut(&key) {
-            c.events.clear();
-            c.last_ban = Some((now.saturating_add(secs * 1000), secs));
+        let mut guard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+        let shard = &mut *guard;
+        if let Some(events) = shard.events.get_mut(&key) {
+            events.clear();
         }
+        self.keep_ban(shard, key, now, secs);
     }
 
     /// Forgets one client (an operator lifted its ban).
     pub fn forget_one(&self, key: u128) {
         let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
-        if shard.pop(&key).is_some() {
+        shard.bans.remove(&key);
+        if shard.events.pop(&key).is_some() {
             self.tracked.fetch_sub(1, Ordering::Relaxed);
         }
     }
@@ -132,13 +190,15 @@ impl Tracker {
         for shard in &self.shards {
             let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
             let gone: Vec<u128> = shard
+                .events
                 .iter()
                 .map(|(k, _)| *k)
                 .filter(|k| inside(*k))
                 .collect();
             for k in gone {
-                shard.pop(&k);
+                shard.events.pop(&k);
             }
+            shard.bans.retain(|k, _| !inside(*k));
         }
         self.recount();
     }
@@ -147,7 +207,7 @@ impl Tracker {
         let n = self
             .shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).events.len())
             .sum();
         self.tracked.store(n, Ordering::Relaxed);
     }
@@ -178,7 +238,7 @@ mod tests {
     fn first_over(t: &Tracker, times: &[u64]) -> Option<usize> {
         times
             .iter()
-            .position(|&at| matches!(t.event(1, at), Counted::Over { .. }))
+            .position(|&at| matches!(t.event(1, at, true), Counted::Over { .. }))
     }
 
     #[test]
@@ -225,8 +285,8 @@ mod tests {
         let mut bans = Vec::new();
         let mut now = 0;
         for _ in 0..5 {
-            assert_eq!(t.event(1, now), Counted::Below);
-            match t.event(1, now + 1) {
+            assert_eq!(t.event(1, now, true), Counted::Below);
+            match t.event(1, now + 1, true) {
                 Counted::Over { secs, events } => {
                     assert_eq!(events, 2);
                     bans.push(secs);
@@ -238,8 +298,11 @@ mod tests {
         assert_eq!(bans, [10, 20, 35, 35, 35]);
         // Clean for longer than max_ban_secs after the last ban ended: back to ban_secs.
         now += 36_000;
-        t.event(1, now);
-        assert!(matches!(t.event(1, now), Counted::Over { secs: 10, .. }));
+        t.event(1, now, true);
+        assert!(matches!(
+            t.event(1, now, true),
+            Counted::Over { secs: 10, .. }
+        ));
     }
 
     #[test]
@@ -254,7 +317,7 @@ mod tests {
             64,
         );
         for key in 0..10_000u128 {
-            t.event(key, 1);
+            t.event(key, 1, true);
         }
         assert!(t.tracked() <= 64, "{}", t.tracked());
         t.forget(|_| true);
