@@ -626,7 +626,7 @@ fn rediss_with_a_private_ca_shares_bans_and_an_untrusted_certificate_is_refused(
             .expect("redis-server is installed"),
     );
     let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
             Instant::now() < deadline,
             "redis-server (TLS) did not start"
