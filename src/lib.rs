@@ -45,7 +45,11 @@ pub mod guide {
     pub mod performance {}
     #[doc = include_str!("../docs/flask-allow.md")]
     pub mod flask_allow {}
+    #[doc = include_str!("../docs/admin.md")]
+    pub mod admin {}
 }
+
+pub mod admin;
 
 mod background;
 mod client;
@@ -71,8 +75,9 @@ mod timestamp;
 
 pub use client::{client_addr, ClientAddr, ClientIpHeader, Unreadable, MAX_HOPS};
 pub use config::{
-    AccessLogConfig, AllowConfig, BansConfig, DnsConfig, LogFormat, MissingHeader, Mode, OnFull,
-    OnUnavailable, OnUnresolved, PolicyConfig, SetConfig, StoreConfig, CONFIG_KEY,
+    AccessLogConfig, AdminConfig, AllowConfig, BansConfig, DnsConfig, LogFormat, MissingHeader,
+    Mode, OnFull, OnUnavailable, OnUnresolved, PolicyConfig, SetConfig, StoreConfig,
+    BUILTIN_ADMIN_POLICY, CONFIG_KEY,
 };
 pub use decide::bans::Ban;
 pub use decide::matcher::{Decision, LinearScan, Matcher};
@@ -87,6 +92,7 @@ pub use runtime::error::RuntimeError;
 pub use runtime::explain::Explanation;
 pub use runtime::handle::AllowHandle;
 pub use runtime::hits::{PolicyHits, RuleHit};
+pub use runtime::sources::SourceStatus;
 pub use sets::BUILTIN_SETS;
 pub use store::StoreStatus;
 pub use timestamp::Timestamp;

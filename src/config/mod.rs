@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::rules::{Rule, Target, Verdict};
 
 mod access_log;
+mod admin;
 mod bounds;
 mod builder;
 mod dns;
@@ -21,6 +22,7 @@ mod rule_list;
 mod store;
 
 pub use access_log::{AccessLogConfig, LogFormat, OnFull};
+pub use admin::{AdminConfig, BUILTIN_ADMIN_POLICY};
 use bounds::{BACKUP_COUNT, MAX_BYTES, MAX_TTL_SECS, MIN_TTL_SECS, QUEUE_LINES, TIMEOUT_SECS};
 pub use dns::{DnsConfig, OnUnresolved};
 pub(crate) use policies::{known_entries, policy_path_forms};
@@ -106,6 +108,10 @@ pub struct AllowConfig {
     /// Default `true`; the counters are per thread, so counting adds no contention.
     #[serde(default = "default_true")]
     pub rule_hits: bool,
+    /// `[allow.admin]`: the admin page (`rocket_allow::admin::routes()`). Default: the
+    /// built-in loopback-only policy, changes allowed, 1000 recent refusals kept.
+    #[serde(default)]
+    pub admin: AdminConfig,
 }
 
 /// Whether refusals are carried out, or only recorded (`mode` at top level or per policy).
@@ -187,6 +193,7 @@ impl AllowConfig {
             store: None,
             mode: Mode::default(),
             rule_hits: true,
+            admin: AdminConfig::default(),
         }
     }
 
@@ -364,7 +371,10 @@ impl AllowConfig {
                 ),
             );
         }
-        policies::validate(self).map_err(|(key, message)| Error::Invalid { key, message })
+        policies::validate(self).map_err(|(key, message)| Error::Invalid { key, message })?;
+        self.admin
+            .validate(self)
+            .map_err(|(key, message)| Error::Invalid { key, message })
     }
 }
 
