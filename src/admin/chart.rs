@@ -45,7 +45,7 @@ pub(crate) fn decisions(minutes: &[Minute]) -> Markup {
     let width = format!("{:.1}", (slot - 2.0).max(1.0));
     html! {
         svg xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (WIDTH) " " (HEIGHT) }
-            role="img" aria-label="Decisions per minute, last hour" id="chart" {
+            role="img" aria-label="Decisions per minute, last hour" id="chart" class="chart" {
             title { "Decisions per minute, last hour (peak " (top) ")" }
             line x1=(LEFT) y1="6" x2=(LEFT) y2=(HEIGHT - BOTTOM) stroke="#999" {}
             line x1=(LEFT) y1=(HEIGHT - BOTTOM) x2=(WIDTH) y2=(HEIGHT - BOTTOM) stroke="#999" {}

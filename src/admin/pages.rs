@@ -124,7 +124,7 @@ fn overview(admin: Admin) -> Answer {
         (chart::decisions(&o.minutes))
         p {
             @for ((name, colour), total) in chart::SERIES.iter().zip([sum(|m| m.allowed), sum(|m| m.refused), sum(|m| m.would_refuse)]) {
-                svg width="12" height="12" viewBox="0 0 12 12" { rect width="12" height="12" fill=(colour) {} }
+                svg.key width="12" height="12" viewBox="0 0 12 12" { rect width="12" height="12" fill=(colour) {} }
                 " " (name) ": " strong { (total) } " · "
             }
         }
@@ -268,7 +268,7 @@ fn bans(admin: Admin, q: Option<&str>) -> Answer {
                         td { code.target { (b.target) } }
                         td { (b.origin) }
                         td { (b.reason.as_deref().unwrap_or("")) }
-                        td { (b.expires.as_deref().unwrap_or("lifted")) }
+                        td { (b.expires.as_deref().unwrap_or("until lifted")) }
                         td { (unban_button(&admin, &b.target, "unban")) }
                     }
                 }

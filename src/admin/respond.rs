@@ -13,7 +13,8 @@ pub(crate) const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'sel
 /// A body with a content type and the admin page's headers.
 pub(crate) struct Answer {
     pub status: Status,
-    pub kind: ContentType,
+    /// JSON, else HTML.
+    pub json: bool,
     pub body: String,
 }
 
@@ -21,7 +22,7 @@ impl Answer {
     pub fn html(body: String) -> Answer {
         Answer {
             status: Status::Ok,
-            kind: ContentType::HTML,
+            json: false,
             body,
         }
     }
@@ -29,7 +30,7 @@ impl Answer {
     pub fn json(value: &impl serde::Serialize) -> Answer {
         Answer {
             status: Status::Ok,
-            kind: ContentType::JSON,
+            json: true,
             body: serde_json::to_string(value).unwrap_or_else(|_| "null".into()),
         }
     }
@@ -44,11 +45,16 @@ impl<'r> Responder<'r, 'static> for Answer {
     fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
         Response::build()
             .status(self.status)
-            .header(self.kind)
+            .header(if self.json {
+                ContentType::JSON
+            } else {
+                ContentType::HTML
+            })
             .header(Header::new("Content-Security-Policy", CSP))
             .header(Header::new("X-Content-Type-Options", "nosniff"))
             .header(Header::new("X-Frame-Options", "DENY"))
-            .header(Header::new("Referrer-Policy", "no-referrer"))
+            // Not `no-referrer`: browsers then send `Origin: null` with the page's own forms.
+            .header(Header::new("Referrer-Policy", "same-origin"))
             // Addresses and bans: nothing for a shared cache or the back button to keep.
             .header(Header::new("Cache-Control", "no-store"))
             .sized_body(self.body.len(), std::io::Cursor::new(self.body))

@@ -217,7 +217,7 @@ impl Recent {
             .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).clone())
             .filter(|k| k.at_ms != 0)
             .collect();
-        all.sort_by(|a, b| b.at_ms.cmp(&a.at_ms));
+        all.sort_by_key(|k| std::cmp::Reverse(k.at_ms));
         all
     }
 
