@@ -9,7 +9,11 @@
 # usage: bench/instructions.sh [N (2000)]   PORT=18081 by default; MODES="..." picks configurations among
 #   bare one prom log_text log_json (as in bench/http.sh), code100k nohits100k, log_tmpl12
 #   (a text log with a 12-field `formatter`, bench/gen_rules.py's TMPL12), bans1m (one rule
-#   and 1,000,000 bans restored from a bans file, bench/gen_bans.py's mix)
+#   and 1,000,000 bans restored from a bans file, bench/gen_bans.py's mix), refused (every
+#   request refused by a rule: the admin page's recent-refusals ring at work), refused0 (the
+#   same with `[allow.admin] recent = 0`: no ring)
+# BASE_APP=path adds MODE@base for any MODE in MODES: that mode measured with another build
+#   of bench_app (an older revision's), in the same run, for "costs no more than before".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-2000}
@@ -28,6 +32,8 @@ python3 bench/gen_rules.py 0 "$port" >"$tmp/one.toml"
 python3 bench/gen_rules.py 0 "$port" "$tmp/access.log" >"$tmp/log_text.toml"
 python3 bench/gen_rules.py 0 "$port" "$tmp/access.json" json >"$tmp/log_json.toml"
 python3 bench/gen_rules.py 0 "$port" "$tmp/access.tmpl" tmpl12 >"$tmp/log_tmpl12.toml"
+python3 bench/gen_rules.py 0 "$port" | sed 's/{ allow = "127.0.0.1" }/{ deny = "127.0.0.1" }/' >"$tmp/refused.toml"
+printf '[default.allow.admin]\nrecent = 0\n' | cat "$tmp/refused.toml" - >"$tmp/refused0.toml"
 if [[ " ${MODES:-} " == *" bans1m "* ]]; then
     python3 bench/gen_bans.py 1000000 "$tmp/bans1m.txt"
     python3 bench/gen_rules.py 0 "$port" >"$tmp/bans1m.toml"
@@ -35,7 +41,8 @@ if [[ " ${MODES:-} " == *" bans1m "* ]]; then
 fi
 
 count() { # mode requests -> instructions
-    local mode=$1 env=() config=$1
+    local mode=${1%@base} env=() config=${1%@base} bin=$app
+    [[ $1 == *@base ]] && bin=$BASE_APP
     case $mode in
     bare) env=(BENCH_NO_FAIRING=1) ;;
     prom) env=(BENCH_PROMETHEUS=1); config=one ;;
@@ -43,7 +50,7 @@ count() { # mode requests -> instructions
     nohits100k) env=(BENCH_RULES_IN_CODE=100000 BENCH_NO_HITS=1); config=bare ;;
     esac
     env "${env[@]}" ROCKET_CONFIG="$tmp/$config.toml" valgrind --tool=callgrind \
-        --callgrind-out-file="$tmp/cg.out" "$app" >/dev/null 2>&1 &
+        --callgrind-out-file="$tmp/cg.out" "$bin" >/dev/null 2>&1 &
     local pid=$!
     for _ in $(seq 1 600); do curl -s -o /dev/null "http://127.0.0.1:$port/p500/x" && break; sleep 0.1; done
     python3 - "$port" "$2" <<'EOF'
@@ -76,4 +83,4 @@ for mode in $modes; do
     [ "$mode" = "$first" ] && base=$per
     printf '%-10s %14d %9.3fx\n' "$mode" "$per" "$(echo "$per / $base" | bc -l)"
 done
-echo "(${MODES:+MODES=\"$MODES\" }${APP:+APP=$APP }bash bench/instructions.sh $n: callgrind, $n and $((3 * n)) requests on one connection; rocket-allow $(git rev-parse --short HEAD))"
+echo "(${MODES:+MODES=\"$MODES\" }${APP:+APP=$APP }${BASE_APP:+BASE_APP=$BASE_APP }bash bench/instructions.sh $n: callgrind, $n and $((3 * n)) requests on one connection; rocket-allow $(git rev-parse --short HEAD))"

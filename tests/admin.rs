@@ -39,18 +39,11 @@ fn the_builtin_policy_admits_loopback_only_and_refuses_like_any_policy() {
 
 #[test]
 fn a_configured_policy_decides_with_its_status_and_report_mode_does_not_open_it() {
-    let server = serve(admin_app(
-        r#"
-        [default.allow]
-        rules = []
-        [default.allow.policies.ops]
-        rules = [{ allow = "127.0.0.3" }, { deny = "all" }]
-        reject_status = 404
-        mode = "report"
-        [default.allow.admin]
-        policy = "ops"
-        "#,
-    ));
+    let ops = OPS_ONLY.replace(
+        "[default.allow.admin]",
+        "reject_status = 404\nmode = \"report\"\n[default.allow.admin]",
+    );
+    let server = serve(admin_app(&ops));
     assert_eq!(get(&server, "127.0.0.3", "/allow/").status, 200);
     // 127.0.0.1 is not in the policy; a would-be refusal of report mode still refuses here.
     assert_eq!(get(&server, "127.0.0.1", "/allow/").status, 404);
@@ -73,13 +66,7 @@ fn a_ban_posted_from_the_page_refuses_the_next_request_and_unban_lifts_it() {
     let token = csrf_cookie(&get(&server, "127.0.0.1", "/allow/bans"));
     assert_eq!(get(&server, "127.0.0.9", "/").status, 200);
     let body = format!("csrf={token}&target=127.0.0.9&duration=3600&reason=probing");
-    let r = post(
-        &server,
-        "127.0.0.1",
-        "/allow/bans",
-        &body,
-        &same_origin(&server, &token),
-    );
+    let r = post_from_page(&server, "/allow/bans", &body, &token);
     assert_eq!(r.status, 303, "{r:?}");
     assert_eq!(header(&r, "location"), Some("/allow/bans"));
     let ban = allow.is_banned("127.0.0.9".parse().unwrap()).unwrap();
@@ -92,26 +79,14 @@ fn a_ban_posted_from_the_page_refuses_the_next_request_and_unban_lifts_it() {
     );
 
     let body = format!("csrf={token}&target=127.0.0.9");
-    let r = post(
-        &server,
-        "127.0.0.1",
-        "/allow/unban",
-        &body,
-        &same_origin(&server, &token),
-    );
+    let r = post_from_page(&server, "/allow/unban", &body, &token);
     assert_eq!(r.status, 303, "{r:?}");
     assert_eq!(get(&server, "127.0.0.9", "/").status, 200);
     assert!(allow.bans().is_empty());
 
     // A target that is not one: nothing banned, the page says why.
     let body = format!("csrf={token}&target=nope&duration=0");
-    let r = post(
-        &server,
-        "127.0.0.1",
-        "/allow/bans",
-        &body,
-        &same_origin(&server, &token),
-    );
+    let r = post_from_page(&server, "/allow/bans", &body, &token);
     assert_eq!(r.status, 400);
     assert!(r.body.contains("nope"), "{}", r.body);
     assert!(allow.bans().is_empty());
@@ -233,13 +208,7 @@ fn read_only_shows_no_forms_and_refuses_every_post() {
         ),
         ("/allow/unban", format!("csrf={token}&target=127.0.0.50")),
     ] {
-        let r = post(
-            &server,
-            "127.0.0.1",
-            path,
-            &body,
-            &same_origin(&server, &token),
-        );
+        let r = post_from_page(&server, path, &body, &token);
         assert_eq!(r.status, 403, "{path}");
     }
     assert_eq!(allow.bans().len(), 1);

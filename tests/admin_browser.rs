@@ -144,16 +144,7 @@ fn ban_through_the_form_refuses_the_next_request_then_unban_and_explain() {
 #[test]
 fn a_refused_client_gets_the_policys_refusal_in_the_browser() {
     // The browser comes from 127.0.0.1; this admin policy admits 127.0.0.3 only.
-    let server = serve(admin_app(
-        r#"
-        [default.allow]
-        rules = []
-        [default.allow.policies.ops]
-        rules = [{ allow = "127.0.0.3" }, { deny = "all" }]
-        [default.allow.admin]
-        policy = "ops"
-        "#,
-    ));
+    let server = serve(admin_app(OPS_ONLY));
     with_browser(|b| {
         b.goto(&url(&server, "/allow/bans"));
         assert_eq!(b.text("body"), "custom 403 page");

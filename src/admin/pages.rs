@@ -78,32 +78,46 @@ fn token(admin: &Admin) -> Markup {
     html! { input type="hidden" name="csrf" value=(admin.csrf); }
 }
 
-/// A one-button form that bans `target` (for an hour) from a list.
-fn ban_button(admin: &Admin, target: &str, reason: &str) -> Markup {
+/// A one-button form that posts `fields` (and the token) to `action`.
+fn post_button(
+    admin: &Admin,
+    action: &str,
+    fields: &[(&str, &str)],
+    label: &str,
+    title: &str,
+) -> Markup {
     html! {
         @if !admin.read_only {
-            form.inline method="post" action=(admin.link("/bans")) {
+            form.inline method="post" action=(admin.link(action)) {
                 (token(admin))
-                input type="hidden" name="target" value=(target);
-                input type="hidden" name="duration" value="3600";
-                input type="hidden" name="reason" value=(reason);
-                button type="submit" title={ "Ban " (target) " for an hour" } { "ban" }
+                @for (name, value) in fields { input type="hidden" name=(name) value=(value); }
+                button type="submit" title=(title) { (label) }
             }
         }
     }
 }
 
+/// A one-button form that bans `target` for an hour.
+fn ban_button(admin: &Admin, target: &str, reason: &str) -> Markup {
+    let fields = [("target", target), ("duration", "3600"), ("reason", reason)];
+    post_button(
+        admin,
+        "/bans",
+        &fields,
+        "ban",
+        &format!("Ban {target} for an hour"),
+    )
+}
+
 /// A one-button form that lifts the ban on `target`.
 fn unban_button(admin: &Admin, target: &str, label: &str) -> Markup {
-    html! {
-        @if !admin.read_only {
-            form.inline method="post" action=(admin.link("/unban")) {
-                (token(admin))
-                input type="hidden" name="target" value=(target);
-                button type="submit" title={ "Lift the ban on " (target) } { (label) }
-            }
-        }
-    }
+    post_button(
+        admin,
+        "/unban",
+        &[("target", target)],
+        label,
+        &format!("Lift the ban on {target}"),
+    )
 }
 
 fn explain_link(admin: &Admin, ip: &str, path: &str) -> Markup {
@@ -191,7 +205,7 @@ fn refused(admin: Admin) -> Answer {
                             td { (t.count) }
                             td {
                                 (explain_link(&admin, &t.example, "/")) " "
-                                @if t.banned { (unban_button(&admin, &t.target, "allow")) }
+                                @if let Some(ban) = &t.banned_by { (unban_button(&admin, ban, "allow")) }
                                 @else { (ban_button(&admin, &t.target, "from the refused list")) }
                             }
                         }
@@ -225,7 +239,7 @@ fn refused(admin: Admin) -> Answer {
                         td {
                             @if let Some(c) = &x.client {
                                 (explain_link(&admin, c, &x.path)) " "
-                                @if x.banned { (unban_button(&admin, c, "allow")) }
+                                @if let Some(ban) = &x.banned_by { (unban_button(&admin, ban, "allow")) }
                                 @else { (ban_button(&admin, c, "from the refused list")) }
                             }
                         }

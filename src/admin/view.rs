@@ -129,8 +129,8 @@ pub(crate) struct Refusal {
     pub method: &'static str,
     pub path: String,
     pub user_agent: String,
-    /// Whether a ban is in force on this client now.
-    pub banned: bool,
+    /// The ban in force on this client now, if any (what "allow" lifts).
+    pub banned_by: Option<String>,
 }
 
 /// A client or network among the most refused.
@@ -140,7 +140,8 @@ pub(crate) struct Top {
     /// An address in it, for `explain`.
     pub example: String,
     pub count: u64,
-    pub banned: bool,
+    /// The ban in force on it now, if any (what "allow" lifts).
+    pub banned_by: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -156,7 +157,7 @@ fn network_of(ip: IpAddr) -> IpNet {
     IpNet::new(ip, prefix).map_or_else(|_| IpNet::from(ip), |n| n.trunc())
 }
 
-fn top(counts: HashMap<IpNet, (u64, IpAddr)>, handle: &AllowHandle) -> Vec<Top> {
+fn top(counts: HashMap<IpNet, (u64, IpAddr)>, bans: &[Ban]) -> Vec<Top> {
     let mut all: Vec<(IpNet, (u64, IpAddr))> = counts.into_iter().collect();
     all.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.0.cmp(&b.0)));
     all.into_iter()
@@ -169,10 +170,10 @@ fn top(counts: HashMap<IpNet, (u64, IpAddr)>, handle: &AllowHandle) -> Vec<Top> 
             },
             example: example.to_string(),
             count,
-            banned: handle
-                .bans()
+            banned_by: bans
                 .iter()
-                .any(|b| b.target.contains(&net) || b.target == net),
+                .find(|b| b.target.contains(&net))
+                .map(|b| b.target.to_string()),
         })
         .collect()
 }
@@ -180,6 +181,7 @@ fn top(counts: HashMap<IpNet, (u64, IpAddr)>, handle: &AllowHandle) -> Vec<Top> 
 pub(crate) fn refused(handle: &AllowHandle) -> Refused {
     let shared = &handle.shared;
     let kept = shared.recent.kept();
+    let bans = handle.bans();
     let mut clients: HashMap<IpNet, (u64, IpAddr)> = HashMap::new();
     let mut networks: HashMap<IpNet, (u64, IpAddr)> = HashMap::new();
     for k in &kept {
@@ -190,8 +192,8 @@ pub(crate) fn refused(handle: &AllowHandle) -> Refused {
     }
     Refused {
         recent: kept.iter().map(|k| refusal(handle, k)).collect(),
-        top_clients: top(clients, handle),
-        top_networks: top(networks, handle),
+        top_clients: top(clients, &bans),
+        top_networks: top(networks, &bans),
     }
 }
 
@@ -217,7 +219,10 @@ fn refusal(handle: &AllowHandle, k: &Kept) -> Refusal {
         method: k.method,
         path: k.path.clone(),
         user_agent: k.user_agent.clone(),
-        banned: k.client.is_some_and(|c| handle.is_banned(c).is_some()),
+        banned_by: k
+            .client
+            .and_then(|c| handle.is_banned(c))
+            .map(|b| b.target.to_string()),
     }
 }
 

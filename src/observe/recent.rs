@@ -193,10 +193,14 @@ impl Recent {
             None => &[uri.path().as_str()],
         };
         set_text(&mut slot.path, path);
-        set_text(
-            &mut slot.user_agent,
-            &[req.headers().get_one("User-Agent").unwrap_or("")],
-        );
+        // Found by walking the few headers: a lookup by name hashes it (SipHash), which
+        // cost more than all the rest of this function.
+        let agent = req
+            .headers()
+            .iter()
+            .find(|h| h.name() == "User-Agent")
+            .map(|h| h.value);
+        set_text(&mut slot.user_agent, &[agent.as_deref().unwrap_or("")]);
         slot.at_ms = at_ms;
         slot.client = seen.client;
         slot.peer = seen.peer;

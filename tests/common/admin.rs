@@ -67,3 +67,18 @@ pub fn same_origin(server: &Server, token: &str) -> Vec<String> {
         "Sec-Fetch-Site: same-origin".into(),
     ]
 }
+
+/// A form posted by the page itself from 127.0.0.1 (cookie, token, Origin, Sec-Fetch-Site).
+pub fn post_from_page(server: &Server, path: &str, body: &str, token: &str) -> Response {
+    post(server, "127.0.0.1", path, body, &same_origin(server, token))
+}
+
+/// An admin policy `ops` that admits 127.0.0.3 only (so 127.0.0.1 is refused).
+pub const OPS_ONLY: &str = r#"
+[default.allow]
+rules = []
+[default.allow.policies.ops]
+rules = [{ allow = "127.0.0.3" }, { deny = "all" }]
+[default.allow.admin]
+policy = "ops"
+"#;
