@@ -137,9 +137,10 @@ fn overview(admin: Admin) -> Answer {
         h2 { "Decisions per minute, last hour" }
         (chart::decisions(&o.minutes))
         p {
-            @for ((name, colour), total) in chart::SERIES.iter().zip([sum(|m| m.allowed), sum(|m| m.refused), sum(|m| m.would_refuse)]) {
+            @for (i, ((name, colour), total)) in chart::SERIES.iter().zip([sum(|m| m.allowed), sum(|m| m.refused), sum(|m| m.would_refuse)]).enumerate() {
+                @if i > 0 { " · " }
                 svg.key width="12" height="12" viewBox="0 0 12 12" { rect width="12" height="12" fill=(colour) {} }
-                " " (name) ": " strong { (total) } " · "
+                " " (name) ": " strong { (total) }
             }
         }
         dl.stats {

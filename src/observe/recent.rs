@@ -46,6 +46,8 @@ pub(crate) struct Seen {
 pub(crate) struct Kept {
     /// Milliseconds since the Unix epoch; 0 for a slot never used.
     pub at_ms: u64,
+    /// The order it came in (several can share a millisecond).
+    pub seq: usize,
     pub client: Option<IpAddr>,
     pub peer: Option<IpAddr>,
     pub policy: usize,
@@ -66,6 +68,7 @@ impl Kept {
     fn empty() -> Kept {
         Kept {
             at_ms: 0,
+            seq: 0,
             client: None,
             peer: None,
             policy: 0,
@@ -179,8 +182,8 @@ impl Recent {
     }
 
     fn keep(&self, req: &Request<'_>, seen: Seen, at_ms: u64) {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
-        let mut slot = match self.slots[i].try_lock() {
+        let seq = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut slot = match self.slots[seq % self.slots.len()].try_lock() {
             Ok(slot) => slot,
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
             // A reader (or a writer a whole ring ahead) has it: skip rather than wait.
@@ -202,6 +205,7 @@ impl Recent {
             .map(|h| h.value);
         set_text(&mut slot.user_agent, &[agent.as_deref().unwrap_or("")]);
         slot.at_ms = at_ms;
+        slot.seq = seq;
         slot.client = seen.client;
         slot.peer = seen.peer;
         slot.policy = seen.policy;
@@ -221,7 +225,7 @@ impl Recent {
             .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).clone())
             .filter(|k| k.at_ms != 0)
             .collect();
-        all.sort_by_key(|k| std::cmp::Reverse(k.at_ms));
+        all.sort_by_key(|k| std::cmp::Reverse(k.seq));
         all
     }
 
