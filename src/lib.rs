@@ -23,6 +23,8 @@
 //! - `log/`: access log lines, the writer thread, rotation.
 //! - `observe/`: metrics through the `metrics` facade, and hits per rule
 //!   ([`AllowHandle::rule_hits`]).
+//! - [`admin`] (`admin/`): the admin page, its JSON, CSRF checks; fed by `observe/recent.rs`
+//!   (recent refusals, decisions per minute) from the decision path.
 //! - [`Error`]: why ignite failed.
 
 /// The documentation's topic pages (`docs/*.md` in the repository), one module each.

@@ -339,3 +339,52 @@ fn the_recent_view_is_bounded_newest_first_and_counts_per_minute() {
     assert!(total("allowed") >= 2, "{o}");
     server.stop().unwrap();
 }
+
+/// Polls the overview's JSON (10 s at most) until `ready` holds for it.
+fn overview_until(
+    server: &common::http::Server,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let body = get(server, "127.0.0.1", "/allow/api/overview").body;
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if ready(&v) {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "never ready: {v}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sources_show_their_last_good_refresh_and_last_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("office.txt");
+    std::fs::write(&file, "127.0.0.5\n").unwrap();
+    let server = serve(admin_app(&format!(
+        "[default.allow]\nrules = [{{ allow = \"@office\" }}]\n[default.allow.sets]\noffice = {{ file = \"{}\" }}",
+        file.display()
+    )));
+    let v = overview_until(&server, |v| v["sources"][0]["kind"] == "file");
+    assert_eq!(v["sources"][0]["name"], "office");
+    assert_eq!(v["sources"][0]["location"], file.display().to_string());
+    assert!(v["sources"][0]["last_error"].is_null(), "{v}");
+    std::fs::write(&file, "not an address!\n").unwrap();
+    let v = overview_until(&server, |v| v["sources"][0]["last_error"].is_string());
+    assert!(
+        v["sources"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("not an address!"),
+        "{v}"
+    );
+    std::fs::write(&file, "127.0.0.6\n").unwrap();
+    overview_until(&server, |v| v["sources"][0]["last_ok"].is_string());
+    let page = get(&server, "127.0.0.1", "/allow/").body;
+    assert!(
+        page.contains("@office") && page.contains("not an address!"),
+        "{page}"
+    );
+    server.stop().unwrap();
+}
