@@ -184,13 +184,7 @@ fn read_only_shows_no_forms_and_refuses_every_post() {
     let allow = server.allow.clone().unwrap();
     allow.ban("127.0.0.50", None).unwrap();
     let _ = get(&server, "127.0.0.66", "/");
-    for path in [
-        "/allow/",
-        "/allow/refused",
-        "/allow/bans",
-        "/allow/rules",
-        "/allow/explain?ip=127.0.0.50",
-    ] {
+    for path in PAGES {
         let page = get(&server, "127.0.0.1", path);
         assert_eq!(page.status, 200, "{path}");
         assert!(

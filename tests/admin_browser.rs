@@ -162,13 +162,7 @@ fn read_only_in_the_browser_shows_everything_and_no_form_changes_anything() {
     allow.ban("127.0.0.50", None).unwrap();
     get(&server, "127.0.0.66", "/");
     with_browser(|b| {
-        for path in [
-            "/allow/",
-            "/allow/refused",
-            "/allow/bans",
-            "/allow/rules",
-            "/allow/explain?ip=127.0.0.50",
-        ] {
+        for path in PAGES {
             b.goto(&url(&server, path));
             assert!(b.text("main").contains("Read-only"), "{path}");
             assert_eq!(b.count("form[method=post]"), 0, "{path}: {}", b.source());

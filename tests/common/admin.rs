@@ -82,3 +82,12 @@ rules = [{ allow = "127.0.0.3" }, { deny = "all" }]
 [default.allow.admin]
 policy = "ops"
 "#;
+
+/// Every page of the admin page (mounted at `/allow`), explain with an address.
+pub const PAGES: [&str; 5] = [
+    "/allow/",
+    "/allow/refused",
+    "/allow/bans",
+    "/allow/rules",
+    "/allow/explain?ip=127.0.0.50",
+];
