@@ -258,6 +258,37 @@ impl Recent {
 mod tests {
     use super::*;
 
+    fn refused() -> Seen {
+        Seen {
+            policy: 0,
+            rule: Some(0),
+            by: By::Rule,
+            verdict: Verdict::Deny,
+            enforced: true,
+            status: 403,
+            client: Some([192, 0, 2, 1].into()),
+            peer: None,
+            ban: None,
+        }
+    }
+
+    #[test]
+    fn a_slot_a_reader_holds_is_skipped_not_waited_for() {
+        let client = rocket::local::blocking::Client::untracked(rocket::build()).unwrap();
+        let req = client.get("/x?y");
+        let recent = Recent::new(1);
+        let held = recent.slots[0].lock().unwrap();
+        // Waiting here would never end: the lock is held on this very thread.
+        recent.record(req.inner(), refused());
+        drop(held);
+        assert!(recent.kept().is_empty());
+        recent.record(req.inner(), refused());
+        assert_eq!(recent.kept()[0].path, "/x?y");
+        // Both were counted for the chart, kept or not.
+        let now = recent.per_minute();
+        assert_eq!(now.iter().map(|m| m.refused).sum::<u64>(), 2);
+    }
+
     #[test]
     fn text_is_cut_at_a_character_boundary() {
         let mut s = String::new();

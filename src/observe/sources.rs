@@ -1,7 +1,7 @@
 //! How each source of addresses last went (list files, URL lists, host names): the last
-//! good refresh and the last error, for [`AllowHandle::source_status`]
-//! (crate::AllowHandle::source_status) and the admin page. Written off the request path
-//! only, by the threads that refresh.
+//! good refresh and the last error, for
+//! [`AllowHandle::source_status`](crate::AllowHandle::source_status) and the admin page.
+//! Written off the request path only, by the threads that refresh.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
