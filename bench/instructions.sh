@@ -13,7 +13,10 @@
 #   and two automatic-ban rules looking at every response), xff and xff_autoban (each request
 #   from a new client behind a trusted proxy, refused; the second with a `refusals` rule
 #   counting each), geo10 (10 `deny country:` rules on benches/geoip.rs's 500,000-network
-#   database, then `one`'s rules)
+#   database, then `one`'s rules), refused (every request refused by a rule: the admin
+#   page's recent-refusals ring at work), refused0 (the same with `[allow.admin] recent = 0`)
+# BASE_APP=path adds MODE@base for any MODE in MODES: that mode measured with another build
+#   of bench_app (an older revision's), in the same run, for "costs no more than before".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-2000}
@@ -42,6 +45,8 @@ printf '[default.allow.auto_ban.scanners]\non = "status"\nstatuses = [404, 405]\
 sed 's/^rules = /trusted_proxies = ["127.0.0.1"]\nrules = /' "$tmp/one.toml" >"$tmp/xff.toml"
 cp "$tmp/xff.toml" "$tmp/xff_autoban.toml"
 printf '[default.allow.auto_ban.refused]\non = "refusals"\nmax = 20\nwindow_secs = 60\nban_secs = 600\n' >>"$tmp/xff_autoban.toml"
+python3 bench/gen_rules.py 0 "$port" | sed 's/{ allow = "127.0.0.1" }/{ deny = "127.0.0.1" }/' >"$tmp/refused.toml"
+printf '[default.allow.admin]\nrecent = 0\n' | cat "$tmp/refused.toml" - >"$tmp/refused0.toml"
 if [[ " ${MODES:-} " == *" bans1m "* ]]; then
     python3 bench/gen_bans.py 1000000 "$tmp/bans1m.txt"
     python3 bench/gen_rules.py 0 "$port" >"$tmp/bans1m.toml"
@@ -53,7 +58,8 @@ if [[ " ${MODES:-} " == *" geo10 "* ]]; then
 fi
 
 count() { # mode requests -> instructions
-    local mode=$1 env=() config=$1
+    local mode=${1%@base} env=() config=${1%@base} bin=$app
+    [[ $1 == *@base ]] && bin=$BASE_APP
     case $mode in
     bare) env=(BENCH_NO_FAIRING=1) ;;
     prom) env=(BENCH_PROMETHEUS=1); config=one ;;
@@ -61,7 +67,7 @@ count() { # mode requests -> instructions
     nohits100k) env=(BENCH_RULES_IN_CODE=100000 BENCH_NO_HITS=1); config=bare ;;
     esac
     env "${env[@]}" ROCKET_CONFIG="$tmp/$config.toml" valgrind --tool=callgrind \
-        --callgrind-out-file="$tmp/cg.out" "$app" >/dev/null 2>&1 &
+        --callgrind-out-file="$tmp/cg.out" "$bin" >/dev/null 2>&1 &
     local pid=$!
     for _ in $(seq 1 600); do curl -s -o /dev/null "http://127.0.0.1:$port/p500/x" && break; sleep 0.1; done
     local xff=0
@@ -98,4 +104,4 @@ for mode in $modes; do
     [ "$mode" = "$first" ] && base=$per
     printf '%-10s %14d %9.3fx\n' "$mode" "$per" "$(echo "$per / $base" | bc -l)"
 done
-echo "(${MODES:+MODES=\"$MODES\" }${APP:+APP=$APP }bash bench/instructions.sh $n: callgrind, $n and $((3 * n)) requests on one connection; rocket-allow $(git rev-parse --short HEAD))"
+echo "(${MODES:+MODES=\"$MODES\" }${APP:+APP=$APP }${BASE_APP:+BASE_APP=$BASE_APP }bash bench/instructions.sh $n: callgrind, $n and $((3 * n)) requests on one connection; rocket-allow $(git rev-parse --short HEAD))"

@@ -203,6 +203,9 @@ async fn start(config: AllowConfig, shutdown_wait: Duration) -> Result<Shared, E
         metrics,
         hits,
         store: config.store.clone().map(crate::store::Store::new),
+        recent: crate::observe::recent::Recent::new(config.admin.recent),
+        sources: crate::observe::sources::Sources::new(refresher.is_some()),
+        admin: config.admin.clone(),
         spec,
         generation: ArcSwap::from_pointee(generation),
         contents: Mutex::new(contents),
@@ -255,6 +258,8 @@ impl Fairing for AllowFairing {
                 .extract_inner("shutdown.grace")
                 .unwrap_or(2),
         );
+        // The admin page, when mounted, brings its built-in policy.
+        let config = config.map(|c| crate::admin::prepare(c, &rocket));
         let required = &self.required;
         let config = config.and_then(|c| {
             match required
@@ -360,6 +365,12 @@ impl Fairing for AllowFairing {
                     return false;
                 };
                 state.metrics.refresh_failed(Source::Dns, "", failed);
+                match failed {
+                    0 => state.sources.ok(""),
+                    n => state
+                        .sources
+                        .failed("", &format!("{n} host names failed to resolve")),
+                }
                 drop(state);
                 if changed {
                     let _ = compile.send(addrs.clone());
@@ -518,12 +529,14 @@ fn apply_source(
         _ => "reloaded",
     };
     match outcome {
-        Ok(None) => {}
+        Ok(None) => shared.sources.ok(set),
         Ok(Some(count)) => {
+            shared.sources.ok(set);
             shared.metrics.reloaded(source);
             log::info!(target: "rocket_allow", "allow.sets.{set}: {done}, {count} entries")
         }
         Err(e) => {
+            shared.sources.failed(set, &e);
             shared.metrics.refresh_failed(source, set, 1);
             log::error!(target: "rocket_allow", "allow.sets.{set}: {e}; keeping the last good list")
         }

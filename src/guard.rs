@@ -79,31 +79,49 @@ impl<'r, P: Policy> FromRequest<'r> for Allowed<P> {
     type Error = GuardError;
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, GuardError> {
-        let Some(AllowState(shared)) = req.rocket().state::<AllowState>() else {
-            return not_attached(std::any::type_name::<Self>());
-        };
-        let Some(policy) = shared.spec.policy_named(P::NAME) else {
-            log::error!(
-                target: "rocket_allow",
-                "rocket-allow: Allowed<{}> names policy `{}`, which is not configured under \
-                 [allow.policies]; the request is refused with 500",
-                std::any::type_name::<P>(),
-                P::NAME
-            );
-            return Outcome::Error((
-                Status::InternalServerError,
-                GuardError::UnknownPolicy(P::NAME),
-            ));
-        };
-        let ruling = decide_for_guard(shared, req, policy);
-        // Admitted means the client is known (an unreadable one is refused in every mode).
-        match (ruling.admitted(), ruling.client.map(|c| c.ip)) {
-            (true, Some(ip)) => Outcome::Success(Allowed {
-                client: ip,
-                _policy: PhantomData,
-            }),
-            _ => Outcome::Error((ruling.status, GuardError::Refused)),
-        }
+        let guard = || format!("Allowed<{}>", std::any::type_name::<P>());
+        admit(req, P::NAME, P::NAME, false, guard).map(|client| Allowed {
+            client,
+            _policy: PhantomData,
+        })
+    }
+}
+
+/// Whether policy `name` admits the request, decided as the fairing decides (same client,
+/// logging, counting); `guard` names the guard in errors. `strict`: a would-be refusal of
+/// report mode refuses too (the admin page is never opened by a dry run). `unknown`: what
+/// [`GuardError::UnknownPolicy`] says when no policy `name` is configured.
+pub(crate) fn admit(
+    req: &Request<'_>,
+    name: &str,
+    unknown: &'static str,
+    strict: bool,
+    guard: impl Fn() -> String,
+) -> Outcome<IpAddr, GuardError> {
+    let Some(AllowState(shared)) = req.rocket().state::<AllowState>() else {
+        return not_attached(&guard());
+    };
+    let Some(policy) = shared.spec.policy_named(name) else {
+        log::error!(
+            target: "rocket_allow",
+            "rocket-allow: {} names policy `{name}`, which is not configured under \
+             [allow.policies]; the request is refused with 500",
+            guard()
+        );
+        return Outcome::Error((
+            Status::InternalServerError,
+            GuardError::UnknownPolicy(unknown),
+        ));
+    };
+    let ruling = decide_for_guard(shared, req, policy);
+    let admitted = match strict {
+        true => ruling.verdict == crate::rules::Verdict::Allow,
+        false => ruling.admitted(),
+    };
+    // Admitted means the client is known (an unreadable one is refused in every mode).
+    match (admitted, ruling.client.map(|c| c.ip)) {
+        (true, Some(ip)) => Outcome::Success(ip),
+        _ => Outcome::Error((ruling.status, GuardError::Refused)),
     }
 }
 

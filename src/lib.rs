@@ -25,6 +25,8 @@
 //! - `log/`: access log lines, the writer thread, rotation.
 //! - `observe/`: metrics through the `metrics` facade, and hits per rule
 //!   ([`AllowHandle::rule_hits`]).
+//! - [`admin`] (`admin/`): the admin page, its JSON, CSRF checks; fed by `observe/recent.rs`
+//!   (recent refusals, decisions per minute) from the decision path.
 //! - [`Error`]: why ignite failed.
 
 /// The documentation's topic pages (`docs/*.md` in the repository), one module each.
@@ -51,7 +53,11 @@ pub mod guide {
     pub mod performance {}
     #[doc = include_str!("../docs/flask-allow.md")]
     pub mod flask_allow {}
+    #[doc = include_str!("../docs/admin.md")]
+    pub mod admin {}
 }
+
+pub mod admin;
 
 mod background;
 mod client;
@@ -80,9 +86,9 @@ mod timestamp;
 
 pub use client::{client_addr, client_addr_at, ClientAddr, ClientIpHeader, Unreadable, MAX_HOPS};
 pub use config::{
-    AccessLogConfig, AllowConfig, AutoBanConfig, AutoBanOn, BansConfig, DnsConfig, GeoipConfig,
-    LogFormat, MissingHeader, Mode, OnFull, OnUnavailable, OnUnresolved, PolicyConfig, SetConfig,
-    StoreConfig, CONFIG_KEY,
+    AccessLogConfig, AdminConfig, AllowConfig, AutoBanConfig, AutoBanOn, BansConfig, DnsConfig,
+    GeoipConfig, LogFormat, MissingHeader, Mode, OnFull, OnUnavailable, OnUnresolved, PolicyConfig,
+    SetConfig, StoreConfig, BUILTIN_ADMIN_POLICY, CONFIG_KEY,
 };
 pub use decide::bans::Ban;
 pub use decide::matcher::{Decision, LinearScan, Matcher};
@@ -97,6 +103,7 @@ pub use runtime::error::RuntimeError;
 pub use runtime::explain::Explanation;
 pub use runtime::handle::AllowHandle;
 pub use runtime::hits::{PolicyHits, RuleHit};
+pub use runtime::sources::SourceStatus;
 pub use sets::BUILTIN_SETS;
 pub use store::StoreStatus;
 pub use timestamp::Timestamp;

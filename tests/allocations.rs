@@ -84,3 +84,35 @@ fn index_route(hits: &rocket::State<Hits>) -> &'static str {
     hits.0.fetch_add(1, Ordering::SeqCst);
     "hello"
 }
+
+/// The fewest allocations of 50 refused requests from 127.0.0.66.
+fn allocations_per_refusal(client: &Client) -> usize {
+    (0..50)
+        .map(|_| {
+            let before = ALLOCS.load(Ordering::SeqCst);
+            let res = client.get("/").remote(addr("127.0.0.66:1")).dispatch();
+            let n = ALLOCS.load(Ordering::SeqCst) - before;
+            assert_eq!(res.status(), Status::Forbidden);
+            n
+        })
+        .min()
+        .unwrap()
+}
+
+#[test]
+fn keeping_refusals_for_the_admin_page_allocates_nothing_once_the_ring_is_warm() {
+    let rules = "[default.allow]\nrules = [{ deny = \"127.0.0.66\" }]\n[default.allow.admin]\n";
+    let without = client(app(&format!("{rules}recent = 0")));
+    // A ring of 5: the 50 requests reuse every slot many times.
+    let with = client(app(&format!("{rules}recent = 5")));
+    let (base, n) = (
+        allocations_per_refusal(&without),
+        allocations_per_refusal(&with),
+    );
+    eprintln!("allocations per refused request: without the ring {base}, with {n}");
+    assert!(
+        n <= base,
+        "the ring added {} allocations per refusal",
+        n - base
+    );
+}

@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::rules::{Rule, Target, Verdict};
 
 mod access_log;
+mod admin;
 mod auto_ban;
 mod bounds;
 mod builder;
@@ -23,6 +24,7 @@ mod rule_list;
 mod store;
 
 pub use access_log::{AccessLogConfig, LogFormat, OnFull};
+pub use admin::{AdminConfig, BUILTIN_ADMIN_POLICY};
 pub use auto_ban::{AutoBanConfig, AutoBanOn};
 use bounds::{BACKUP_COUNT, MAX_BYTES, MAX_TTL_SECS, MIN_TTL_SECS, QUEUE_LINES, TIMEOUT_SECS};
 pub use dns::{DnsConfig, OnUnresolved};
@@ -126,6 +128,10 @@ pub struct AllowConfig {
     /// strikes. Default: none.
     #[serde(default)]
     pub auto_ban: BTreeMap<String, AutoBanConfig>,
+    /// `[allow.admin]`: the admin page (`rocket_allow::admin::routes()`). Default: the
+    /// built-in loopback-only policy, changes allowed, 1000 recent refusals kept.
+    #[serde(default)]
+    pub admin: AdminConfig,
 }
 
 /// Whether refusals are carried out, or only recorded (`mode` at top level or per policy).
@@ -211,6 +217,7 @@ impl AllowConfig {
             mode: Mode::default(),
             rule_hits: true,
             auto_ban: BTreeMap::new(),
+            admin: AdminConfig::default(),
         }
     }
 
@@ -396,7 +403,10 @@ impl AllowConfig {
                 ),
             );
         }
-        policies::validate(self).map_err(|(key, message)| Error::Invalid { key, message })
+        policies::validate(self).map_err(|(key, message)| Error::Invalid { key, message })?;
+        self.admin
+            .validate(self)
+            .map_err(|(key, message)| Error::Invalid { key, message })
     }
 }
 

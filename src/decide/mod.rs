@@ -63,6 +63,12 @@ pub(crate) struct Shared {
     pub hits: Option<RuleHits>,
     /// The fleet store, when `[allow.store]` is set.
     pub store: Option<Arc<crate::store::Store>>,
+    /// `[allow.admin]`, for the admin page.
+    pub admin: crate::config::AdminConfig,
+    /// Recent refusals and decisions per minute (the admin page).
+    pub recent: crate::observe::recent::Recent,
+    /// How each list file, URL list and the host names last refreshed.
+    pub sources: crate::observe::sources::Sources,
 }
 
 impl Shared {
@@ -298,6 +304,7 @@ pub(crate) fn refuse_path(shared: &Shared, req: &Request<'_>) -> Ruling {
         note: Some("`.` or `..` in the path: which path-scoped policy applies cannot be known"),
     };
     record.write(req, shared, &generation);
+    shared.recent.record(req, record.seen(None));
     record.keep_refusal(req, shared, &generation, None);
     ruling
 }
@@ -375,6 +382,7 @@ pub(crate) fn decide(shared: &Shared, req: &Request<'_>, policy: usize, stage: S
         note,
     };
     record.write(req, shared, &generation);
+    shared.recent.record(req, record.seen(banned.as_ref()));
     if !ruling.admitted() {
         record.keep_refusal(req, shared, &generation, banned);
     }
@@ -442,6 +450,21 @@ struct Record<'a> {
 }
 
 impl Record<'_> {
+    /// What the admin page's recent view and chart keep of it.
+    fn seen(&self, ban: Option<&Ban>) -> crate::observe::recent::Seen {
+        crate::observe::recent::Seen {
+            policy: self.policy,
+            rule: self.rule,
+            by: self.by,
+            verdict: self.ruling.verdict,
+            enforced: self.ruling.enforced,
+            status: self.ruling.status.code,
+            client: self.ruling.client.map(|c| c.ip),
+            peer: self.peer,
+            ban: ban.map(|b| b.target),
+        }
+    }
+
     /// Keeps the refusal for the catcher that answers it ([`refusal::Refused::of`]).
     fn keep_refusal(
         &self,

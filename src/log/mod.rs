@@ -156,6 +156,13 @@ impl AccessLog {
         }
     }
 
+    /// Lines dropped or not written since the log opened.
+    pub fn lines_lost(&self) -> u64 {
+        self.counters
+            .lost_total
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The file written to.
     pub fn path(&self) -> &std::path::Path {
         &self.path

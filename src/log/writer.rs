@@ -53,6 +53,8 @@ pub(crate) struct Counters {
     abandoning: std::sync::atomic::AtomicBool,
     /// `rocket_allow_log_lines_lost_total`: every line dropped or not written.
     pub lost_metric: Option<metrics::Counter>,
+    /// What the metric counts, for the admin page (which cannot read a recorder).
+    pub lost_total: AtomicU64,
 }
 
 /// What is still unaccounted for in the log when the writer is stopped.
@@ -69,6 +71,7 @@ pub(crate) struct Unwritten {
 impl Counters {
     /// Counts lines that will never be in the log (the metric; the report is separate).
     pub fn count_lost(&self, lines: u64) {
+        self.lost_total.fetch_add(lines, Ordering::Relaxed);
         if let (Some(m), true) = (&self.lost_metric, lines > 0) {
             m.increment(lines);
         }

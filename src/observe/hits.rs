@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// At most this many shards: beyond it, memory (8 bytes per rule per shard) costs more
 /// than the contention it saves (threads sharing a shard only contend on the same rule at
 /// the same moment), and rules stay within 100 bytes each on any machine.
-const MAX_SHARDS: usize = 4;
+pub(super) const MAX_SHARDS: usize = 4;
 
 /// Per-rule hit counters of every policy.
 pub(crate) struct RuleHits {
@@ -30,7 +30,7 @@ pub(crate) struct RuleHits {
 struct Shard(Box<[AtomicU64]>);
 
 /// Which shard this thread counts into (assigned on first use).
-fn shard_of_this_thread(shards: usize) -> usize {
+pub(super) fn shard_of_this_thread(shards: usize) -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
         static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };

@@ -8,6 +8,8 @@
 //! the `metrics` facade binds a handle to the recorder in place when it is made.
 
 pub(crate) mod hits;
+pub(crate) mod recent;
+pub(crate) mod sources;
 
 use std::sync::OnceLock;
 

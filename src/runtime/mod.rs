@@ -8,3 +8,4 @@ pub(crate) mod explain;
 pub(crate) mod fleet;
 pub(crate) mod handle;
 pub(crate) mod hits;
+pub(crate) mod sources;

@@ -1,6 +1,7 @@
 //! Shared test helpers: an app with counting routes, built from TOML the way Rocket.toml is read.
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod dns;
 pub mod http;
 pub mod process;

@@ -1,0 +1,129 @@
+//! What makes a change a change the operator meant: a POST from the page itself.
+//!
+//! Three checks, each enough against a form posted from another site: the browser's own
+//! `Sec-Fetch-Site` must say `same-origin`, its `Origin` must be this page's, and the form
+//! must carry the token of the `rocket_allow_csrf` cookie (SameSite=Strict, HttpOnly),
+//! which another site can neither read nor make the browser send. Clients that send no
+//! fetch metadata (scripts) still need the token.
+
+use rocket::http::{Cookie, SameSite, Status};
+use rocket::request::{FromRequest, Outcome, Request};
+use subtle::ConstantTimeEq;
+
+use super::Admin;
+use crate::guard::GuardError;
+
+/// The cookie that holds the token.
+pub(crate) const COOKIE: &str = "rocket_allow_csrf";
+
+/// 32 random bytes, hex: 64 characters.
+const TOKEN_LEN: usize = 64;
+
+fn is_token(value: &str) -> bool {
+    value.len() == TOKEN_LEN && value.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The token of this browser: its cookie's, or a new one (set as the cookie on the answer).
+pub(crate) fn token(req: &Request<'_>, base: &str) -> String {
+    if let Some(sent) = req.cookies().get(COOKIE).map(|c| c.value()) {
+        if is_token(sent) {
+            return sent.to_string();
+        }
+    }
+    let mut bytes = [0u8; TOKEN_LEN / 2];
+    // Without the OS's random source no token can be trusted: an empty one matches nothing.
+    if getrandom::fill(&mut bytes).is_err() {
+        log::error!(target: "rocket_allow", "rocket-allow: admin page: no random source for a CSRF token; changes are refused");
+        return String::new();
+    }
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let cookie = Cookie::build((COOKIE, token.clone()))
+        .path(base.to_string())
+        .same_site(SameSite::Strict)
+        .http_only(true)
+        .secure(req.rocket().config().tls_enabled());
+    req.cookies().add(cookie);
+    token
+}
+
+/// An admitted POST that may change something: not read-only, and sent by this page (fetch
+/// metadata and origin). The form's token is checked by [`Change::check`].
+pub(crate) struct Change {
+    pub admin: Admin,
+    /// The token of the cookie that came with the request (`None`: no cookie).
+    sent_cookie: Option<String>,
+}
+
+impl Change {
+    /// Whether the form's token is the cookie's.
+    pub fn check(&self, form_token: &str) -> Result<(), Status> {
+        let ok = match &self.sent_cookie {
+            Some(cookie) if is_token(cookie) => {
+                bool::from(cookie.as_bytes().ct_eq(form_token.as_bytes()))
+            }
+            _ => false,
+        };
+        if ok {
+            Ok(())
+        } else {
+            refuse("the form's CSRF token is not this browser's")
+        }
+    }
+}
+
+fn refuse(why: &str) -> Result<(), Status> {
+    log::warn!(target: "rocket_allow", "rocket-allow: admin page: change refused: {why}");
+    Err(Status::Forbidden)
+}
+
+/// The origin this request was sent to, as a browser writes it in `Origin`.
+fn own_origin(req: &Request<'_>) -> Option<String> {
+    let host = req.headers().get_one("Host")?;
+    let scheme = if req.rocket().config().tls_enabled() {
+        "https"
+    } else {
+        "http"
+    };
+    Some(format!("{scheme}://{host}"))
+}
+
+/// The fetch metadata and origin checks.
+fn same_origin(req: &Request<'_>) -> Result<(), Status> {
+    let headers = req.headers();
+    if let Some(site) = headers.get_one("Sec-Fetch-Site") {
+        if !site.eq_ignore_ascii_case("same-origin") {
+            return refuse(&format!("Sec-Fetch-Site is {site:?}"));
+        }
+    }
+    if let Some(origin) = headers.get_one("Origin") {
+        let own = own_origin(req);
+        if !own.is_some_and(|own| own.eq_ignore_ascii_case(origin)) {
+            return refuse(&format!("Origin {origin:?} is not this page's"));
+        }
+    }
+    Ok(())
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Change {
+    type Error = GuardError;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, GuardError> {
+        let admin = match Admin::from_request(req).await {
+            Outcome::Success(admin) => admin,
+            Outcome::Error(e) => return Outcome::Error(e),
+            Outcome::Forward(s) => return Outcome::Forward(s),
+        };
+        if admin.read_only {
+            log::warn!(target: "rocket_allow", "rocket-allow: admin page: change refused: read_only = true");
+            return Outcome::Error((Status::Forbidden, GuardError::Refused));
+        }
+        if let Err(status) = same_origin(req) {
+            return Outcome::Error((status, GuardError::Refused));
+        }
+        Outcome::Success(Change {
+            admin,
+            sent_cookie: req.cookies().get(COOKIE).map(|c| c.value().to_string()),
+        })
+    }
+}

@@ -1,0 +1,93 @@
+//! The admin page under test: an app with it mounted at `/allow`, and raw HTTP that logs in
+//! (takes the CSRF cookie) and posts forms the way a browser does.
+
+use rocket::{Build, Rocket};
+
+use super::http::{Response, Server};
+
+/// An app (see [`super::app`]) with the admin page mounted at `/allow`.
+pub fn admin_app(toml: &str) -> Rocket<Build> {
+    super::app(toml).mount("/allow", rocket_allow::admin::routes())
+}
+
+/// The value of the `rocket_allow_csrf` cookie a response sets.
+pub fn csrf_cookie(r: &Response) -> String {
+    r.head
+        .lines()
+        .filter_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("set-cookie")
+                .then_some(value.trim())
+        })
+        .find_map(|v| v.strip_prefix("rocket_allow_csrf="))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_else(|| panic!("no csrf cookie in {}", r.head))
+        .to_string()
+}
+
+/// A header's value (first of that name, any case).
+pub fn header<'a>(r: &'a Response, name: &str) -> Option<&'a str> {
+    r.head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then_some(v.trim())
+    })
+}
+
+/// `GET path` from `from`, with `Host: 127.0.0.1:<port>`.
+pub fn get(server: &Server, from: &str, path: &str) -> Response {
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+        server.port
+    );
+    server.raw_from(from, req.as_bytes())
+}
+
+/// `POST path` from `from` with a form `body` and extra header lines.
+pub fn post(server: &Server, from: &str, path: &str, body: &str, headers: &[String]) -> Response {
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/x-www-form-urlencoded\r\n",
+        server.port
+    );
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str(&format!(
+        "Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    server.raw_from(from, req.as_bytes())
+}
+
+/// The headers a browser sends with a form posted from the page itself.
+pub fn same_origin(server: &Server, token: &str) -> Vec<String> {
+    vec![
+        format!("Cookie: rocket_allow_csrf={token}"),
+        format!("Origin: http://127.0.0.1:{}", server.port),
+        "Sec-Fetch-Site: same-origin".into(),
+    ]
+}
+
+/// A form posted by the page itself from 127.0.0.1 (cookie, token, Origin, Sec-Fetch-Site).
+pub fn post_from_page(server: &Server, path: &str, body: &str, token: &str) -> Response {
+    post(server, "127.0.0.1", path, body, &same_origin(server, token))
+}
+
+/// An admin policy `ops` that admits 127.0.0.3 only (so 127.0.0.1 is refused).
+pub const OPS_ONLY: &str = r#"
+[default.allow]
+rules = []
+[default.allow.policies.ops]
+rules = [{ allow = "127.0.0.3" }, { deny = "all" }]
+[default.allow.admin]
+policy = "ops"
+"#;
+
+/// Every page of the admin page (mounted at `/allow`), explain with an address.
+pub const PAGES: [&str; 5] = [
+    "/allow/",
+    "/allow/refused",
+    "/allow/bans",
+    "/allow/rules",
+    "/allow/explain?ip=127.0.0.50",
+];
