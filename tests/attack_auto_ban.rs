@@ -2,8 +2,8 @@
 //! a Rocket on a free port (clients behind a trusted proxy at 127.0.0.1), Rocket's local
 //! client for public peers, and a real redis-server for the fleet.
 //!
-//! Tests marked `#[ignore = "FINDING ..."]` reproduce a defect: they fail today and pass
-//! once it is fixed (run them with `-- --ignored`). The others are attacks that held.
+//! Tests whose comment says "was a finding" reproduced a defect an attack found, and pass
+//! since it was fixed; the others are attacks that held.
 
 mod common;
 
@@ -447,7 +447,7 @@ fn a_concurrent_burst_makes_one_ban_not_several() {
 // Escalation, lifting, eviction.
 // ---------------------------------------------------------------------------------------
 
-/// FINDING (low): lifting the ban of one IPv6 address (which does not lift its /64's
+/// Was a finding (low), fixed: lifting the ban of one IPv6 address (which does not lift its /64's
 /// automatic ban) forgets the /64's count: anyone able to trigger a lift of an address in
 /// the /64 restarts the attacker's count.
 #[test]

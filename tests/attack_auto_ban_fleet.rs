@@ -2,8 +2,7 @@
 //! sharing a real redis-server each test starts (`--save ''`) and stops by PID; a Redis that
 //! accepts and never answers; hostile data under `rocket-allow:ab:*`.
 //!
-//! Tests marked `#[ignore = "FINDING ..."]` reproduce a defect: they fail today and pass
-//! once it is fixed (run them with `-- --ignored`). The others are attacks that held.
+//! Tests marked `//! once it is fixed (run them with `-- --ignored`). The others are attacks that held.
 
 mod common;
 
@@ -119,12 +118,11 @@ fn strikes_spread_over_three_instances_add_up() {
     }
 }
 
-/// FINDING: in a fleet, events keep being counted while the ban is on its way (one batch
+/// Was a finding, fixed: in a fleet, events keep being counted while the ban is on its way (one batch
 /// later); the script resets the count at each ban and escalates the next, so one burst
 /// of strikes (a login flood) makes a series of bans, each twice the last, up to
 /// `max_ban_secs`: a client that should get `ban_secs` (60 s) gets the cap.
 #[test]
-#[ignore = "FINDING: one burst in a fleet makes a series of escalated bans"]
 fn a_burst_in_a_fleet_makes_one_ban_not_an_escalated_series() {
     let _one = serial();
     let redis = Redis::start();
@@ -149,7 +147,6 @@ fn a_burst_in_a_fleet_makes_one_ban_not_an_escalated_series() {
 
 /// The same over HTTP: a scanner on 6 connections at a time to each of two instances.
 #[test]
-#[ignore = "FINDING: one burst of 404s in a fleet makes a series of escalated bans"]
 fn a_burst_of_404s_in_a_fleet_makes_one_ban_not_an_escalated_series() {
     let _one = serial();
     let redis = Redis::start();
@@ -178,11 +175,10 @@ fn a_burst_of_404s_in_a_fleet_makes_one_ban_not_an_escalated_series() {
     assert!(secs <= 60, "one burst of 404s (max 3): banned for {secs} s");
 }
 
-/// FINDING: with a Redis that accepts connections and never answers, the counter thread
+/// Was a finding, fixed: with a Redis that accepts connections and never answers, the counter thread
 /// waits 2 s for each (re)connection before counting locally, again and again: a scanner
 /// sending requests one after another gets far more than `max` through before its ban.
 #[test]
-#[ignore = "FINDING: a silent Redis lets an attacker far past max before the ban"]
 fn a_silent_redis_does_not_let_an_attacker_far_past_max() {
     let _one = serial();
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -239,14 +235,13 @@ fn a_healthy_redis_bans_a_serial_scanner_within_a_few_requests() {
     assert!(served <= 5 + 10, "{served}");
 }
 
-/// FINDING: hostile data in Redis widens or drops bans silently: an escalation key holding
+/// Was a finding, fixed: hostile data in Redis widens or drops bans silently: an escalation key holding
 /// a negative number makes the script return a negative length, which redis-rs casts to a
 /// huge u64 (`val as u64`), clamped to a year: a 60 s ban (cap 1000 s) becomes 31536000 s;
 /// and a count's sorted set holding `max` + 1 members dated in the future makes the client
 /// unbannable on the whole fleet (its real events are trimmed away at once, and each event
 /// renews the key's expiry).
 #[test]
-#[ignore = "FINDING: garbage under rocket-allow:ab:* makes a year-long ban, or a client unbannable"]
 fn garbage_counts_never_make_a_client_unbannable() {
     let _one = serial();
     let redis = Redis::start();
@@ -318,12 +313,11 @@ fn wrong_typed_keys_neither_panic_nor_ban_innocents() {
     s.stop().unwrap();
 }
 
-/// FINDING: one key of the wrong type fails the whole batch it is in (the script errors,
+/// Was a finding, fixed: one key of the wrong type fails the whole batch it is in (the script errors,
 /// the pipeline fails, the connection is dropped for a second): every client whose events
 /// share a batch with it is counted per instance only, so an attacker spread over two
 /// instances gets 2 × max through.
 #[test]
-#[ignore = "FINDING: one wrong-typed key stops fleet counting for everybody in its batches"]
 fn one_wrong_typed_key_does_not_stop_fleet_counting_for_others() {
     let _one = serial();
     let redis = Redis::start();
@@ -352,10 +346,9 @@ fn one_wrong_typed_key_does_not_stop_fleet_counting_for_others() {
     assert!(banned, "8 strikes over the fleet, max 4: not banned");
 }
 
-/// FINDING (low): with a store, `rocket_allow_auto_ban_tracked{rule}` stays 0 however many
+/// Was a finding (low), fixed: with a store, `rocket_allow_auto_ban_tracked{rule}` stays 0 however many
 /// clients the rule counts (events go to Redis; the gauge only follows the local tracker).
 #[test]
-#[ignore = "FINDING (low): the tracked gauge reads 0 in a fleet"]
 fn the_tracked_gauge_counts_clients_in_a_fleet() {
     let _one = serial();
     let snap = common::recorder::snapshotter();
@@ -387,12 +380,11 @@ fn the_tracked_gauge_counts_clients_in_a_fleet() {
     );
 }
 
-/// FINDING (low): report mode "bans nobody", but in a fleet its would-be bans still write
+/// Was a finding (low), fixed: report mode "bans nobody", but in a fleet its would-be bans still write
 /// the escalation key: a rule rolled out in report mode and then switched to enforce
 /// (a restart with `mode = "enforce"`) gives a client's first real ban twice `ban_secs`
 /// or more.
 #[test]
-#[ignore = "FINDING (low): report-mode would-bans escalate the first enforced ban in a fleet"]
 fn report_mode_leaves_no_escalation_behind() {
     let _one = serial();
     let redis = Redis::start();
@@ -429,7 +421,6 @@ fn report_mode_leaves_no_escalation_behind() {
 /// and neither sees more than `max`: 5 strikes within the window, max 4, 300 ms apart
 /// after Redis is back (observed: 3 counted locally, 2 in Redis), never banned.
 #[test]
-#[ignore = "FINDING: events around a Redis outage are split between two counts; max + 1 is not banned"]
 fn redis_killed_and_restarted_empty_mid_attack() {
     let _one = serial();
     let mut redis = Redis::start();
@@ -517,13 +508,12 @@ fn lift_resets_fleet_escalation_and_the_window_slides() {
     s.stop().unwrap();
 }
 
-/// FINDING: with a store, `max_tracked` bounds nothing in Redis: every distinct client is a
+/// Was a finding, fixed: with a store, `max_tracked` bounds nothing in Redis: every distinct client is a
 /// key (about 200 bytes, measured: 100,000 clients took 20 MB) kept for `window_secs` (up
 /// to 7 days). An IPv6 attacker has 65,536 /64s in a /48 and billions in a /32: at a few
 /// thousand requests a second for a long window it fills the Redis that also holds the
 /// fleet's bans. Here: `max_tracked = 100`, 5,000 distinct clients, 5,000 keys.
 #[test]
-#[ignore = "FINDING: max_tracked does not bound the fleet's keys in Redis"]
 fn max_tracked_bounds_the_fleets_keys_too() {
     let _one = serial();
     let redis = Redis::start();
@@ -617,28 +607,28 @@ fn fleet_bans_carry_origin_and_are_logged() {
     }
 }
 
-/// FINDING: the fleet's window runs on each instance's wall clock (events carry Unix ms
-/// and each script call counts only events dated up to its own event), not on one clock:
-/// with another instance's clock 2 s ahead, its events are not counted by this one's, and
-/// the counts do not add up. Here the other instance is played by writing what it would
-/// write (2 events dated 2 s ahead, tagged like an instance's); this instance adds 2 more:
-/// 4 events within a 600 s window, max 3, no ban.
+/// Was a finding, fixed: the fleet's window ran on each instance's wall clock, so with
+/// another instance's clock 2 s ahead its events were not counted by this one's. Events are
+/// now stamped with Redis's own `TIME` (each sent with its age on the instance's monotonic
+/// clock), so every instance writes on one clock. Here the other instance is played by
+/// writing what it now writes (2 events stamped with Redis's time); this instance adds 2
+/// more: 4 events within the window, max 3: banned.
 #[test]
-#[ignore = "FINDING: fleet counts depend on every instance's wall clock agreeing"]
 fn a_fleet_with_a_clock_2s_ahead_still_adds_up() {
     let _one = serial();
     let redis = Redis::start();
     let s = serve(app(&redis.url(), 3, ""));
     let h = handle(&s);
     let who = "203.0.113.200";
-    let ahead = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
+    let mut con = ::redis::Client::open(redis.url())
         .unwrap()
-        .as_millis()
-        + 2000;
+        .get_connection()
+        .unwrap();
+    let (secs, micros): (u64, u64) = ::redis::cmd("TIME").query(&mut con).unwrap();
+    let redis_now = u128::from(secs * 1000 + micros / 1000);
     let key = format!("rocket-allow:ab:login:c:{who}/32");
     for i in 0..2 {
-        let score = (ahead + i).to_string();
+        let score = (redis_now - 1 - i).to_string();
         redis.cmd(&[
             "ZADD",
             &key,

@@ -1,10 +1,17 @@
 //! Automatic-ban events counted for the whole fleet: each instance queues its events and a
 //! thread of its own sends them in batches (no Redis round trip on the request path). In
 //! Redis each (rule, client) is a sorted set of event times, trimmed to the window and to
-//! `max + 1` entries, expiring by itself; one script call adds a batch and says which
-//! clients went over, atomically, so exactly one instance makes each ban.
+//! `max + 1` entries, expiring by itself; an index of the clients (oldest dropped first)
+//! keeps at most `max_tracked` of them. One script call adds a batch and says which clients
+//! went over, atomically, so exactly one instance makes each ban.
+//!
+//! Times are Redis's own (`TIME`): each event is sent with its age on this instance's
+//! monotonic clock, so instances whose wall clocks disagree still add up. While Redis cannot
+//! be reached, or a batch has been on its way too long, events are counted on this
+//! instance, and sent to Redis once it is back (so an attack straddling an outage is still
+//! counted whole).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -13,36 +20,82 @@ use ipnet::IpNet;
 use super::Store;
 
 /// Adds a batch of one rule's events. KEYS: none (every key is derived from ARGV[1]).
-/// ARGV: key base, window ms, max, ban secs, max ban secs (0: none), member tag, then
-/// client, time (Unix ms) pairs. Returns client, ban secs, events seen, for each client
-/// that went over (its count is reset then).
+/// ARGV: key base, window ms, max, ban secs, max ban secs (0: none), member tag, enforce
+/// (1/0), max tracked, the store's bans hash, the batch's send time on the instance's
+/// clock (ms), then client, event time on that clock pairs. Returns the clients tracked,
+/// then client, ban secs, events seen for each client that went over (its count is reset,
+/// and while its ban lasts its events are not counted: one burst, one ban).
+///
+/// What other writers left in these keys is garbage to skip, never a reason to fail the
+/// batch: a key of the wrong type is dropped, entries dated in the future are dropped, a
+/// last ban that is not a positive number is ignored.
 const ADD: &str = r#"
 local base, window, max = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local ban, maxban, tag = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
-local out = {}
-for i = 7, #ARGV - 1, 2 do
-  local client, t = ARGV[i], tonumber(ARGV[i + 1])
-  local key = base .. ':c:' .. client
-  redis.call('ZADD', key, t, tag .. ':' .. i)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', t - window)
-  redis.call('ZREMRANGEBYRANK', key, 0, -(max + 2))
-  local n = redis.call('ZCOUNT', key, '(' .. (t - window), t)
-  if n > max then
+local enforce, cap, bans, sent = ARGV[7] == '1', tonumber(ARGV[8]), ARGV[9], tonumber(ARGV[10])
+local tm = redis.call('TIME')
+local now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
+local idx = base .. ':idx'
+local function zadd(key, score, member)
+  local r = redis.pcall('ZADD', key, score, member)
+  if type(r) == 'table' and r.err then
     redis.call('DEL', key)
-    local secs = ban
-    if maxban > 0 then
-      local lk = base .. ':l:' .. client
-      local last = tonumber(redis.call('GET', lk))
-      if last then secs = math.min(last * 2, maxban) end
-      redis.call('SET', lk, secs, 'PX', (secs + maxban) * 1000)
-    end
-    out[#out + 1] = client
-    out[#out + 1] = secs
-    out[#out + 1] = n
-  else
-    redis.call('PEXPIRE', key, window)
+    redis.call('ZADD', key, score, member)
   end
 end
+local function banned(client)
+  if redis.call('EXISTS', base .. ':b:' .. client) == 1 then return true end
+  local v = redis.pcall('HGET', bans, client)
+  if type(v) ~= 'string' then return false end
+  local ok, rec = pcall(cjson.decode, v)
+  if not ok or type(rec) ~= 'table' or rec.l == true then return false end
+  if rec.e == nil or rec.e == cjson.null then return true end
+  return type(rec.e) == 'number' and rec.e > now
+end
+local out = {}
+for i = 11, #ARGV - 1, 2 do
+  local client = ARGV[i]
+  local age = sent - tonumber(ARGV[i + 1])
+  if age < 0 then age = 0 end
+  local t = now - age
+  if t > now - window and not banned(client) then
+    local key = base .. ':c:' .. client
+    zadd(key, t, tag .. ':' .. i)
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+    redis.call('ZREMRANGEBYSCORE', key, '(' .. now, '+inf')
+    redis.call('ZREMRANGEBYRANK', key, 0, -(max + 2))
+    zadd(idx, t, client)
+    local n = redis.call('ZCARD', key)
+    if n > max then
+      redis.call('DEL', key)
+      redis.call('ZREM', idx, client)
+      local secs = ban
+      local lk = base .. ':l:' .. client
+      if maxban > 0 then
+        local last = redis.pcall('GET', lk)
+        last = type(last) == 'string' and tonumber(last) or nil
+        if last and last > 0 then secs = math.min(math.max(last * 2, ban), maxban) end
+      end
+      if enforce then
+        if maxban > 0 then redis.call('SET', lk, secs, 'PX', (secs + maxban) * 1000) end
+        redis.call('SET', base .. ':b:' .. client, 1, 'PX', secs * 1000)
+      end
+      out[#out + 1] = client
+      out[#out + 1] = secs
+      out[#out + 1] = n
+    else
+      redis.call('PEXPIRE', key, window)
+    end
+  end
+end
+redis.call('ZREMRANGEBYSCORE', idx, '-inf', now - window)
+local over = redis.call('ZCARD', idx) - cap
+if over > 0 then
+  local old = redis.call('ZPOPMIN', idx, over)
+  for j = 1, #old, 2 do redis.call('DEL', base .. ':c:' .. old[j]) end
+end
+redis.call('PEXPIRE', idx, window)
+table.insert(out, 1, redis.call('ZCARD', idx))
 return out
 "#;
 
@@ -52,10 +105,17 @@ const CHUNK: usize = 2_000;
 /// Events waiting beyond this are counted on this instance instead (Redis too slow).
 const MAX_PENDING: usize = 200_000;
 
+/// Events counted on this instance and kept to be sent once Redis is back.
+const MAX_HELD: usize = 100_000;
+
 /// How long Redis gets for a connect or a reply.
 const TIMEOUT: Duration = Duration::from_secs(2);
 
-/// After a failed connect, batches are counted locally for this long before trying again.
+/// A batch on its way longer than this: new events are counted on this instance (a Redis
+/// that accepts and never answers must not let an attacker far past `max`).
+const STUCK_MS: u64 = 250;
+
+/// After a failed connect, events are counted locally for this long before trying again.
 const RETRY: Duration = Duration::from_secs(1);
 
 /// One rule as Redis counts it.
@@ -68,6 +128,8 @@ pub(crate) struct CountRule {
     pub ban_secs: u64,
     /// 0: no escalation.
     pub max_ban_secs: u64,
+    pub enforce: bool,
+    pub max_tracked: usize,
 }
 
 /// One event waiting to be sent.
@@ -75,9 +137,7 @@ pub(crate) struct CountRule {
 pub(crate) struct Event {
     pub rule: usize,
     pub client: IpNet,
-    /// Unix ms (Redis orders every instance's events by it).
-    pub at_ms: u64,
-    /// This instance's monotonic ms (to count it here if Redis cannot).
+    /// When, on the owner's monotonic clock (ms).
     pub mono_ms: u64,
 }
 
@@ -90,17 +150,22 @@ pub(crate) struct Over {
     pub events: u64,
 }
 
-/// What a batch came to: clients to ban, or the events Redis could not take (to be counted
-/// on this instance).
+/// What a batch came to: clients to ban (and each rule's clients tracked by the fleet), or
+/// the events Redis could not take (to be counted on this instance).
 pub(crate) enum Outcome {
-    Counted(Vec<Over>),
+    Counted {
+        over: Vec<Over>,
+        tracked: Vec<(usize, u64)>,
+    },
     NotSent(Vec<Event>),
 }
 
 #[derive(Default)]
 struct Queue {
     events: Vec<Event>,
-    /// Clients whose counts to drop (a lifted ban), by rule key.
+    /// Events counted on this instance, to send once Redis is back.
+    held: Vec<Event>,
+    /// Clients whose counts to drop (a lifted ban).
     resets: Vec<IpNet>,
 }
 
@@ -109,14 +174,21 @@ pub(crate) struct Counter {
     queue: Mutex<Queue>,
     wake: Condvar,
     stopped: AtomicBool,
+    connected: AtomicBool,
+    /// When the batch on its way was sent (owner's clock, ms); 0 when none is.
+    sending_since: AtomicU64,
+    /// The owner's monotonic clock.
+    clock: Instant,
 }
 
 impl Counter {
     /// Starts the thread; `done` gets each batch's outcome (on that thread). It ends once
-    /// `owner` is gone or [`stop`](Self::stop) is called.
+    /// `owner` is gone or [`stop`](Self::stop) is called. `clock` is the zero of the
+    /// events' `mono_ms`.
     pub fn start<T: Send + Sync + 'static>(
         store: &Arc<Store>,
         rules: Vec<CountRule>,
+        clock: Instant,
         owner: Weak<T>,
         done: impl Fn(&T, Outcome) + Send + 'static,
     ) -> std::io::Result<Arc<Counter>> {
@@ -124,6 +196,9 @@ impl Counter {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             stopped: AtomicBool::new(false),
+            connected: AtomicBool::new(false),
+            sending_since: AtomicU64::new(0),
+            clock,
         });
         let (c, config, tag) = (
             counter.clone(),
@@ -136,10 +211,20 @@ impl Counter {
         Ok(counter)
     }
 
-    /// Queues one event; `false` when the queue is full (count it locally instead).
+    fn now(&self) -> u64 {
+        u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Queues one event for the fleet; `false`: count it on this instance now (Redis is
+    /// away, slow, or the queue is full) — it is also kept, to be sent once Redis is back.
     pub fn push(&self, event: Event) -> bool {
+        let since = self.sending_since.load(Ordering::Relaxed);
+        let stuck = since != 0 && self.now().saturating_sub(since) > STUCK_MS;
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        if q.events.len() >= MAX_PENDING {
+        if !self.connected.load(Ordering::Relaxed) || stuck || q.events.len() >= MAX_PENDING {
+            if q.held.len() < MAX_HELD {
+                q.held.push(event);
+            }
             return false;
         }
         q.events.push(event);
@@ -154,6 +239,7 @@ impl Counter {
     pub fn reset(&self, client: IpNet) {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         q.resets.push(client);
+        q.held.retain(|e| e.client != client);
         self.wake.notify_one();
     }
 
@@ -175,22 +261,57 @@ fn run<T>(
     let Ok(client) = config.client() else {
         return;
     };
+    let bans = format!("{}:bans", config.prefix);
     let mut con: Option<(redis::Connection, String)> = None;
     let mut failed_at: Option<Instant> = None;
     let mut batch_no: u64 = 0;
     loop {
+        // Connected eagerly (and again after a failure), not on the first event: until
+        // then, events are counted here.
+        if con.is_none() && failed_at.is_none_or(|at| at.elapsed() >= RETRY) {
+            counter
+                .sending_since
+                .store(counter.now().max(1), Ordering::Relaxed);
+            match connect(&client) {
+                Ok(c) => {
+                    con = Some(c);
+                    failed_at = None;
+                    // What was counted here meanwhile goes to the fleet's count too.
+                    let mut q = counter.queue.lock().unwrap_or_else(|e| e.into_inner());
+                    let held = std::mem::take(&mut q.held);
+                    q.events.splice(0..0, held);
+                    counter.connected.store(true, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    if failed_at.is_none() {
+                        log::warn!(target: "rocket_allow",
+                            "rocket-allow: auto_ban: fleet counts unreachable ({e}); counting on this instance");
+                    }
+                    failed_at = Some(Instant::now());
+                }
+            }
+            counter.sending_since.store(0, Ordering::Relaxed);
+        }
         let (events, resets) = {
             let q = counter.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let wait = if con.is_some() {
+                Duration::from_secs(1)
+            } else {
+                RETRY
+            };
             let mut q = counter
                 .wake
-                .wait_timeout_while(q, Duration::from_secs(1), |q| {
-                    q.events.is_empty()
-                        && q.resets.is_empty()
+                .wait_timeout_while(q, wait, |q| {
+                    ((q.events.is_empty() && q.resets.is_empty()) || con.is_none())
                         && !counter.stopped.load(Ordering::Relaxed)
                 })
                 .map(|(q, _)| q)
                 .unwrap_or_else(|e| e.into_inner().0);
-            (std::mem::take(&mut q.events), std::mem::take(&mut q.resets))
+            if con.is_none() {
+                (Vec::new(), Vec::new())
+            } else {
+                (std::mem::take(&mut q.events), std::mem::take(&mut q.resets))
+            }
         };
         if counter.stopped.load(Ordering::Relaxed) {
             return;
@@ -198,42 +319,39 @@ fn run<T>(
         let Some(owner) = owner.upgrade() else {
             return;
         };
+        let Some((c, sha)) = &mut con else {
+            continue;
+        };
         if events.is_empty() && resets.is_empty() {
             continue;
         }
-        if con.is_none() && failed_at.is_none_or(|at| at.elapsed() >= RETRY) {
-            match connect(&client) {
-                Ok(c) => {
-                    con = Some(c);
-                    failed_at = None;
-                }
-                Err(e) => {
-                    log::warn!(target: "rocket_allow",
-                        "rocket-allow: auto_ban: fleet counts unreachable ({e}); counting on this instance");
-                    failed_at = Some(Instant::now());
-                }
-            }
-        }
-        let Some((c, sha)) = &mut con else {
-            done(&owner, Outcome::NotSent(events));
-            continue;
-        };
         batch_no += 1;
-        let sent = send(
-            c,
+        let sent_at = counter.now();
+        counter
+            .sending_since
+            .store(sent_at.max(1), Ordering::Relaxed);
+        let batch = Batch {
             sha,
             rules,
-            &format!("{tag}:{batch_no}"),
-            &events,
-            &resets,
-        );
+            bans: &bans,
+            tag: &format!("{tag}:{batch_no}"),
+            sent_at,
+        };
+        let sent = batch.send(c, &events, &resets);
+        counter.sending_since.store(0, Ordering::Relaxed);
         match sent {
-            Ok(over) => done(&owner, Outcome::Counted(over)),
+            Ok((over, tracked)) => done(&owner, Outcome::Counted { over, tracked }),
             Err(e) => {
                 log::warn!(target: "rocket_allow",
                     "rocket-allow: auto_ban: fleet counts failed ({e}); counting on this instance");
                 con = None;
+                counter.connected.store(false, Ordering::Relaxed);
                 failed_at = Some(Instant::now());
+                {
+                    let mut q = counter.queue.lock().unwrap_or_else(|e| e.into_inner());
+                    let room = MAX_HELD.saturating_sub(q.held.len());
+                    q.held.extend(events.iter().take(room).copied());
+                }
                 done(&owner, Outcome::NotSent(events));
             }
         }
@@ -253,64 +371,99 @@ fn connect(client: &redis::Client) -> Result<(redis::Connection, String), String
     Ok((c, sha))
 }
 
-/// Sends one batch (resets first, then each rule's events in chunks) in one pipeline.
-fn send(
-    con: &mut redis::Connection,
-    sha: &str,
-    rules: &[CountRule],
-    tag: &str,
-    events: &[Event],
-    resets: &[IpNet],
-) -> Result<Vec<Over>, String> {
-    let mut pipe = redis::pipe();
-    for client in resets {
-        for rule in rules {
-            pipe.cmd("DEL")
-                .arg(format!("{}:c:{client}", rule.key))
-                .arg(format!("{}:l:{client}", rule.key))
-                .ignore();
-        }
-    }
-    let mut calls = Vec::new();
-    for (r, rule) in rules.iter().enumerate() {
-        let mine: Vec<&Event> = events.iter().filter(|e| e.rule == r).collect();
-        for (n, chunk) in mine.chunks(CHUNK).enumerate() {
-            let call = pipe
-                .cmd("EVALSHA")
-                .arg(sha)
-                .arg(0)
-                .arg(&rule.key)
-                .arg(rule.window_ms)
-                .arg(rule.max)
-                .arg(rule.ban_secs)
-                .arg(rule.max_ban_secs)
-                .arg(format!("{tag}:{r}:{n}"));
-            for e in chunk {
-                call.arg(e.client.to_string()).arg(e.at_ms);
-            }
-            calls.push(r);
-        }
-    }
-    let replies: Vec<Vec<redis::Value>> = pipe.query(con).map_err(|e| format!("{:?}", e.kind()))?;
-    let mut out = Vec::new();
-    for (rule, reply) in calls.into_iter().zip(replies) {
-        for triple in reply.chunks(3) {
-            let [client, secs, n] = triple else { continue };
-            // What Redis returns is checked like any record: a bad one is skipped.
-            let client: Option<IpNet> = redis::from_redis_value::<String>(client.clone())
-                .ok()
-                .and_then(|c| c.parse().ok());
-            let secs = redis::from_redis_value::<u64>(secs.clone()).ok();
-            let n = redis::from_redis_value::<u64>(n.clone()).ok();
-            if let (Some(client), Some(secs), Some(events)) = (client, secs, n) {
-                out.push(Over {
-                    rule,
-                    client,
-                    secs: secs.clamp(1, 31_536_000),
-                    events,
-                });
+/// One batch on its way.
+struct Batch<'a> {
+    sha: &'a str,
+    rules: &'a [CountRule],
+    bans: &'a str,
+    tag: &'a str,
+    /// When it was sent, on the owner's clock (ms): the events' ages are taken from it.
+    sent_at: u64,
+}
+
+type Sent = (Vec<Over>, Vec<(usize, u64)>);
+
+impl Batch<'_> {
+    /// Sends resets first, then each rule's events in chunks, in one pipeline.
+    fn send(
+        &self,
+        con: &mut redis::Connection,
+        events: &[Event],
+        resets: &[IpNet],
+    ) -> Result<Sent, String> {
+        let mut pipe = redis::pipe();
+        for client in resets {
+            for rule in self.rules {
+                pipe.cmd("DEL")
+                    .arg(format!("{}:c:{client}", rule.key))
+                    .arg(format!("{}:l:{client}", rule.key))
+                    .arg(format!("{}:b:{client}", rule.key))
+                    .ignore();
+                pipe.cmd("ZREM")
+                    .arg(format!("{}:idx", rule.key))
+                    .arg(client.to_string())
+                    .ignore();
             }
         }
+        let mut calls = Vec::new();
+        for (r, rule) in self.rules.iter().enumerate() {
+            let mine: Vec<&Event> = events.iter().filter(|e| e.rule == r).collect();
+            for (n, chunk) in mine.chunks(CHUNK).enumerate() {
+                let call = pipe
+                    .cmd("EVALSHA")
+                    .arg(self.sha)
+                    .arg(0)
+                    .arg(&rule.key)
+                    .arg(rule.window_ms)
+                    .arg(rule.max)
+                    .arg(rule.ban_secs)
+                    .arg(rule.max_ban_secs)
+                    .arg(format!("{}:{r}:{n}", self.tag))
+                    .arg(if rule.enforce { "1" } else { "0" })
+                    .arg(rule.max_tracked)
+                    .arg(self.bans)
+                    .arg(self.sent_at);
+                for e in chunk {
+                    call.arg(e.client.to_string()).arg(e.mono_ms);
+                }
+                calls.push(r);
+            }
+        }
+        let replies: Vec<Vec<redis::Value>> =
+            pipe.query(con).map_err(|e| format!("{:?}", e.kind()))?;
+        let mut over = Vec::new();
+        let mut tracked = Vec::new();
+        for (rule, reply) in calls.into_iter().zip(replies) {
+            let Some((count, rest)) = reply.split_first() else {
+                continue;
+            };
+            if let Ok(n) = redis::from_redis_value::<i64>(count.clone()) {
+                tracked.push((rule, u64::try_from(n).unwrap_or(0)));
+            }
+            for triple in rest.chunks(3) {
+                let [client, secs, n] = triple else { continue };
+                // What Redis returns is checked like any record: a bad one is skipped.
+                let client: Option<IpNet> = redis::from_redis_value::<String>(client.clone())
+                    .ok()
+                    .and_then(|c| c.parse().ok());
+                let secs = redis::from_redis_value::<i64>(secs.clone())
+                    .ok()
+                    .and_then(|s| u64::try_from(s).ok())
+                    .filter(|&s| s > 0);
+                let n = redis::from_redis_value::<i64>(n.clone())
+                    .ok()
+                    .and_then(|n| u64::try_from(n).ok());
+                if let (Some(client), Some(secs), Some(events)) = (client, secs, n) {
+                    let rule_secs = self.rules[rule].max_ban_secs.max(self.rules[rule].ban_secs);
+                    over.push(Over {
+                        rule,
+                        client,
+                        secs: secs.min(rule_secs),
+                        events,
+                    });
+                }
+            }
+        }
+        Ok((over, tracked))
     }
-    Ok(out)
 }

@@ -190,8 +190,11 @@ impl AutoBans {
                 max: u64::from(c.max),
                 ban_secs: c.ban_secs,
                 max_ban_secs: c.max_ban_secs.unwrap_or(0),
+                enforce: c.mode == Mode::Enforce,
+                max_tracked: c.max_tracked,
             })
             .collect();
+        let start = Instant::now();
         let auto = Arc::new_cyclic(|weak: &std::sync::Weak<AutoBans>| {
             let fleet = shared.store.as_ref().and_then(|store| {
                 let rules = count_rules
@@ -201,17 +204,19 @@ impl AutoBans {
                         ..r.clone()
                     })
                     .collect();
-                Counter::start(store, rules, weak.clone(), |a: &AutoBans, o| a.counted(o))
-                    .map_err(|e| {
-                        log::error!(target: "rocket_allow",
-                            "rocket-allow: auto_ban: cannot start the fleet counter ({e}); counting on this instance");
-                    })
-                    .ok()
+                Counter::start(store, rules, start, weak.clone(), |a: &AutoBans, o| {
+                    a.counted(o)
+                })
+                .map_err(|e| {
+                    log::error!(target: "rocket_allow",
+                        "rocket-allow: auto_ban: cannot start the fleet counter ({e}); counting on this instance");
+                })
+                .ok()
             });
             AutoBans {
                 shared: shared.clone(),
                 rules,
-                start: Instant::now(),
+                start,
                 fleet,
             }
         });
@@ -287,7 +292,6 @@ impl AutoBans {
             let event = Event {
                 rule: r,
                 client: net,
-                at_ms: crate::store::now_ms(),
                 mono_ms: now,
             };
             if fleet.push(event) {
@@ -311,12 +315,17 @@ impl AutoBans {
     /// A batch's outcome from the fleet counter (on its thread).
     fn counted(&self, outcome: Outcome) {
         match outcome {
-            Outcome::Counted(over) => {
+            Outcome::Counted { over, tracked } => {
+                for (r, n) in tracked {
+                    self.rules[r].tracked.set(n as f64);
+                }
                 let now = self.now();
                 for o in over {
-                    self.rules[o.rule]
-                        .tracker
-                        .banned(key(o.client), now, o.secs);
+                    if self.rules[o.rule].enforce {
+                        self.rules[o.rule]
+                            .tracker
+                            .banned(key(o.client), now, o.secs);
+                    }
                     self.ban(o.rule, o.client, o.secs, o.events);
                 }
             }
