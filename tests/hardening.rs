@@ -70,7 +70,10 @@ fn refused_head_never_reaches_head_routes_over_http() {
         assert_eq!(res.status, 403, "HEAD {path}: {res:?}");
         assert!(res.body.is_empty(), "{res:?}");
     }
-    let rocket = server.stop().expect("clean shutdown");
+    let rocket = server
+        .stop()
+        .expect("clean shutdown")
+        .expect("no connection outstanding");
     assert_eq!(rocket.state::<Hits>().unwrap().0.load(Ordering::SeqCst), 0);
 }
 
@@ -120,7 +123,10 @@ fn invalid_utf8_in_forwarding_header_is_refused_over_http() {
         ],
     );
     assert_eq!(res.status, 200, "{res:?}");
-    let rocket = server.stop().expect("clean shutdown");
+    let rocket = server
+        .stop()
+        .expect("clean shutdown")
+        .expect("no connection outstanding");
     assert_eq!(rocket.state::<Hits>().unwrap().0.load(Ordering::SeqCst), 2);
 }
 

@@ -289,7 +289,10 @@ fn path_spellings_cannot_escape_a_policy_over_http() {
             }
         }
     }
-    let rocket = server.stop().expect("clean shutdown");
+    let rocket = server
+        .stop()
+        .expect("clean shutdown")
+        .expect("no connection outstanding");
     // A route ran exactly for the answers that were 200: never for a refusal.
     let ran = rocket.state::<Hits>().unwrap().0.load(Ordering::SeqCst);
     assert_eq!(ran, served);

@@ -91,7 +91,7 @@ fn counts_are_exact_over_real_http() {
             });
         }
     });
-    let rocket = server.stop().unwrap();
+    let rocket = server.stop().unwrap().expect("no connection outstanding");
     let hits = rocket.state::<AllowHandle>().unwrap().rule_hits();
     assert_eq!(hits[0].rules[0].count, 200);
     assert_eq!(hits[0].rules[0].written, "127.0.0.1");
