@@ -10,7 +10,7 @@ mod common;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::http::{serve, Server};
 use common::*;
@@ -573,15 +573,6 @@ fn tracked_gauge(s: &metrics_util::debugging::Snapshotter, rule: &str) -> f64 {
         }
     }
     found.unwrap_or(f64::NAN)
-}
-
-/// Waits (`secs` at most) until `f` holds.
-fn until(secs: u64, what: &str, f: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "{what}: not in {secs} s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -58,14 +58,6 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn until(secs: u64, what: &str, f: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "{what}: not in {secs} s");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// Whether `f` holds within `secs` (no assertion).
 fn within(secs: u64, f: impl Fn() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(secs);

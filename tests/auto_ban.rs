@@ -11,7 +11,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use common::http::{serve, Server};
 use common::recorder::snapshotter;
@@ -342,15 +342,6 @@ fn report_mode_records_the_ban_it_would_make_and_bans_nobody() {
     assert!(handle(&s).bans().is_empty());
     log_line(&log, &["would ban 203.0.113.40/32 by auto_ban scanners"]);
     s.stop().unwrap();
-}
-
-/// Waits (`secs` at most) until `f` holds.
-fn until(secs: u64, what: &str, f: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "{what}: not in {secs} s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

@@ -201,3 +201,15 @@ fn check_ignite_error(err: rocket::Error, needles: &[&str]) -> String {
         None => panic!("no rocket-allow error containing all of {needles:?}; captured: {logs:#?}"),
     }
 }
+
+/// Waits (`secs` at most) until `f` holds; fails the test, saying `what`, if it never does.
+pub fn until(secs: u64, what: &str, f: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not in {secs} s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
