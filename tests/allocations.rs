@@ -1,7 +1,7 @@
 //! An allowed request costs no heap allocation in the decision: with the fairing (no access
 //! log, no tracing subscriber) a request allocates as much as without it, plus only the box
 //! Rocket puts every request fairing's future in — whether there is one rule or 100,000.
-//! One test in its own binary: it counts every allocation of the process.
+//! Its tests run one at a time in their own binary: each counts every allocation of the process.
 
 // A counting global allocator needs `unsafe impl GlobalAlloc`; the library itself has none.
 #![allow(unsafe_code)]
@@ -47,8 +47,16 @@ fn allocations_per_request(client: &Client) -> usize {
         .unwrap()
 }
 
+/// One test at a time: each counts every allocation of the process, so another test
+/// running beside it would add its own.
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn allowed_requests_allocate_nothing_in_the_decision() {
+    let _alone = alone();
     let without = client(
         rocket::custom(figment("[default.allow]\nrules = []"))
             .manage(Hits::default())
@@ -101,6 +109,7 @@ fn allocations_per_refusal(client: &Client) -> usize {
 
 #[test]
 fn keeping_refusals_for_the_admin_page_allocates_nothing_once_the_ring_is_warm() {
+    let _alone = alone();
     let rules = "[default.allow]\nrules = [{ deny = \"127.0.0.66\" }]\n[default.allow.admin]\n";
     let without = client(app(&format!("{rules}recent = 0")));
     // A ring of 5: the 50 requests reuse every slot many times.
