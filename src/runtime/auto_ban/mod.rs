@@ -295,6 +295,8 @@ impl AutoBans {
                 mono_ms: now,
             };
             if fleet.push(event) {
+                // The fleet decides; kept here too, should Redis stop answering.
+                rule.tracker.record(key(net), now);
                 return false;
             }
         }
@@ -330,8 +332,19 @@ impl AutoBans {
                 }
             }
             Outcome::NotSent(events) => {
+                // Recorded here when queued: decide on all this instance saw of each.
+                let now = self.now();
+                let mut seen = HashSet::new();
                 for e in events {
-                    self.local(e.rule, e.client, e.mono_ms);
+                    if !seen.insert((e.rule, e.client)) {
+                        continue;
+                    }
+                    let rule = &self.rules[e.rule];
+                    if let Counted::Over { secs, events } =
+                        rule.tracker.check(key(e.client), now, rule.enforce)
+                    {
+                        self.ban(e.rule, e.client, secs, events as u64);
+                    }
                 }
             }
         }

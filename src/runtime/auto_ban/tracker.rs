@@ -165,6 +165,66 @@ impl Tracker {
         }
     }
 
+    /// Records an event the fleet counts (with a store, while Redis answers): kept so
+    /// that, should Redis stop answering, this instance decides on everything it saw
+    /// ([`check`](Self::check)), never acted on here. At most `max + 1` times are kept.
+    pub fn record(&self, key: u128, now: u64) {
+        let l = self.limits;
+        let i = self.index(key);
+        let mut shard = self.shards[i].lock().unwrap_or_else(|e| e.into_inner());
+        if !shard.events.contains(&key) {
+            if shard.events.len() >= self.cap[i] {
+                shard.events.pop_lru();
+            } else {
+                self.tracked.fetch_add(1, Ordering::Relaxed);
+            }
+            shard.events.put(key, Events::new());
+        }
+        if let Some(events) = shard.events.get_mut(&key) {
+            while events
+                .front()
+                .is_some_and(|&t| now.saturating_sub(t) >= l.window_ms)
+            {
+                events.pop_front();
+            }
+            events.push_back(now);
+            while events.len() > l.max + 1 {
+                events.pop_front();
+            }
+        }
+    }
+
+    /// Whether `key` is over the limit now by what this instance recorded (events the
+    /// fleet could not take): then as [`event`](Self::event) going over.
+    pub fn check(&self, key: u128, now: u64, escalate: bool) -> Counted {
+        let l = self.limits;
+        let over = {
+            let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+            match shard.events.get_mut(&key) {
+                Some(events) => {
+                    while events
+                        .front()
+                        .is_some_and(|&t| now.saturating_sub(t) >= l.window_ms)
+                    {
+                        events.pop_front();
+                    }
+                    events.len() > l.max
+                }
+                None => false,
+            }
+        };
+        if !over {
+            return Counted::Below;
+        }
+        // The last recorded event goes over, as it would have here.
+        let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(events) = shard.events.get_mut(&key) {
+            events.pop_back();
+        }
+        drop(shard);
+        self.event(key, now, escalate)
+    }
+
     /// Records a ban made for `key` elsewhere (by the fleet), for escalation here.
     pub fn banned(&self, key: u128, now: u64, secs: u64) {
         let mut guard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
