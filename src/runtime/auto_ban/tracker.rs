@@ -111,25 +111,7 @@ impl Tracker {
         }) {
             return Counted::Below;
         }
-        if !shard.events.contains(&key) {
-            // A new client takes the place of the least recently seen one when full.
-            if shard.events.len() >= self.cap[i] {
-                shard.events.pop_lru();
-            } else {
-                self.tracked.fetch_add(1, Ordering::Relaxed);
-            }
-            shard.events.put(key, Events::new());
-        }
-        let Some(events) = shard.events.get_mut(&key) else {
-            return Counted::Below;
-        };
-        // Events `window_ms` or more ago have left the window.
-        while events
-            .front()
-            .is_some_and(|&t| now.saturating_sub(t) >= l.window_ms)
-        {
-            events.pop_front();
-        }
+        let events = self.events_of(&mut shard.events, i, key, now);
         if events.len() < l.max {
             events.push_back(now);
             return Counted::Below;
@@ -148,6 +130,27 @@ impl Tracker {
             self.keep_ban(shard, key, now, secs);
         }
         Counted::Over { secs, events: seen }
+    }
+
+    /// `key`'s events still inside the window at `now`, the client added (in the place of
+    /// the least recently seen one when the shard is full) if it was not tracked.
+    fn events_of<'a>(
+        &self,
+        lru: &'a mut LruCache<u128, Events>,
+        i: usize,
+        key: u128,
+        now: u64,
+    ) -> &'a mut Events {
+        if !lru.contains(&key) {
+            if lru.len() >= self.cap[i] {
+                lru.pop_lru();
+            } else {
+                self.tracked.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let events = lru.get_or_insert_mut(key, Events::new);
+        trim(events, now, self.limits.window_ms);
+        events
     }
 
     /// Keeps the ban `key` got (for escalation), dropping those that can no longer escalate
@@ -172,25 +175,10 @@ impl Tracker {
         let l = self.limits;
         let i = self.index(key);
         let mut shard = self.shards[i].lock().unwrap_or_else(|e| e.into_inner());
-        if !shard.events.contains(&key) {
-            if shard.events.len() >= self.cap[i] {
-                shard.events.pop_lru();
-            } else {
-                self.tracked.fetch_add(1, Ordering::Relaxed);
-            }
-            shard.events.put(key, Events::new());
-        }
-        if let Some(events) = shard.events.get_mut(&key) {
-            while events
-                .front()
-                .is_some_and(|&t| now.saturating_sub(t) >= l.window_ms)
-            {
-                events.pop_front();
-            }
-            events.push_back(now);
-            while events.len() > l.max + 1 {
-                events.pop_front();
-            }
+        let events = self.events_of(&mut shard.events, i, key, now);
+        events.push_back(now);
+        while events.len() > l.max + 1 {
+            events.pop_front();
         }
     }
 
@@ -200,18 +188,10 @@ impl Tracker {
         let l = self.limits;
         let over = {
             let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
-            match shard.events.get_mut(&key) {
-                Some(events) => {
-                    while events
-                        .front()
-                        .is_some_and(|&t| now.saturating_sub(t) >= l.window_ms)
-                    {
-                        events.pop_front();
-                    }
-                    events.len() > l.max
-                }
-                None => false,
-            }
+            shard.events.get_mut(&key).is_some_and(|events| {
+                trim(events, now, l.window_ms);
+                events.len() > l.max
+            })
         };
         if !over {
             return Counted::Below;
@@ -275,6 +255,16 @@ impl Tracker {
     /// Clients tracked now.
     pub fn tracked(&self) -> usize {
         self.tracked.load(Ordering::Relaxed)
+    }
+}
+
+/// Drops the events `window_ms` or more before `now`: they have left the window.
+fn trim(events: &mut Events, now: u64, window_ms: u64) {
+    while events
+        .front()
+        .is_some_and(|&t| now.saturating_sub(t) >= window_ms)
+    {
+        events.pop_front();
     }
 }
 
