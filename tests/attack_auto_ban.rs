@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::http::{serve, Server};
+use common::http::{serve, via_proxy, Server};
 use common::*;
 use rocket::http::{Header, Status};
 use rocket::local::blocking::Client;
@@ -46,12 +46,6 @@ fn auto_app(toml: &str) -> rocket::Rocket<rocket::Build> {
 /// `[default.allow]` admitting everyone behind a trusted proxy at 127.0.0.1, then `rest`.
 fn config(rest: &str) -> String {
     format!("[default.allow]\nrules = [{{ allow = \"all\" }}]\ntrusted_proxies = [\"127.0.0.1\"]\n{rest}")
-}
-
-fn via_proxy(s: &Server, method: &str, path: &str, client: &str) -> u16 {
-    let xff = format!("X-Forwarded-For: {client}");
-    s.request_from("127.0.0.1", method, path, &[xff.as_bytes()])
-        .status
 }
 
 fn handle(s: &Server) -> AllowHandle {

@@ -49,9 +49,7 @@ fn handle(s: &Server) -> AllowHandle {
 }
 
 fn via_proxy(s: &Server, path: &str, client: &str) -> u16 {
-    let xff = format!("X-Forwarded-For: {client}");
-    s.request_from("127.0.0.1", "GET", path, &[xff.as_bytes()])
-        .status
+    common::http::via_proxy(s, "GET", path, client)
 }
 
 fn ip(s: &str) -> IpAddr {

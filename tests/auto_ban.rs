@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-use common::http::{serve, Server};
+use common::http::{serve, via_proxy, Server};
 use common::recorder::snapshotter;
 use common::*;
 use metrics_util::debugging::{DebugValue, Snapshotter};
@@ -55,13 +55,6 @@ max = 5
 window_secs = 60
 ban_secs = 600
 "#;
-
-/// One request through the proxy for `client`.
-fn via_proxy(s: &Server, method: &str, path: &str, client: &str) -> u16 {
-    let xff = format!("X-Forwarded-For: {client}");
-    s.request_from("127.0.0.1", method, path, &[xff.as_bytes()])
-        .status
-}
 
 fn handle(s: &Server) -> AllowHandle {
     s.allow.clone().expect("attached")

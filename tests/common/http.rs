@@ -100,6 +100,14 @@ impl Server {
     }
 }
 
+/// The status of one request for `client` through a trusted proxy at 127.0.0.1 (sent from
+/// 127.0.0.1 with `X-Forwarded-For: client`).
+pub fn via_proxy(s: &Server, method: &str, path: &str, client: &str) -> u16 {
+    let xff = format!("X-Forwarded-For: {client}");
+    s.request_from("127.0.0.1", method, path, &[xff.as_bytes()])
+        .status
+}
+
 /// Sends `request` (raw bytes) to 127.0.0.1:`port` from the source address `from` (any
 /// 127.0.0.0/8 address) on a new connection, and reads the whole response; `None` when
 /// nothing listens there or nothing came back.
