@@ -19,6 +19,7 @@ use rocket::Request;
 
 use crate::config::{AutoBanConfig, AutoBanOn, Mode};
 use crate::decide::bans::{expiry, tagged};
+use crate::decide::generation::Generation;
 use crate::decide::paths::PathTable;
 use crate::decide::{describe_ban, ruling_of, Shared};
 use crate::log::By;
@@ -265,24 +266,23 @@ impl AutoBans {
         Ok(self.event(r, client))
     }
 
-    /// Whether a rule may count `ip` at all.
-    fn exempt(&self, r: usize, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        if ip.is_loopback() {
-            return true;
-        }
-        let generation = self.shared.generation.load();
-        generation.trusted.contains(ip) || generation.exempt[r].matcher.contains(ip)
+    /// Whether rule `r` must never count `ip` (canonical): loopback, a trusted proxy, exempt.
+    fn exempt(generation: &Generation, r: usize, ip: IpAddr) -> bool {
+        ip.is_loopback()
+            || generation.trusted.contains(ip)
+            || generation.exempt[r].matcher.contains(ip)
     }
 
     /// Counts one event; whether the client is banned now.
     fn event(&self, r: usize, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
-        if self.exempt(r, ip) {
+        let generation = self.shared.generation.load();
+        if Self::exempt(&generation, r, ip) {
             return false;
         }
         let rule = &self.rules[r];
-        let net = rule.net(ip, &self.shared.generation.load().exempt[r].protected);
+        let net = rule.net(ip, &generation.exempt[r].protected);
+        drop(generation);
         // Already banned (a strike from a handler the ban did not stop): not counted again.
         if self.shared.bans.check(ip).is_some() {
             return true;
