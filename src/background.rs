@@ -38,6 +38,29 @@ pub(crate) fn run<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> io::Resu
     })
 }
 
+/// Runs `work` on a thread of its own at background priority while `here` runs on the
+/// calling thread, and returns both results: for heavy work that can overlap with what the
+/// calling thread waits on (decoding the pages of a full read while the next is fetched).
+pub(crate) fn alongside<A: Send, B>(
+    name: &str,
+    work: impl FnOnce() -> A + Send,
+    here: impl FnOnce() -> B,
+) -> io::Result<(A, B)> {
+    std::thread::scope(|s| {
+        let worker = std::thread::Builder::new()
+            .name(name.into())
+            .spawn_scoped(s, || {
+                lower_priority();
+                work()
+            })?;
+        let b = here();
+        let a = worker
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        Ok((a, b))
+    })
+}
+
 #[cfg(target_os = "linux")]
 fn lower_priority() {
     use thread_priority::{

@@ -34,27 +34,24 @@ impl Local for Shared {
         }
     }
 
-    fn holds(&self, target: IpNet, expires: u64, reason: Option<&str>) -> bool {
-        self.bans.holds(target, expires, reason)
-    }
-
     fn count(&self) -> usize {
         self.bans.len()
     }
 
-    fn load(&self, target: IpNet, ban: Option<(u64, Option<&str>)>) {
+    fn load(&self, target: IpNet, ban: Option<(u64, Option<&str>)>) -> bool {
         match ban {
-            Some((expires, reason)) => {
-                self.bans.ban_at(target, expires, reason);
-            }
-            None => {
-                self.bans.unban(target);
-            }
+            Some((expires, reason)) => self.bans.load(target, expires, reason),
+            None => self.bans.unban(target),
         }
+    }
+
+    fn reserve(&self, targets: &mut dyn Iterator<Item = IpNet>) {
+        self.bans.reserve(targets);
     }
 
     fn synced(&self, added: usize, lifted: usize) {
         if added + lifted > 0 {
+            self.bans.loaded();
             audit::record(
                 self,
                 FLEET,

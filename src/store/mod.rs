@@ -19,6 +19,7 @@
 //! The request path reads only [`Gate`] (one atomic load, and only with
 //! `on_unavailable = "refuse"`).
 
+mod read;
 mod record;
 mod sync;
 
@@ -57,13 +58,14 @@ pub(crate) trait Local: Send + Sync {
     fn ban(&self, target: IpNet, expires: u64, reason: Option<&str>);
     /// Lifts a ban another instance lifted.
     fn unban(&self, target: IpNet);
-    /// Whether exactly this ban is held (a full resync changes only what differs).
-    fn holds(&self, target: IpNet, expires: u64, reason: Option<&str>) -> bool;
     /// How many bans are held (expired ones included until swept).
     fn count(&self) -> usize;
     /// Adds, renews (`Some`) or lifts (`None`) a ban during a full resync: recorded in one
-    /// summary line, not one line each.
-    fn load(&self, target: IpNet, ban: Option<(u64, Option<&str>)>);
+    /// summary line, not one line each; whether it changed anything (a resync changes only
+    /// what differs).
+    fn load(&self, target: IpNet, ban: Option<(u64, Option<&str>)>) -> bool;
+    /// Makes room for bans on `targets`, about to be loaded.
+    fn reserve(&self, targets: &mut dyn Iterator<Item = IpNet>);
     /// Records a summary of what a full resync changed.
     fn synced(&self, added: usize, lifted: usize);
     /// Replaces an inline set's entries (invalid ones are logged and change nothing).

@@ -162,13 +162,28 @@ struct BanJson {
     l: bool,
 }
 
+/// Whether `net` is written exactly as `text`: compared as it is formatted, without
+/// allocating (a full read checks a million of them).
+fn spelled(net: &IpNet, text: &str) -> bool {
+    struct Rest<'a>(&'a [u8]);
+    impl std::fmt::Write for Rest<'_> {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            let rest = self.0.strip_prefix(s.as_bytes()).ok_or(std::fmt::Error)?;
+            self.0 = rest;
+            Ok(())
+        }
+    }
+    let mut rest = Rest(text.as_bytes());
+    std::fmt::write(&mut rest, format_args!("{net}")).is_ok() && rest.0.is_empty()
+}
+
 /// Reads one hash field's value.
 pub(crate) fn decode(kind: Kind, field: &str, value: &str) -> Result<Record, String> {
     if kind == Kind::Bans {
         let target = parse_target(field)?;
         // One spelling per target: a lift written under the canonical field must meet the
         // ban it lifts (`127.0.0.5` and `127.0.0.5/32` would otherwise be two records).
-        if target.to_string() != field {
+        if !spelled(&target, field) {
             return Err(format!("not the canonical spelling `{target}`"));
         }
         let v: BanJson =
@@ -268,6 +283,25 @@ mod tests {
             decode(Kind::Modes, "", &c.value),
             Ok(Record::Mode { enforce: false, .. })
         ));
+    }
+
+    #[test]
+    fn only_the_canonical_spelling_is_a_ban_field() {
+        let ok = r#"{"m":1}"#;
+        for field in ["192.0.2.1/32", "192.0.2.0/24", "2001:db8::/64", "::1/128"] {
+            assert!(decode(Kind::Bans, field, ok).is_ok(), "{field}");
+        }
+        for field in [
+            "192.0.2.1",
+            "192.0.2.1/3",
+            "192.0.2.1/320",
+            "192.0.2.1/32 ",
+            "2001:DB8::/64",
+            "2001:db8:0::/64",
+            "2001:db8::/6",
+        ] {
+            assert!(decode(Kind::Bans, field, ok).is_err(), "{field}");
+        }
     }
 
     #[test]

@@ -65,9 +65,9 @@ const HEARTBEAT: Duration = Duration::from_secs(1);
 /// How often expired records are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(2);
 /// Fields read per HSCAN.
-const SCAN: usize = 10_000;
+pub(super) const SCAN: usize = 10_000;
 
-struct Keys {
+pub(super) struct Keys {
     epoch: String,
     expiry: String,
     channel: String,
@@ -86,7 +86,7 @@ impl Keys {
         }
     }
 
-    fn hash(&self, kind: Kind) -> String {
+    pub(super) fn hash(&self, kind: Kind) -> String {
         format!("{}{}", self.prefix, kind.name())
     }
 }
@@ -212,7 +212,7 @@ fn age_gauge(store: &Store) {
     }
 }
 
-fn err(e: redis::RedisError) -> String {
+pub(super) fn err(e: redis::RedisError) -> String {
     // The error's text can hold the URL: say what kind of failure it was, and the detail
     // Redis gave, which never holds the password.
     match e.detail() {
@@ -290,7 +290,7 @@ fn session(
             // normal priority, with a full read every 2 s).
             let local = l.as_ref();
             crate::background::run("rocket-allow-store-read", || {
-                read_all(store, &mut con, keys, local)
+                super::read::read_all(store, &mut con, keys, local)
             })
             .map_err(|e| format!("cannot start the full read: {e}"))??;
         }
@@ -420,7 +420,7 @@ fn replay(
     }
 }
 
-fn malformed(key: &str, why: &str) {
+pub(super) fn malformed(key: &str, why: &str) {
     metrics::counter!(STORE_ERRORS).increment(1);
     // Text from Redis is someone else's: keep the line short and printable.
     let why: String = why
@@ -433,7 +433,7 @@ fn malformed(key: &str, why: &str) {
 
 /// Whether a failure is the connection's (try again later) rather than Redis refusing
 /// what was sent (a key of the wrong type someone else wrote: trying again cannot help).
-fn connection_failed(e: &redis::RedisError) -> bool {
+pub(super) fn connection_failed(e: &redis::RedisError) -> bool {
     e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
 }
 
@@ -553,107 +553,8 @@ fn fill(con: &mut Connection, write: &str, keys: &Keys, local: &dyn Local) -> Re
     Ok(())
 }
 
-/// Reads every record and makes this instance hold exactly what Redis holds: bans added,
-/// renewed and lifted; sets and modes as recorded. A read that fails part way changes
-/// nothing.
-fn read_all(
-    store: &Store,
-    con: &mut Connection,
-    keys: &Keys,
-    local: &dyn Local,
-) -> Result<(), String> {
-    let mut records: Vec<Record> = Vec::new();
-    for kind in Kind::ALL {
-        let hash = keys.hash(kind);
-        let mut cursor: u64 = 0;
-        loop {
-            let scanned: redis::RedisResult<(u64, Vec<String>)> = redis::cmd("HSCAN")
-                .arg(&hash)
-                .arg(cursor)
-                .arg("COUNT")
-                .arg(SCAN)
-                .query(con);
-            let (next, flat) = match scanned {
-                Ok(page) => page,
-                Err(e) if connection_failed(&e) => return Err(err(e)),
-                // Not a hash (someone else's key): nothing of this kind can be read from
-                // it; the instance keeps what it has of this kind.
-                Err(e) => {
-                    malformed(&hash, &err(e));
-                    if kind == Kind::Bans {
-                        return Err(format!("`{hash}` cannot be read; bans unchanged"));
-                    }
-                    break;
-                }
-            };
-            for pair in flat.chunks(2) {
-                let [field, value] = pair else { continue };
-                match decode(kind, field, value) {
-                    Ok(r) => records.push(r),
-                    Err(e) => malformed(&format!("{hash} {field}"), &e),
-                }
-            }
-            cursor = next;
-            if cursor == 0 {
-                break;
-            }
-        }
-    }
-    // Targets with a change still queued keep their local state until it is written.
-    let queued: std::collections::HashSet<String> = store
-        .queue
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .map(|c| c.field.clone())
-        .collect();
-    let free = |t: &ipnet::IpNet| queued.is_empty() || !queued.contains(&t.to_string());
-    let now = now_ms();
-    let (mut added, mut lifted, mut in_force) = (0, 0, 0);
-    for record in &records {
-        match record {
-            Record::Ban {
-                target,
-                expires,
-                reason,
-                ..
-            } if *expires > now => {
-                in_force += 1;
-                // Only what differs is changed: a resync of an unchanged fleet writes nothing.
-                if !local.holds(*target, *expires, reason.as_deref()) && free(target) {
-                    local.load(*target, Some((*expires, reason.as_deref())));
-                    added += 1;
-                }
-            }
-            Record::Ban { .. } | Record::Lifted { .. } => {}
-            other => apply(local, other.clone()),
-        }
-    }
-    // What this instance holds and Redis does not was lifted (or expired) elsewhere; the
-    // count says whether there is any (the table holds exactly Redis's bans otherwise).
-    if local.count() != in_force {
-        let remote: std::collections::HashSet<ipnet::IpNet> = records
-            .iter()
-            .filter_map(|r| match r {
-                Record::Ban {
-                    target, expires, ..
-                } if *expires > now => Some(*target),
-                _ => None,
-            })
-            .collect();
-        for (target, _, _) in local.bans() {
-            if !remote.contains(&target) && free(&target) {
-                local.load(target, None);
-                lifted += 1;
-            }
-        }
-    }
-    local.synced(added, lifted);
-    Ok(())
-}
-
 /// Applies one record as Redis holds it now.
-fn apply(local: &dyn Local, record: Record) {
+pub(super) fn apply(local: &dyn Local, record: Record) {
     match record {
         Record::Ban {
             target,

@@ -143,6 +143,27 @@ fn untag(text: Option<String>) -> (Option<String>, Option<String>) {
 }
 
 impl Store {
+    /// Adds or replaces a ban (an expiry past [`MAX_EXPIRY_MS`] is until lifted): the entry
+    /// as put, and whether it differs from the one it replaced.
+    fn put(&self, target: IpNet, expires: u64, reason: Option<&str>) -> (Found, bool) {
+        let expires = if expires > MAX_EXPIRY_MS {
+            NEVER
+        } else {
+            expires
+        };
+        let label = self.labels.hold(reason);
+        let old = self.table.insert(target, expires, label);
+        if let Some((_, old_label)) = old {
+            self.labels.release(old_label);
+        }
+        let found = Found {
+            target: target.trunc(),
+            expires,
+            label,
+        };
+        (found, old != Some((expires, label)))
+    }
+
     fn ban(&self, f: Found) -> Ban {
         let (origin, reason) = untag(self.labels.text(f.label));
         Ban {
@@ -192,10 +213,7 @@ impl Bans {
             let now = now_ms();
             for line in file::read(path)? {
                 if line.expires > now {
-                    let label = store.labels.hold(line.reason.as_deref());
-                    if let Some(old) = store.table.insert(line.target, line.expires, label) {
-                        store.labels.release(old);
-                    }
+                    store.put(line.target, line.expires, line.reason.as_deref());
                 }
             }
         }
@@ -228,21 +246,26 @@ impl Bans {
     /// Adds (or renews) a ban ending at `expires` (Unix ms, `u64::MAX` until lifted; past
     /// [`MAX_EXPIRY_MS`] is until lifted too), effective for the next request; the ban as made.
     pub fn ban_at(&self, target: IpNet, expires: u64, reason: Option<&str>) -> Ban {
-        let expires = if expires > MAX_EXPIRY_MS {
-            NEVER
-        } else {
-            expires
-        };
-        let label = self.store.labels.hold(reason);
-        if let Some(old) = self.store.table.insert(target, expires, label) {
-            self.store.labels.release(old);
-        }
+        let (found, _) = self.store.put(target, expires, reason);
         self.changed();
-        self.store.ban(Found {
-            target: target.trunc(),
-            expires,
-            label,
-        })
+        self.store.ban(found)
+    }
+
+    /// Puts a ban as the fleet store holds it: [`Bans::ban_at`] without making the [`Ban`]
+    /// or telling the saver (a full read puts a million; [`Bans::loaded`] tells it once);
+    /// whether the table changed.
+    pub fn load(&self, target: IpNet, expires: u64, reason: Option<&str>) -> bool {
+        self.store.put(target, expires, reason).1
+    }
+
+    /// Makes room for bans on `targets` before they are [loaded](Bans::load).
+    pub fn reserve(&self, targets: impl Iterator<Item = IpNet>) {
+        self.store.table.reserve(targets);
+    }
+
+    /// Tells the saver and the gauge that bans were [loaded](Bans::load).
+    pub fn loaded(&self) {
+        self.changed();
     }
 
     /// Lifts a ban; whether there was one in force.

@@ -188,8 +188,9 @@ impl Table {
             .copied()
     }
 
-    /// Adds or replaces the ban on `target`; the label of the one it replaced, if any.
-    pub fn insert(&self, target: IpNet, expires: u64, label: u32) -> Option<u32> {
+    /// Adds or replaces the ban on `target`; the expiry and label of the one it replaced,
+    /// if any.
+    pub fn insert(&self, target: IpNet, expires: u64, label: u32) -> Option<(u64, u32)> {
         let old = match target.trunc() {
             IpNet::V4(n) => {
                 let len = u32::from(n.prefix_len());
@@ -203,8 +204,46 @@ impl Table {
                 self.put(level, v6_words(u128::from(n.network())), expires, label)
             }
         };
-        self.next_expiry.fetch_min(expires, Ordering::AcqRel);
+        // An atomic write per insert shows in a full resync of a million bans: skipped
+        // when it could not change anything.
+        if expires != NEVER {
+            self.next_expiry.fetch_min(expires, Ordering::AcqRel);
+        }
         old
+    }
+
+    /// Makes room for `nets` at once (a full resync puts a million bans: growing each
+    /// shard as they come rehashes every entry several times). Only what is missing is
+    /// reserved: a table that holds them already does not grow.
+    pub fn reserve(&self, nets: impl Iterator<Item = IpNet>) {
+        let (mut v4, mut v6) = ([0usize; 33], [0usize; 129]);
+        for net in nets {
+            match net {
+                IpNet::V4(n) => v4[usize::from(n.prefix_len())] += 1,
+                IpNet::V6(n) => v6[usize::from(n.prefix_len())] += 1,
+            }
+        }
+        for (len, &n) in v4.iter().enumerate().filter(|(_, &n)| n > 0) {
+            let level = self.level(&self.v4[len], &self.v4_lens, len as u32);
+            self.reserve_in(level, n);
+        }
+        for (len, &n) in v6.iter().enumerate().filter(|(_, &n)| n > 0) {
+            let word = &self.v6_lens[len / 64];
+            let level = self.level(&self.v6[len], word, len as u32 % 64);
+            self.reserve_in(level, n);
+        }
+    }
+
+    fn reserve_in<K: Key>(&self, level: &Level<K>, n: usize) {
+        // Hashing spreads them evenly, give or take a few percent.
+        let per_shard = n / SHARDS + n / SHARDS / 16 + 1;
+        for shard in level.shards.iter() {
+            let mut shard = shard.write().unwrap_or_else(|e| e.into_inner());
+            let missing = per_shard.saturating_sub(shard.table.len());
+            shard
+                .table
+                .reserve(missing, |e| self.hasher.hash_one(e.key));
+        }
     }
 
     fn level<'a, K: Key>(
@@ -214,11 +253,20 @@ impl Table {
         bit: u32,
     ) -> &'a Level<K> {
         let level = slot.get_or_init(Level::new);
-        lens.fetch_or(1 << bit, Ordering::AcqRel);
+        // Bits are never cleared: once set, no atomic write is needed.
+        if lens.load(Ordering::Acquire) & (1 << bit) == 0 {
+            lens.fetch_or(1 << bit, Ordering::AcqRel);
+        }
         level
     }
 
-    fn put<K: Key>(&self, level: &Level<K>, key: K, expires: u64, label: u32) -> Option<u32> {
+    fn put<K: Key>(
+        &self,
+        level: &Level<K>,
+        key: K,
+        expires: u64,
+        label: u32,
+    ) -> Option<(u64, u32)> {
         let hash = self.hasher.hash_one(key);
         let mut shard = level.shard(hash).write().unwrap_or_else(|e| e.into_inner());
         shard.next_expiry = shard.next_expiry.min(expires);
@@ -228,7 +276,8 @@ impl Table {
             label,
         };
         if let Some(e) = shard.table.find_mut(hash, |e| e.key == key) {
-            return Some(std::mem::replace(e, entry).label);
+            let old = std::mem::replace(e, entry);
+            return Some((old.expires(), old.label));
         }
         shard
             .table
@@ -487,6 +536,54 @@ mod tests {
             all.sort();
             list.sort();
             prop_assert_eq!(all, list);
+        }
+    }
+
+    #[test]
+    fn reserving_room_changes_nothing_but_capacity() {
+        let table = Table::new();
+        let nets: Vec<IpNet> = (0..5000u32)
+            .map(|i| match i % 2 {
+                0 => Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 + i), 32)
+                    .unwrap()
+                    .into(),
+                _ => Ipv6Net::new(Ipv6Addr::from(u128::from(i) << 64), 64)
+                    .unwrap()
+                    .into(),
+            })
+            .collect();
+        table.reserve(nets.iter().copied());
+        assert_eq!(table.len(), 0);
+        assert_eq!(table.find("10.0.0.0".parse().unwrap(), 0), None);
+        for (i, net) in nets.iter().enumerate() {
+            assert_eq!(table.insert(*net, NEVER, i as u32), None);
+        }
+        // Held already: reserving again (a resync of the same bans) grows nothing.
+        let capacity = |t: &Table| {
+            let mut c = 0;
+            for level in t.v4.iter().filter_map(OnceLock::get) {
+                c += level
+                    .shards
+                    .iter()
+                    .map(|s| s.read().unwrap().table.capacity())
+                    .sum::<usize>();
+            }
+            for level in t.v6.iter().filter_map(OnceLock::get) {
+                c += level
+                    .shards
+                    .iter()
+                    .map(|s| s.read().unwrap().table.capacity())
+                    .sum::<usize>();
+            }
+            c
+        };
+        let before = capacity(&table);
+        table.reserve(nets.iter().copied());
+        assert_eq!(capacity(&table), before);
+        assert_eq!(table.len(), 5000);
+        for (i, net) in nets.iter().enumerate() {
+            let f = table.find(net.network(), 1).expect("banned");
+            assert_eq!((f.target, f.label), (*net, i as u32));
         }
     }
 
