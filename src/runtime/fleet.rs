@@ -34,6 +34,10 @@ impl Local for Shared {
         }
     }
 
+    fn holds(&self, target: IpNet, expires: u64, reason: Option<&str>) -> bool {
+        self.bans.holds(target, expires, reason)
+    }
+
     fn count(&self) -> usize {
         self.bans.len()
     }

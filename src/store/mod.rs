@@ -58,6 +58,8 @@ pub(crate) trait Local: Send + Sync {
     fn ban(&self, target: IpNet, expires: u64, reason: Option<&str>);
     /// Lifts a ban another instance lifted.
     fn unban(&self, target: IpNet);
+    /// Whether exactly this ban is held (a full resync changes only what differs).
+    fn holds(&self, target: IpNet, expires: u64, reason: Option<&str>) -> bool;
     /// How many bans are held (expired ones included until swept).
     fn count(&self) -> usize;
     /// Adds, renews (`Some`) or lifts (`None`) a ban during a full resync: recorded in one

@@ -1,7 +1,6 @@
 //! The full read: every record in Redis, made this instance's state. Redis serves the pages
-//! and this thread parses them while a second thread decodes the previous page, so the
-//! decoding overlaps the waiting (a cold instance with a million bans is in sync in about
-//! 2 s instead of 3).
+//! and one thread parses them while a second decodes the previous page, so the decoding
+//! overlaps the waiting; then what differs is found, and only that is changed.
 
 use std::collections::HashSet;
 use std::sync::mpsc;
@@ -24,25 +23,45 @@ struct Page {
     flat: Vec<String>,
 }
 
+/// What a full read found different from this instance's state.
+#[derive(Default)]
+struct Diff {
+    /// Bans in force in Redis that this instance does not hold as they are.
+    bans: Vec<(IpNet, u64, Option<String>)>,
+    /// Bans this instance holds that Redis does not.
+    lifts: Vec<IpNet>,
+    /// Sets and modes, as recorded.
+    others: Vec<Record>,
+}
+
 /// Reads every record and makes this instance hold exactly what Redis holds: bans added,
 /// renewed and lifted; sets and modes as recorded. A read that fails part way changes
 /// nothing.
+///
+/// The reading, decoding and comparing (a million records) run at background priority,
+/// on the CPU the requests leave; only the changes found are made at normal priority,
+/// because they take the ban table's write locks, which a preempted low-priority thread
+/// would hold while requests wait.
 pub(super) fn read_all(
     store: &Store,
     con: &mut Connection,
     keys: &Keys,
     local: &dyn Local,
 ) -> Result<(), String> {
-    let (pages, inbox) = mpsc::sync_channel::<Page>(IN_FLIGHT);
-    let (records, scanned) = crate::background::alongside(
-        "rocket-allow-store-decode",
-        move || decode_pages(inbox),
-        // The sender goes with this closure: when it ends, however, the decoder ends too.
-        move || scan(con, keys, pages),
-    )
-    .map_err(|e| format!("cannot start the decoder: {e}"))?;
-    scanned?;
-    make_local(store, local, &records);
+    let diff = crate::background::run("rocket-allow-store-read", || {
+        let (pages, inbox) = mpsc::sync_channel::<Page>(IN_FLIGHT);
+        let (records, scanned) = crate::background::alongside(
+            "rocket-allow-store-decode",
+            move || decode_pages(inbox),
+            // The sender goes with this closure: when it ends, however, the decoder ends too.
+            move || scan(con, keys, pages),
+        )
+        .map_err(|e| format!("cannot start the decoder: {e}"))?;
+        scanned?;
+        Ok::<_, String>(compare(local, records))
+    })
+    .map_err(|e| format!("cannot start the full read: {e}"))??;
+    make_local(store, local, diff);
     Ok(())
 }
 
@@ -103,9 +122,47 @@ fn decode_pages(inbox: mpsc::Receiver<Page>) -> Vec<Record> {
     records
 }
 
-/// Makes the local state what `records` say, changing only what differs.
-fn make_local(store: &Store, local: &dyn Local, records: &[Record]) {
-    // Targets with a change still queued keep their local state until it is written.
+/// What differs between `records` and this instance's state (read only: takes no write
+/// lock).
+fn compare(local: &dyn Local, records: Vec<Record>) -> Diff {
+    let now = now_ms();
+    let mut diff = Diff::default();
+    // What this instance holds and Redis does not was lifted (or expired) elsewhere; the
+    // count says whether there is any (the table holds exactly Redis's bans otherwise).
+    if local.count() != in_force(&records, now).count() {
+        let held = local.bans();
+        // A cold instance holds nothing to lift: no set of a million targets to build.
+        if !held.is_empty() {
+            let remote: HashSet<IpNet> = in_force(&records, now).collect();
+            diff.lifts = held
+                .into_iter()
+                .map(|(target, _, _)| target)
+                .filter(|t| !remote.contains(t))
+                .collect();
+        }
+    }
+    for record in records {
+        match record {
+            Record::Ban {
+                target,
+                expires,
+                reason,
+                ..
+            } if expires > now => {
+                if !local.holds(target, expires, reason.as_deref()) {
+                    diff.bans.push((target, expires, reason));
+                }
+            }
+            Record::Ban { .. } | Record::Lifted { .. } => {}
+            other => diff.others.push(other),
+        }
+    }
+    diff
+}
+
+/// Makes the changes a full read found, but to targets with a change of this instance's
+/// still queued (they keep their local state until it is written).
+fn make_local(store: &Store, local: &dyn Local, diff: Diff) {
     let queued: HashSet<String> = store
         .queue
         .lock()
@@ -114,36 +171,21 @@ fn make_local(store: &Store, local: &dyn Local, records: &[Record]) {
         .map(|c| c.field.clone())
         .collect();
     let free = |t: &IpNet| queued.is_empty() || !queued.contains(&t.to_string());
-    let now = now_ms();
-    local.reserve(&mut in_force(records, now));
-    let (mut added, mut lifted, mut remote_count) = (0, 0, 0);
-    for record in records {
-        match record {
-            Record::Ban {
-                target,
-                expires,
-                reason,
-                ..
-            } if *expires > now => {
-                remote_count += 1;
-                // Only what differs is changed: a resync of an unchanged fleet writes nothing.
-                if free(target) && local.load(*target, Some((*expires, reason.as_deref()))) {
-                    added += 1;
-                }
-            }
-            Record::Ban { .. } | Record::Lifted { .. } => {}
-            other => apply(local, other.clone()),
+    local.reserve(&mut diff.bans.iter().map(|(target, _, _)| *target));
+    let mut added = 0;
+    for (target, expires, reason) in &diff.bans {
+        if free(target) && local.load(*target, Some((*expires, reason.as_deref()))) {
+            added += 1;
         }
     }
-    // What this instance holds and Redis does not was lifted (or expired) elsewhere; the
-    // count says whether there is any (the table holds exactly Redis's bans otherwise).
-    if local.count() != remote_count {
-        let remote: HashSet<IpNet> = in_force(records, now).collect();
-        for (target, _, _) in local.bans() {
-            if !remote.contains(&target) && free(&target) && local.load(target, None) {
-                lifted += 1;
-            }
+    let mut lifted = 0;
+    for target in &diff.lifts {
+        if free(target) && local.load(*target, None) {
+            lifted += 1;
         }
+    }
+    for other in diff.others {
+        apply(local, other);
     }
     local.synced(added, lifted);
 }

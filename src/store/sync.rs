@@ -285,14 +285,7 @@ fn session(
         None => {
             // The log's newest id before the read: later changes arrive as messages.
             *last_id = Some(newest_id(&mut con, keys)?);
-            // The heaviest thing the store does (every record decoded and compared): at
-            // background priority, on the CPU the requests leave (p99 2.6x under load at
-            // normal priority, with a full read every 2 s).
-            let local = l.as_ref();
-            crate::background::run("rocket-allow-store-read", || {
-                super::read::read_all(store, &mut con, keys, local)
-            })
-            .map_err(|e| format!("cannot start the full read: {e}"))??;
+            super::read::read_all(store, &mut con, keys, l.as_ref())?;
         }
     }
     drop(l);
