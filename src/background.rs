@@ -25,17 +25,7 @@ where
 /// the calling thread has to wait for anyway (a full read of the fleet store), which then
 /// takes only the CPU the request threads leave.
 pub(crate) fn run<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> io::Result<T> {
-    std::thread::scope(|s| {
-        let worker = std::thread::Builder::new()
-            .name(name.into())
-            .spawn_scoped(s, || {
-                lower_priority();
-                f()
-            })?;
-        Ok(worker
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-    })
+    alongside(name, f, || ()).map(|(t, ())| t)
 }
 
 /// Runs `work` on a thread of its own at background priority while `here` runs on the
