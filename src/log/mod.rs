@@ -10,6 +10,7 @@
 //! drop count is only visible to the request side (so drop notices had to queue behind the
 //! very backlog that caused them), and it cannot say how many lines are still waiting.
 
+mod escape;
 mod line;
 mod rotate;
 mod template;

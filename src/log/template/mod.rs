@@ -15,7 +15,8 @@ mod tests;
 use datefmt::{parse_datefmt, Civil, DatePiece};
 use formatter::parse_formatter;
 
-use super::line::{capped, escape_into, must_escape, Entry, Escaped, MAX_URL, MAX_USER_AGENT};
+use super::escape::{capped, escape_into, must_escape, Escaped, MAX_URL, MAX_USER_AGENT};
+use super::line::Entry;
 use crate::ip_text::IpText;
 use crate::rules::Verdict;
 
