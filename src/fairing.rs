@@ -13,7 +13,8 @@ use rocket::{Build, Data, Orbit, Request, Rocket};
 use crate::client::ClientIpHeader;
 use crate::config::AllowConfig;
 use crate::decide::bans::Bans;
-use crate::decide::generation::{Addresses, Contents, Generation, Spec, APP_WIDE};
+use crate::decide::generation::{Addresses, Contents, Generation};
+use crate::decide::spec::{Spec, APP_WIDE};
 use crate::decide::{decide, refuse_path, AllowState, Shared, Stage};
 use crate::error::Error;
 use crate::log::AccessLog;
@@ -170,7 +171,7 @@ async fn start(config: AllowConfig, shutdown_wait: Duration) -> Result<Shared, E
              its bans and the rules that deny it are not applied. Prefer the default (\"refuse\")"
         );
     }
-    for warning in spec.wide_proxies(&contents) {
+    for warning in contents.wide_proxies(&spec) {
         log::warn!(target: "rocket_allow", "{warning}");
     }
     let names = resolve::host_names(spec.targets(&contents.entries));

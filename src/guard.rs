@@ -168,12 +168,12 @@ impl<'r> FromRequest<'r> for ClientIp {
         let policy = shared
             .spec
             .policy_for(|| req.uri().path().segments())
-            .unwrap_or(crate::decide::generation::APP_WIDE);
+            .unwrap_or(crate::decide::spec::APP_WIDE);
         match shared.client(&generation, req, policy) {
             Some(Ok(c)) => Outcome::Success(ClientIp(c.ip)),
             // Only reachable where the fairing does not decide (a catcher): refuse.
             _ => Outcome::Error((
-                shared.spec.policies[crate::decide::generation::APP_WIDE].reject_status,
+                shared.spec.policies[crate::decide::spec::APP_WIDE].reject_status,
                 GuardError::Refused,
             )),
         }

@@ -9,6 +9,7 @@ pub(crate) mod generation;
 pub(crate) mod matcher;
 pub(crate) mod paths;
 pub(crate) mod refusal;
+pub(crate) mod spec;
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -20,8 +21,9 @@ use rocket::Request;
 use crate::client::{client_addr_at, ClientAddr, ClientIpHeader, Unreadable};
 use crate::config::MissingHeader;
 use crate::decide::bans::{Ban, Bans};
-use crate::decide::generation::{Contents, Generation, Spec, APP_WIDE};
+use crate::decide::generation::{Contents, Generation};
 use crate::decide::matcher::Decision;
+use crate::decide::spec::{Spec, APP_WIDE};
 use crate::log::{AccessLog, By, Entry, Level, RuleRef, Url};
 use crate::observe::hits::RuleHits;
 use crate::observe::Metrics;
@@ -93,8 +95,8 @@ impl Shared {
             return Ok(false);
         };
         // A change to a set the trusted proxies use is checked as the configuration was.
-        let before = self.spec.wide_proxies(&contents);
-        for warning in self.spec.wide_proxies(&next) {
+        let before = contents.wide_proxies(&self.spec);
+        for warning in next.wide_proxies(&self.spec) {
             if !before.contains(&warning) {
                 log::warn!(target: "rocket_allow", "{warning}");
             }

@@ -89,7 +89,7 @@ impl Local for Shared {
 
     fn mode(&self, policy: &str, enforce: bool) {
         let index = if policy.is_empty() {
-            Some(crate::decide::generation::APP_WIDE)
+            Some(crate::decide::spec::APP_WIDE)
         } else {
             self.spec.policy_named(policy)
         };

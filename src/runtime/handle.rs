@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use super::error::RuntimeError;
 use crate::config::{Mode, SetConfig};
 use crate::decide::bans::{parse_target, Ban};
-use crate::decide::generation::APP_WIDE;
+use crate::decide::spec::APP_WIDE;
 use crate::decide::{describe_ban, Shared};
 use crate::error::Error;
 use crate::rules::Target;
