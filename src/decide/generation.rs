@@ -1,5 +1,5 @@
-//! What the request path reads: the configured policies ([`Spec`], fixed at ignite) and
-//! one compiled [`Generation`] of them.
+//! What the request path reads: one compiled [`Generation`] of the configured policies
+//! ([`Spec`], fixed at ignite).
 //!
 //! A generation is immutable: every policy's rules and the trusted proxies compiled
 //! against one set of host-name addresses. A DNS refresh compiles a new one and swaps it

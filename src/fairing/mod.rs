@@ -6,16 +6,15 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use rocket::fairing::{self, Fairing, Info, Kind};
-use rocket::http::{uri::Origin, Method, Status};
-use rocket::route::{Handler, Outcome, Route};
-use rocket::{Build, Data, Orbit, Request, Rocket};
+use rocket::route::Route;
+use rocket::{Build, Orbit, Rocket};
 
 use crate::client::ClientIpHeader;
 use crate::config::AllowConfig;
 use crate::decide::bans::Bans;
 use crate::decide::generation::{Addresses, Contents, Generation};
-use crate::decide::spec::{Spec, APP_WIDE};
-use crate::decide::{decide, refuse_path, AllowState, Shared, Stage};
+use crate::decide::spec::Spec;
+use crate::decide::{AllowState, Shared};
 use crate::error::Error;
 use crate::log::AccessLog;
 use crate::observe::hits::RuleHits;
@@ -27,6 +26,14 @@ use crate::runtime::handle::AllowHandle;
 use crate::sources;
 
 pub use crate::decide::REFUSED_PATH;
+
+mod request;
+mod watch;
+
+use request::{Decide, Refuse, Responses, ALL_METHODS};
+#[cfg(feature = "url-lists")]
+use watch::refresh_url_lists;
+use watch::{watch_geoip, watch_list_files};
 
 /// The fairing. Attach it, and put the rules in Rocket.toml:
 ///
@@ -430,218 +437,4 @@ async fn start_store(shared: &Arc<Shared>) -> Result<(), String> {
             store.config.redacted_url());
     }
     Ok(())
-}
-
-/// Starts reloading list files when they change. The watcher holds only a weak handle, so
-/// it ends once the app's state is gone.
-fn watch_list_files(shared: &Arc<Shared>) {
-    let files = std::mem::take(&mut *shared.watched.lock().unwrap_or_else(|e| e.into_inner()));
-    if files.is_empty() {
-        return;
-    }
-    let weak = Arc::downgrade(shared);
-    let started = sources::watch_files(files, move |set, result| {
-        apply_source(&weak, set, result.map(Some), Source::File)
-    });
-    if let Err(e) = started {
-        log::error!(target: "rocket_allow", "rocket-allow: cannot watch list files: {e}");
-    }
-}
-
-/// Starts reading a database file again when it changes (replaced by rename, or rewritten
-/// and then left alone for half a second); a file that cannot be used keeps the last good
-/// networks. The watcher holds only a weak handle.
-fn watch_geoip(shared: &Arc<Shared>) {
-    let files = std::mem::take(&mut *shared.geo_watched.lock().unwrap_or_else(|e| e.into_inner()));
-    if files.is_empty() {
-        return;
-    }
-    let weak = Arc::downgrade(shared);
-    let started = sources::watch(files, "rocket-allow-geoip", move |file| {
-        let Some(shared) = weak.upgrade() else {
-            return false;
-        };
-        let name = file.set.as_str();
-        let outcome = match file.gone() {
-            true => Err(format!("`{}` is gone", file.path.display())),
-            false => shared
-                .update_if(|c| Ok(crate::geoip::reread(&c.geo, name)?.map(|geo| c.with_geo(geo)))),
-        };
-        match outcome {
-            Ok(false) => {}
-            Ok(true) => {
-                shared.metrics.reloaded(Source::File);
-                log::info!(target: "rocket_allow", "allow.geoip.{name}: reloaded");
-            }
-            Err(e) => {
-                shared.metrics.refresh_failed(Source::File, name, 1);
-                log::error!(target: "rocket_allow",
-                    "allow.geoip.{name}: {e}; keeping the networks last read");
-            }
-        }
-        true
-    });
-    if let Err(e) = started {
-        log::error!(target: "rocket_allow", "rocket-allow: cannot watch allow.geoip files: {e}");
-    }
-}
-
-/// Starts refetching URL lists (a thread each) every `refresh_secs`, failed fetches sooner;
-/// the threads end once the app's state is gone.
-#[cfg(feature = "url-lists")]
-fn refresh_url_lists(shared: &Arc<Shared>) {
-    let lists = std::mem::take(&mut *shared.urls.lock().unwrap_or_else(|e| e.into_inner()));
-    if lists.is_empty() {
-        return;
-    }
-    let weak = Arc::downgrade(shared);
-    let started = sources::refresh_urls(lists, move |set, result| {
-        apply_source(&weak, set, result, Source::Url)
-    });
-    if let Err(e) = started {
-        log::error!(target: "rocket_allow", "rocket-allow: cannot refresh URL lists: {e}");
-    }
-}
-
-/// Applies what a source produced for `set`: new entries (`Some`), nothing new (`None`), or
-/// why it cannot be used (the last good list stays). `false` once the app is gone.
-fn apply_source(
-    shared: &Weak<Shared>,
-    set: &str,
-    result: Result<Option<Vec<Target>>, String>,
-    source: Source,
-) -> bool {
-    let Some(shared) = shared.upgrade() else {
-        return false;
-    };
-    // The same entries as now (a touched file, a list sent again) change nothing: no
-    // recompile, no reload counted or logged.
-    let outcome = result.and_then(|entries| match entries {
-        None => Ok(None),
-        Some(entries) => {
-            let count = entries.len();
-            shared
-                .replace_set(set, entries)
-                .map(|changed| changed.then_some(count))
-        }
-    });
-    let done = match source {
-        Source::Url => "fetched",
-        _ => "reloaded",
-    };
-    match outcome {
-        Ok(None) => shared.sources.ok(set),
-        Ok(Some(count)) => {
-            shared.sources.ok(set);
-            shared.metrics.reloaded(source);
-            log::info!(target: "rocket_allow", "allow.sets.{set}: {done}, {count} entries")
-        }
-        Err(e) => {
-            shared.sources.failed(set, &e);
-            shared.metrics.refresh_failed(source, set, 1);
-            log::error!(target: "rocket_allow", "allow.sets.{set}: {e}; keeping the last good list")
-        }
-    }
-    true
-}
-
-/// Every method a request can have; each gets a refusal route.
-const ALL_METHODS: [Method; 9] = [
-    Method::Get,
-    Method::Head,
-    Method::Post,
-    Method::Put,
-    Method::Delete,
-    Method::Patch,
-    Method::Options,
-    Method::Trace,
-    Method::Connect,
-];
-
-/// The status a refused request is answered with, for the refusal route.
-struct Refusal(Status);
-
-/// Decides every request, as the last request fairing, and sends refused ones to the
-/// refusal route. The path (for path-scoped policies) is the one the router will see.
-struct Decide;
-
-#[rocket::async_trait]
-impl Fairing for Decide {
-    fn info(&self) -> Info {
-        Info {
-            name: "rocket-allow (decision)",
-            kind: Kind::Request,
-        }
-    }
-
-    async fn on_request(&self, req: &mut Request<'_>, _: &mut Data<'_>) {
-        // Fails closed: without the state nothing is let in. (`rocket()` borrows the app,
-        // not the request, so the state is looked up once.)
-        let state = req.rocket().state::<AllowState>();
-        let ruling = state.map(|AllowState(shared)| {
-            match shared.spec.policy_for(|| req.uri().path().segments()) {
-                Some(policy) => decide(shared, req, policy, Stage::Arriving),
-                None => refuse_path(shared, req),
-            }
-        });
-        if let (Some(r), Some(AllowState(s))) = (ruling, state) {
-            if s.keep_rulings {
-                crate::decide::keep_ruling(req, r);
-            }
-        }
-        match (state.filter(|s| s.0.publish), ruling.and_then(|r| r.client)) {
-            (None, _) => {}
-            (Some(_), Some(client)) => crate::publish::publish(req, client),
-            (Some(s), None) => crate::publish::publish_unknown(req, s.0.header.name()),
-        }
-        match ruling {
-            Some(r) if r.admitted() => {}
-            refused => {
-                let status = refused.map_or(Status::Forbidden, |r| r.status);
-                req.local_cache(|| Refusal(status));
-                // A constant, so parsing cannot fail (every refusal test goes through here).
-                let uri = Origin::parse(REFUSED_PATH).expect("REFUSED_PATH is an origin URI");
-                // The method is kept (HEAD stays HEAD, so Rocket strips the body): every
-                // method has a refusal route.
-                req.set_uri(uri);
-            }
-        }
-    }
-}
-
-/// Counts responses for the automatic-ban rules (attached only when there are some).
-struct Responses(Arc<AutoBans>);
-
-#[rocket::async_trait]
-impl Fairing for Responses {
-    fn info(&self) -> Info {
-        Info {
-            name: "rocket-allow (automatic bans)",
-            kind: Kind::Response,
-        }
-    }
-
-    async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut rocket::Response<'r>) {
-        self.0.on_response(req, res.status().code);
-    }
-}
-
-/// The refusal route's handler: fails with the policy's status so the app's catcher for it
-/// answers.
-#[derive(Clone)]
-struct Refuse;
-
-#[rocket::async_trait]
-impl Handler for Refuse {
-    async fn handle<'r>(&self, req: &'r Request<'_>, _: Data<'r>) -> Outcome<'r> {
-        // A request for this path that was not refused (an admitted client asking for it by
-        // name) gets the app-wide status.
-        let app_wide = req
-            .rocket()
-            .state::<AllowState>()
-            .map_or(Status::Forbidden, |s| {
-                s.0.spec.policies[APP_WIDE].reject_status
-            });
-        Outcome::Error(req.local_cache(|| Refusal(app_wide)).0)
-    }
 }
