@@ -413,6 +413,128 @@ fn garbage_in_the_keys_is_skipped_and_never_unbans() {
     until_all(&[&a, &b], "127.0.0.8", 403, "a ban after the garbage");
 }
 
+/// Waits (15 s at most) until `path` holds a line containing `want`; the line.
+fn until_line(path: &Path, want: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains(want)) {
+            return line.to_string();
+        }
+        assert!(Instant::now() < deadline, "no line with `{want}`:\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_full_read_over_many_pages_adds_and_lifts_exactly() {
+    let _one = serial();
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    // 25,000 bans written as another instance would have (the read takes several pages,
+    // decoded while the next is fetched), with garbage between them.
+    const N: u32 = 25_000;
+    let ip = |i: u32| std::net::Ipv4Addr::from(0x7f01_0000 + i);
+    let mut args = vec!["HSET".to_string(), "rocket-allow:bans".to_string()];
+    for i in 0..N {
+        args.push(format!("{}/32", ip(i)));
+        args.push(r#"{"e":null,"r":"bulk","m":1,"o":"elsewhere"}"#.to_string());
+        if i % 3000 == 7 {
+            // Garbage for addresses not otherwise banned: skipped, never a ban.
+            args.push(format!("127.2.0.{}/32", i / 3000));
+            args.push("garbage".to_string());
+        }
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert!(redis.cmd(&args).is_some_and(|a| a.starts_with(':')));
+    redis.cmd(&["SET", "rocket-allow:epoch", "elsewhere"]);
+    let log = dir.path().join("b.log");
+    let b = Instance::start_with(
+        dir.path(),
+        &redis.url(),
+        &format!("access_log = \"{}\"", log.display()),
+        "",
+    );
+    // Cold: every ban, nothing else.
+    let line = until_line(&log, "full resync");
+    assert!(
+        line.contains(&format!("full resync: {N} bans added or renewed, 0 lifted")),
+        "{line}"
+    );
+    for i in (0..N).step_by(997).chain([N - 1]) {
+        assert_eq!(b.get(&ip(i).to_string()), 403, "{}", ip(i));
+    }
+    for g in 0..=(N / 3000) {
+        assert_eq!(b.get(&format!("127.2.0.{g}")), 200);
+    }
+    // Half of them gone from Redis while B was away, and the change log with them: B's
+    // reconnect reads everything again and lifts exactly those.
+    let mut gone = vec!["HDEL".to_string(), "rocket-allow:bans".to_string()];
+    gone.extend((0..N).step_by(2).map(|i| format!("{}/32", ip(i))));
+    let gone: Vec<&str> = gone.iter().map(String::as_str).collect();
+    assert_eq!(
+        redis.cmd(&gone).as_deref(),
+        Some(format!(":{}", N.div_ceil(2)).as_str())
+    );
+    redis.cmd(&["DEL", "rocket-allow:log"]);
+    redis.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    redis.cmd(&["CLIENT", "KILL", "TYPE", "normal"]);
+    until_line(
+        &log,
+        &format!(
+            "full resync: 0 bans added or renewed, {} lifted",
+            N.div_ceil(2)
+        ),
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.matches("full resync").count(), 2, "{text}");
+    for i in (0..N).step_by(997).chain([N - 2, N - 1]) {
+        let want = if i % 2 == 0 { 200 } else { 403 };
+        assert_eq!(b.get(&ip(i).to_string()), want, "{}", ip(i));
+    }
+}
+
+#[test]
+fn a_full_read_that_failed_is_made_again_in_full() {
+    let _one = serial();
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = Instance::start(dir.path(), &redis.url(), "");
+    for i in 10..14 {
+        a.ops(&format!("/ban/127.0.3.{i}"));
+    }
+    until_all(&[&a], "127.0.3.13", 403, "a ban");
+    // While A is away, the change log goes and the bans key turns into something no one can
+    // read: A's full read fails, and changes nothing.
+    redis.cmd(&["RENAME", "rocket-allow:bans", "saved"]);
+    redis.cmd(&["SET", "rocket-allow:bans", "not a hash"]);
+    redis.cmd(&["DEL", "rocket-allow:log"]);
+    redis.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    redis.cmd(&["CLIENT", "KILL", "TYPE", "normal"]);
+    let err = dir.path().join(format!("fleet-{}.err", a.port));
+    until_line(&err, "cannot be read; bans unchanged");
+    assert_eq!(a.get("127.0.3.10"), 403);
+    // The bans come back, but for two lifted meanwhile: the next connection must read
+    // everything again (not replay from the point the failed read started at).
+    redis.cmd(&["DEL", "rocket-allow:bans"]);
+    redis.cmd(&["HDEL", "saved", "127.0.3.10/32", "127.0.3.11/32"]);
+    redis.cmd(&["RENAME", "saved", "rocket-allow:bans"]);
+    until_all(
+        &[&a],
+        "127.0.3.10",
+        200,
+        "a ban lifted while the read failed",
+    );
+    until_all(
+        &[&a],
+        "127.0.3.11",
+        200,
+        "a ban lifted while the read failed",
+    );
+    assert_eq!(a.get("127.0.3.12"), 403);
+    assert_eq!(a.get("127.0.3.13"), 403);
+}
+
 #[test]
 fn a_redis_that_never_answers_does_not_hold_up_requests() {
     let _one = serial();

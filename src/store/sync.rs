@@ -283,9 +283,12 @@ fn session(
     match replayed {
         Some(last) => *last_id = Some(last),
         None => {
-            // The log's newest id before the read: later changes arrive as messages.
-            *last_id = Some(newest_id(&mut con, keys)?);
+            // The log's newest id before the read: later changes arrive as messages. It
+            // becomes the replay point only once the read succeeded: after a failed one,
+            // the next connection must read everything again.
+            let newest = newest_id(&mut con, keys)?;
             super::read::read_all(store, &mut con, keys, l.as_ref())?;
+            *last_id = Some(newest);
         }
     }
     drop(l);
