@@ -350,25 +350,25 @@ fn the_tracked_gauge_counts_clients_in_a_fleet() {
         h.strike("login", IpAddr::V4((0xc633_6400 + i).into()))
             .unwrap();
     }
-    until(10, "50 keys in Redis", || {
-        redis
-            .cmd(&["DBSIZE"])
-            .is_some_and(|n| n[1..].parse::<u32>().unwrap_or(0) >= 50)
-    });
-    let mut tracked = None;
-    for (key, _, _, value) in snap.snapshot().into_vec() {
-        let k = key.key();
-        if k.name() == "rocket_allow_auto_ban_tracked" && k.labels().any(|l| l.value() == "login") {
-            if let metrics_util::debugging::DebugValue::Gauge(g) = value {
-                tracked = Some(g.into_inner());
-            }
-        }
-    }
+    // Strikes are counted off the request path: wait for the gauge (it stayed 0 before).
+    let tracked = || {
+        snap.snapshot()
+            .into_vec()
+            .into_iter()
+            .find_map(|(key, _, _, value)| {
+                let k = key.key();
+                let ours = k.name() == "rocket_allow_auto_ban_tracked"
+                    && k.labels().any(|l| l.value() == "login");
+                match value {
+                    metrics_util::debugging::DebugValue::Gauge(g) if ours => Some(g.into_inner()),
+                    _ => None,
+                }
+            })
+    };
+    let counted = within(10, || tracked().is_some_and(|t| t >= 50.0));
+    let last = tracked();
     s.stop().unwrap();
-    assert!(
-        tracked.is_some_and(|t| t >= 50.0),
-        "tracked gauge {tracked:?} with 50 clients counted"
-    );
+    assert!(counted, "tracked gauge {last:?} with 50 clients counted");
 }
 
 /// Was a finding (low), fixed: report mode "bans nobody", but in a fleet its would-be bans still write
