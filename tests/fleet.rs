@@ -413,17 +413,11 @@ fn garbage_in_the_keys_is_skipped_and_never_unbans() {
     until_all(&[&a, &b], "127.0.0.8", 403, "a ban after the garbage");
 }
 
-/// Waits (15 s at most) until `path` holds a line containing `want`; the line.
-fn until_line(path: &Path, want: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        if let Some(line) = text.lines().find(|l| l.contains(want)) {
-            return line.to_string();
-        }
-        assert!(Instant::now() < deadline, "no line with `{want}`:\n{text}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// Waits (15 s at most) until `path` holds a line containing `want`.
+fn until_line(path: &Path, want: &str) {
+    common::until(15, &format!("a line with `{want}`"), || {
+        std::fs::read_to_string(path).is_ok_and(|t| t.contains(want))
+    });
 }
 
 #[test]
@@ -456,10 +450,11 @@ fn a_full_read_over_many_pages_adds_and_lifts_exactly() {
         "",
     );
     // Cold: every ban, nothing else.
-    let line = until_line(&log, "full resync");
+    until_line(&log, "full resync");
+    let text = std::fs::read_to_string(&log).unwrap();
     assert!(
-        line.contains(&format!("full resync: {N} bans added or renewed, 0 lifted")),
-        "{line}"
+        text.contains(&format!("full resync: {N} bans added or renewed, 0 lifted")),
+        "{text}"
     );
     for i in (0..N).step_by(997).chain([N - 1]) {
         assert_eq!(b.get(&ip(i).to_string()), 403, "{}", ip(i));
