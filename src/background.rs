@@ -21,18 +21,32 @@ where
         })
 }
 
-/// Runs `f` on a thread of its own at background priority and waits for it: for heavy work
-/// the calling thread has to wait for anyway (a full read of the fleet store), which then
-/// takes only the CPU the request threads leave.
-pub(crate) fn run<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> io::Result<T> {
-    alongside(name, f, || ()).map(|(t, ())| t)
+/// How the threads of [`run`] and [`alongside`] are scheduled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Priority {
+    /// The lowest priority: only the CPU the request threads leave.
+    Background,
+    /// The process's own, for work that must not wait for idle time.
+    Normal,
 }
 
-/// Runs `work` on a thread of its own at background priority while `here` runs on the
-/// calling thread, and returns both results: for heavy work that can overlap with what the
-/// calling thread waits on (decoding the pages of a full read while the next is fetched).
+/// Runs `f` on a thread of its own at `priority` and waits for it: for heavy work the
+/// calling thread has to wait for anyway (a full read of the fleet store), which then
+/// takes only the CPU the request threads leave.
+pub(crate) fn run<T: Send>(
+    name: &str,
+    priority: Priority,
+    f: impl FnOnce() -> T + Send,
+) -> io::Result<T> {
+    alongside(name, priority, f, || ()).map(|(t, ())| t)
+}
+
+/// Runs `work` on a thread of its own at `priority` while `here` runs on the calling
+/// thread, and returns both results: for heavy work that can overlap with what the calling
+/// thread waits on (decoding the pages of a full read while the next is fetched).
 pub(crate) fn alongside<A: Send, B>(
     name: &str,
+    priority: Priority,
     work: impl FnOnce() -> A + Send,
     here: impl FnOnce() -> B,
 ) -> io::Result<(A, B)> {
@@ -40,7 +54,9 @@ pub(crate) fn alongside<A: Send, B>(
         let worker = std::thread::Builder::new()
             .name(name.into())
             .spawn_scoped(s, || {
-                lower_priority();
+                if priority == Priority::Background {
+                    lower_priority();
+                }
                 work()
             })?;
         let b = here();

@@ -93,6 +93,12 @@ impl Gate {
             Some(max) => now_ms().saturating_sub(self.last_sync.load(Ordering::Relaxed)) > max,
         }
     }
+
+    /// Whether a full read must not wait for idle CPU: before the first good sync, and
+    /// always with `on_unavailable = "refuse"`.
+    fn urgent(&self) -> bool {
+        self.refuse_after.is_some() || self.last_sync.load(Ordering::Relaxed) == 0
+    }
 }
 
 /// How the store is doing, from [`AllowHandle::store_status`](crate::AllowHandle::store_status).

@@ -11,6 +11,7 @@ use redis::Connection;
 use super::record::{decode, Kind, Record};
 use super::sync::{apply, connection_failed, err, malformed, Keys, SCAN};
 use super::{now_ms, Local, Store};
+use crate::background::Priority;
 
 /// Pages in flight between the reader and the decoder: enough to ride out an uneven page,
 /// few enough that a slow decoder holds back the reading (memory stays bounded).
@@ -38,20 +39,29 @@ struct Diff {
 /// renewed and lifted; sets and modes as recorded. A read that fails part way changes
 /// nothing.
 ///
-/// The reading, decoding and comparing (a million records) run at background priority,
-/// on the CPU the requests leave; only the changes found are made at normal priority,
-/// because they take the ban table's write locks, which a preempted low-priority thread
-/// would hold while requests wait.
+/// The reading, decoding and comparing (a million records) run at background priority on
+/// a resync, on the CPU the requests leave; only the changes found are made at normal
+/// priority, because they take the ban table's write locks, which a preempted
+/// low-priority thread would hold while requests wait.
 pub(super) fn read_all(
     store: &Store,
     con: &mut Connection,
     keys: &Keys,
     local: &dyn Local,
 ) -> Result<(), String> {
-    let diff = crate::background::run("rocket-allow-store-read", || {
+    // A resync of an instance that has a good state runs in the background. The first sync
+    // does not (a busy core would keep the instance out of the fleet for minutes), nor
+    // any with `on_unavailable = "refuse"` (the read's time counts as staleness there).
+    let priority = if store.gate.urgent() {
+        Priority::Normal
+    } else {
+        Priority::Background
+    };
+    let diff = crate::background::run("rocket-allow-store-read", priority, || {
         let (pages, inbox) = mpsc::sync_channel::<Page>(IN_FLIGHT);
         let (records, scanned) = crate::background::alongside(
             "rocket-allow-store-decode",
+            priority,
             move || decode_pages(inbox),
             // The sender goes with this closure: when it ends, however, the decoder ends too.
             move || scan(con, keys, pages),
