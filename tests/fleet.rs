@@ -41,6 +41,11 @@ impl Instance {
 
     /// [`start`](Self::start) with `top` keys put in `[default.allow]`.
     fn start_with(dir: &Path, redis_url: &str, top: &str, extra: &str) -> Instance {
+        Instance::start_via(&[], dir, redis_url, top, extra)
+    }
+
+    /// [`start_with`](Self::start_with), the binary run by the command `via` (`taskset`).
+    fn start_via(via: &[&str], dir: &Path, redis_url: &str, top: &str, extra: &str) -> Instance {
         let port = free_port();
         let config = dir.join(format!("fleet-{port}.toml"));
         let base =
@@ -54,7 +59,15 @@ impl Instance {
         .unwrap();
         // What it logs, for the tests that read it.
         let out = std::fs::File::create(dir.join(format!("fleet-{port}.err"))).unwrap();
-        let child = Command::new(fleet_binary())
+        let mut command = match via {
+            [] => Command::new(fleet_binary()),
+            [program, args @ ..] => {
+                let mut c = Command::new(program);
+                c.args(args).arg(fleet_binary());
+                c
+            }
+        };
+        let child = command
             .env("FLEET_INSTANCE", "1")
             .env("ROCKET_CONFIG", &config)
             .env("ROCKET_PORT", port.to_string())
@@ -78,7 +91,7 @@ impl Instance {
                     log.contains("Address already in use") || log.contains("in use"),
                     "an instance exited ({exit}):\n{log}"
                 );
-                return Instance::start_with(dir, redis_url, top, extra);
+                return Instance::start_via(via, dir, redis_url, top, extra);
             }
             assert!(Instant::now() < deadline, "an instance did not start");
             std::thread::sleep(Duration::from_millis(20));
@@ -528,6 +541,48 @@ fn a_full_read_that_failed_is_made_again_in_full() {
     );
     assert_eq!(a.get("127.0.3.12"), 403);
     assert_eq!(a.get("127.0.3.13"), 403);
+}
+
+#[test]
+fn a_busy_core_does_not_keep_a_new_instance_out_of_the_fleet() {
+    let _one = serial();
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    const N: u32 = 100_000;
+    let mut args = vec!["HSET".to_string(), "rocket-allow:bans".to_string()];
+    for i in 0..N {
+        args.push(format!("{}/32", std::net::Ipv4Addr::from(0x7f01_0000 + i)));
+        args.push(r#"{"e":null,"m":1}"#.to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert!(redis.cmd(&args).is_some_and(|a| a.starts_with(':')));
+    redis.cmd(&["SET", "rocket-allow:epoch", "elsewhere"]);
+    // Processes that keep the instance's one core busy at normal priority (requests do
+    // that on a loaded server): the first sync must still be done in seconds (3 s here),
+    // where at idle priority it gets what they leave (over a minute here).
+    let _busy: Vec<Proc> = (0..3)
+        .map(|_| {
+            Proc(
+                Command::new("taskset")
+                    .args(["-c", "0", "sh", "-c", "while :; do :; done"])
+                    .spawn()
+                    .expect("taskset (util-linux)"),
+            )
+        })
+        .collect();
+    let log = dir.path().join("a.log");
+    let a = Instance::start_via(
+        &["taskset", "-c", "0"],
+        dir.path(),
+        &redis.url(),
+        &format!("access_log = \"{}\"", log.display()),
+        "",
+    );
+    common::until(60, "the first sync on a busy core", || {
+        std::fs::read_to_string(&log)
+            .is_ok_and(|t| t.contains(&format!("full resync: {N} bans added")))
+    });
+    assert_eq!(a.get("127.1.0.1"), 403);
 }
 
 #[test]
