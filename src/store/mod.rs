@@ -212,3 +212,19 @@ impl Store {
         self.wake.notify_all();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_resync_in_good_state_waits_for_idle_cpu() {
+        let gate = |refuse_after, last_sync| Gate {
+            refuse_after,
+            last_sync: AtomicU64::new(last_sync),
+        };
+        assert!(gate(None, 0).urgent(), "the first sync");
+        assert!(!gate(None, now_ms()).urgent(), "a resync");
+        assert!(gate(Some(300_000), now_ms()).urgent(), "refuse mode");
+    }
+}
