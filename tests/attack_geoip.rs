@@ -148,3 +148,41 @@ fn wait_for_long(mut done: impl FnMut() -> bool) {
 fn index_route() -> &'static str {
     "hello"
 }
+
+/// Whatever maxminddb's own lookup says of `ip` in `db`: its country code.
+fn looked_up(db: &[u8], ip: &str) -> Option<String> {
+    let reader = maxminddb::Reader::from_source(db.to_vec()).unwrap();
+    let r = reader.lookup(ip.parse().unwrap()).unwrap();
+    r.decode_path(&maxminddb::path!["country", "iso_code"])
+        .unwrap()
+}
+
+#[test]
+fn networks_wider_than_the_ipv4_space_cover_ipv4_clients_as_the_reader_says() {
+    for (net, inside_v4, outside) in [
+        ("::/0", "203.0.113.7", None),
+        ("::/8", "198.51.100.1", Some("100::1")),
+        ("::/95", "192.0.2.200", Some("::2:0:0")),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("country.mmdb");
+        let bytes = country_db(&[(net, "RU")]);
+        std::fs::write(&db, &bytes).unwrap();
+        // The reader says an IPv4 client is in RU: so must the rules.
+        assert_eq!(looked_up(&bytes, inside_v4).as_deref(), Some("RU"), "{net}");
+        let server = serve(geo_app(&db));
+        assert_eq!(via(server.port, inside_v4), Some(403), "{net}: {inside_v4}");
+        assert_eq!(
+            via(server.port, &format!("::ffff:{inside_v4}")),
+            Some(403),
+            "{net}: mapped {inside_v4}"
+        );
+        if let Some(outside) = outside {
+            assert_eq!(looked_up(&bytes, outside), None, "{net}");
+            assert_eq!(via(server.port, outside), Some(200), "{net}: {outside}");
+        } else {
+            assert_eq!(via(server.port, "2001:db8::1"), Some(403), "{net}");
+        }
+        server.stop().unwrap();
+    }
+}

@@ -101,6 +101,7 @@ pub(super) fn read(
             let net =
                 IpNet::new(net.network(), net.prefix()).map_err(|e| corrupt_net(&shown, e))?;
             list.push(net);
+            list.extend(ipv4_space_in(net));
         }
     }
     if with_key == 0 {
@@ -137,6 +138,19 @@ fn walk_is_bounded<S: AsRef<[u8]>>(reader: &Reader<S>) -> Result<(), String> {
         item.map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// IPv4 addresses are looked up in an IPv6 database as `::a.b.c.d` (maxminddb and
+/// MaxMind's own readers): an IPv6 network that holds all of `::/96` (`::/0` in a file
+/// without an IPv4 subtree) gives its value to every IPv4 address, which the compiled
+/// table, matching IPv4 clients against IPv4 networks only, must then be told.
+fn ipv4_space_in(net: IpNet) -> Option<IpNet> {
+    match net {
+        IpNet::V6(n) if n.prefix_len() <= 96 && n.contains(&std::net::Ipv6Addr::UNSPECIFIED) => {
+            Some(IpNet::V4(ipnet::Ipv4Net::default()))
+        }
+        _ => None,
+    }
 }
 
 fn corrupt_net(shown: &std::path::Display<'_>, e: ipnet::PrefixLenError) -> String {
