@@ -186,3 +186,61 @@ fn networks_wider_than_the_ipv4_space_cover_ipv4_clients_as_the_reader_says() {
         server.stop().unwrap();
     }
 }
+
+#[test]
+fn a_database_deleted_emptied_or_swapped_by_symlink_keeps_the_last_good_until_a_good_one_comes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("country.mmdb");
+    let (a, b) = (dir.path().join("a.mmdb"), dir.path().join("b.mmdb"));
+    std::fs::write(&a, country_db(&[("203.0.113.0/24", "RU")])).unwrap();
+    std::fs::write(&b, country_db(&[("198.51.100.0/24", "RU")])).unwrap();
+    std::os::unix::fs::symlink(&a, &db).unwrap();
+    let server = serve(geo_app(&db));
+    let port = server.port;
+    let ru_is = |first: u16, second: u16| {
+        via(port, "203.0.113.7") == Some(first) && via(port, "198.51.100.7") == Some(second)
+    };
+    assert!(ru_is(403, 200));
+    const KEPT: &str = "; keeping the networks last read";
+
+    // The link swapped to another file, as a deployment does (a new link renamed over it).
+    let link = dir.path().join("link.new");
+    std::os::unix::fs::symlink(&b, &link).unwrap();
+    std::fs::rename(&link, &db).unwrap();
+    wait_for(|| ru_is(200, 403));
+
+    // Deleted: the networks stay, and the log says the file is gone.
+    let before = logged(KEPT).len();
+    std::fs::remove_file(&db).unwrap();
+    wait_for(|| logged(KEPT).len() > before);
+    assert!(logged(KEPT).pop().unwrap().contains("is gone"));
+    assert!(ru_is(200, 403));
+
+    // Back as an empty file, then as a link to a directory: still the last good networks.
+    for (make, reason) in [
+        (
+            Box::new(|p: &Path| std::fs::write(p, b"").unwrap()) as Box<dyn Fn(&Path)>,
+            "not a readable MaxMind DB file",
+        ),
+        (
+            Box::new(|p: &Path| {
+                let _ = std::fs::remove_file(p);
+                std::os::unix::fs::symlink(p.parent().unwrap(), p).unwrap()
+            }),
+            "not a regular file",
+        ),
+    ] {
+        let before = logged(KEPT).len();
+        make(&db);
+        wait_for(|| logged(KEPT).len() > before);
+        let line = logged(KEPT).pop().unwrap();
+        assert!(line.contains(reason), "{line}");
+        assert!(ru_is(200, 403));
+    }
+
+    // A good file again, written in place this time.
+    std::fs::remove_file(&db).unwrap();
+    std::fs::copy(&a, &db).unwrap();
+    wait_for(|| ru_is(403, 200));
+    server.stop().unwrap();
+}
