@@ -109,6 +109,16 @@ impl Admin {
             .acting_as(&format!("admin page, client {}", self.client))
     }
 
+    /// Whether a ban on `target` would refuse this client too: the page, which decides its
+    /// own requests bans first, would then refuse the operator who made it, with no page
+    /// left to lift it from.
+    pub fn holds_me(&self, target: &str) -> bool {
+        match crate::rules::Target::parse(target.trim()) {
+            Ok(crate::rules::Target::Net(net)) => net.contains(&self.client.to_canonical()),
+            _ => false,
+        }
+    }
+
     /// A link under the mount point.
     pub fn link(&self, path: &str) -> String {
         format!("{}{path}", self.base.trim_end_matches('/'))
