@@ -260,7 +260,7 @@ fn refused(admin: Admin) -> Answer {
 
 #[get("/bans?<q>")]
 fn bans(admin: Admin, q: Option<&str>) -> Answer {
-    let rows = view::bans(&admin.handle, q);
+    let view::BanRows { total, rows } = view::bans(&admin.handle, q);
     let body = html! {
         @if !admin.read_only {
             h2 { "Ban" }
@@ -280,6 +280,10 @@ fn bans(admin: Admin, q: Option<&str>) -> Answer {
             button type="submit" { "Search" }
         }
         @if rows.is_empty() { p.muted { "No bans" @if q.is_some() { " match" } "." } } @else {
+            p.muted id="total" {
+                (total) " bans" @if q.is_some() { " match" } "."
+                @if rows.len() < total { " The first " (rows.len()) " by target are shown: search to find the others." }
+            }
             div.wrap { table id="bans" {
                 tr { th { "Target" } th { "Origin" } th { "Reason" } th { "Until" } th {} }
                 @for b in &rows {
