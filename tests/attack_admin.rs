@@ -84,3 +84,104 @@ fn the_bans_page_and_json_show_a_bounded_number_of_bans_and_search_finds_the_res
     assert_eq!(header(&found, "x-total-count"), Some("1"));
     server.stop().unwrap();
 }
+
+/// A browser on the operator's machine that opened a page of `host` (a name an attacker
+/// controls, rebound to 127.0.0.1 after the page loaded): to the browser the admin page is
+/// then same-origin with the attacker's page, so it sends its fetch metadata, Origin and
+/// cookie as for the page's own forms.
+fn rebound(
+    server: &common::http::Server,
+    host: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+    extra: &[String],
+) -> common::http::Response {
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nOrigin: http://{host}:{port}\r\nSec-Fetch-Site: same-origin\r\n",
+        port = server.port
+    );
+    for h in extra {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str(&format!(
+        "Content-Type: application/x-www-form-urlencoded\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    server.raw_from("127.0.0.1", req.as_bytes())
+}
+
+#[test]
+fn a_page_rebound_to_loopback_by_dns_can_neither_read_nor_change_anything() {
+    let server = serve(admin_app(OPEN));
+    let allow = server.allow.clone().unwrap();
+    allow
+        .ban_with_reason("192.0.2.1", None, Some("secret"))
+        .unwrap();
+    for host in ["attacker.example", "attacker.example.", "127.0.0.1.nip.io"] {
+        // Reading: the page, the JSON and its token.
+        for path in ["/allow/bans", "/allow/api/bans", "/allow/"] {
+            let r = rebound(&server, host, "GET", path, "", &[]);
+            assert_eq!(r.status, 403, "{host} {path}: {r:?}");
+            assert!(
+                !r.body.contains("secret") && !r.head.contains("rocket_allow_csrf"),
+                "{r:?}"
+            );
+        }
+        // Changing, with a token the page would have handed out.
+        let token = "ab".repeat(32);
+        let body = format!("csrf={token}&target=192.0.2.1");
+        let cookie = [format!("Cookie: rocket_allow_csrf={token}")];
+        let r = rebound(&server, host, "POST", "/allow/unban", &body, &cookie);
+        assert_eq!(r.status, 403, "{host}: {r:?}");
+        assert!(
+            allow.is_banned("192.0.2.1".parse().unwrap()).is_some(),
+            "{host}"
+        );
+    }
+    // The operator's own ways in: IP literals, localhost, *.localhost, any case and port.
+    for host in [
+        "127.0.0.1",
+        "[::1]",
+        "localhost",
+        "LocalHost.",
+        "admin.localhost",
+    ] {
+        let r = rebound(&server, host, "GET", "/allow/bans", "", &[]);
+        assert_eq!(r.status, 200, "{host}: {r:?}");
+    }
+    server.stop().unwrap();
+}
+
+#[test]
+fn host_names_of_a_remote_admin_page_are_listed_in_admin_hosts() {
+    let server = serve(admin_app(&format!(
+        "{OPEN}\n[default.allow.admin]\nhosts = [\"Admin.Example.com\"]\n"
+    )));
+    assert_eq!(
+        rebound(&server, "admin.example.com", "GET", "/allow/", "", &[]).status,
+        200
+    );
+    assert_eq!(
+        rebound(&server, "admin.example.com.", "GET", "/allow/", "", &[]).status,
+        200
+    );
+    assert_eq!(
+        rebound(&server, "attacker.example", "GET", "/allow/", "", &[]).status,
+        403
+    );
+    assert_eq!(
+        rebound(&server, "127.0.0.1", "GET", "/allow/", "", &[]).status,
+        200
+    );
+    server.stop().unwrap();
+    for bad in ["admin.example.com:443", "https://admin.example.com", ""] {
+        common::ignite_error(
+            admin_app(&format!(
+                "{OPEN}\n[default.allow.admin]\nhosts = [\"ok.example\", \"{bad}\"]\n"
+            )),
+            &["allow.admin.hosts[1]", "not a host name"],
+        );
+    }
+}

@@ -26,6 +26,7 @@
 mod api;
 mod chart;
 mod csrf;
+mod host;
 mod pages;
 mod respond;
 mod view;
@@ -150,6 +151,13 @@ impl<'r> FromRequest<'r> for Admin {
             Outcome::Error(e) => return Outcome::Error(e),
             Outcome::Forward(s) => return Outcome::Forward(s),
         };
+        if !host::answers_to(req, &settings.hosts) {
+            log::warn!(target: "rocket_allow",
+                "rocket-allow: admin page: refused: Host {:?} is not an address, localhost or \
+                 one of allow.admin.hosts (a page rebound to this address by DNS?)",
+                req.headers().get_one("Host").unwrap_or(""));
+            return Outcome::Error((Status::Forbidden, GuardError::Refused));
+        }
         let base = req
             .route()
             .map_or_else(|| "/".to_string(), |r| r.uri.base().to_string());

@@ -281,7 +281,7 @@ fn bans(admin: Admin, q: Option<&str>) -> Answer {
         }
         @if rows.is_empty() { p.muted { "No bans" @if q.is_some() { " match" } "." } } @else {
             p.muted id="total" {
-                (total) " bans" @if q.is_some() { " match" } "."
+                (total) @if total == 1 { " ban" } @else { " bans" } @if q.is_some() { " match" } "."
                 @if rows.len() < total { " The first " (rows.len()) " by target are shown: search to find the others." }
             }
             div.wrap { table id="bans" {
