@@ -185,3 +185,53 @@ fn host_names_of_a_remote_admin_page_are_listed_in_admin_hosts() {
         );
     }
 }
+
+#[test]
+fn markup_in_ban_reasons_list_files_paths_and_user_agents_is_text_on_every_page() {
+    const X: &str = r#"<script>alert(1)</script>"><img src=x onerror=alert(2)>"#;
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("blocked.txt");
+    std::fs::write(&list, "192.0.2.1\n").unwrap();
+    let toml = format!(
+        r#"
+        [default.allow]
+        rules = [{{ deny = "@blocked" }}, {{ deny = "127.0.0.66" }}]
+        [default.allow.sets]
+        blocked = {{ file = "{}" }}
+        [default.allow.policies.p]
+        paths = ["/p"]
+        rules = [{{ deny = "127.0.0.67" }}]
+        "#,
+        list.display()
+    );
+    let server = serve(admin_app(&toml));
+    let allow = server.allow.clone().unwrap();
+    allow.ban_with_reason("192.0.2.9", None, Some(X)).unwrap();
+    // A list file whose bad line the log and the overview quote.
+    std::fs::write(&list, format!("{X}\n")).unwrap();
+    common::geoip::wait_for(|| {
+        get(&server, "127.0.0.1", "/allow/api/overview")
+            .body
+            .contains("onerror")
+    });
+    let req = format!(
+        "GET /p/{X} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: {X}\r\nConnection: close\r\n\r\n"
+    );
+    server.raw_from("127.0.0.67", req.as_bytes());
+    for path in PAGES.iter().chain(&["/allow/bans?q=%3Cscript%3E"]) {
+        let page = get(&server, "127.0.0.1", path);
+        assert_eq!(page.status, 200, "{path}");
+        for raw in ["<script", "<img"] {
+            assert!(!page.body.contains(raw), "{path}: {raw} in {}", page.body);
+        }
+    }
+    // Policy (and set) names cannot carry markup: ignite refuses them.
+    let named = toml.replace("policies.p]", "policies.'<b onclick=alert(3)>']");
+    common::ignite_error(admin_app(&named), &["a policy name is"]);
+    let bans = get(&server, "127.0.0.1", "/allow/bans").body;
+    assert!(
+        bans.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&gt;&lt;img"),
+        "{bans}"
+    );
+    server.stop().unwrap();
+}
