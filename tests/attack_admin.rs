@@ -6,13 +6,6 @@ mod common;
 use common::admin::*;
 use common::http::serve;
 
-/// The app is open to every address but 127.0.0.66; the admin page keeps its built-in
-/// policy (127.0.0.1 and ::1).
-const OPEN: &str = r#"
-[default.allow]
-rules = [{ deny = "127.0.0.66" }]
-"#;
-
 #[test]
 fn a_ban_that_would_refuse_the_operator_is_not_made_nor_offered() {
     let server = serve(admin_app(OPEN));
@@ -97,19 +90,13 @@ fn rebound(
     body: &str,
     extra: &[String],
 ) -> common::http::Response {
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nOrigin: http://{host}:{port}\r\nSec-Fetch-Site: same-origin\r\n",
-        port = server.port
-    );
-    for h in extra {
-        req.push_str(h);
-        req.push_str("\r\n");
-    }
-    req.push_str(&format!(
-        "Content-Type: application/x-www-form-urlencoded\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    ));
-    server.raw_from("127.0.0.1", req.as_bytes())
+    let host = format!("{host}:{}", server.port);
+    let mut headers = vec![
+        format!("Origin: http://{host}"),
+        "Sec-Fetch-Site: same-origin".to_string(),
+    ];
+    headers.extend_from_slice(extra);
+    form_request(server, "127.0.0.1", method, &host, path, body, &headers)
 }
 
 #[test]
