@@ -53,7 +53,7 @@ pub(super) fn read(
         return Err(format!("`{shown}` is larger than 2 GiB"));
     }
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
-    let reader = Reader::from_source(bytes)
+    let reader = Reader::from_source(bytes.as_slice())
         .map_err(|e| format!("`{shown}` is not a readable MaxMind DB file: {e}"))?;
     let db_type = reader.metadata().database_type.clone();
     let mut out: HashMap<GeoKey, Vec<IpNet>> = wanted.iter().map(|k| (*k, Vec::new())).collect();
@@ -61,7 +61,10 @@ pub(super) fn read(
     let mut decoded: HashMap<usize, Option<GeoKey>> = HashMap::new();
     let mut with_key = 0usize;
     let corrupt = |e: maxminddb::MaxMindDbError| format!("`{shown}` is corrupt or truncated: {e}");
-    walk_is_bounded(&reader).map_err(|e| format!("`{shown}` is corrupt: {e}"))?;
+    let meta = reader.metadata();
+    let bits = if meta.ip_version == 6 { 128 } else { 32 };
+    super::tree::bounded(&bytes, meta.node_count as usize, meta.record_size, bits)
+        .map_err(|e| format!("`{shown}` is corrupt: {e}"))?;
     let networks = reader.networks(WithinOptions::default()).map_err(corrupt)?;
     for item in networks {
         let found = item.map_err(corrupt)?;
@@ -112,32 +115,6 @@ pub(super) fn read(
         return Err(format!("`{shown}` (type `{db_type}`) has no {what}"));
     }
     Ok(out)
-}
-
-/// Whether a walk over every network of `reader` ends soon. A search tree may share
-/// nodes (MaxMind's own files point `::ffff:0:0/96` and `2002::/16` at the IPv4 subtree),
-/// so a walk can meet far more paths than the tree has nodes: a chain of 100 nodes each
-/// pointing twice to the next is 2^100 paths, every byte of it valid, and maxminddb's
-/// walk (its `verify` too) would follow them for ever, silently where they lead to an
-/// alias it skips. This walk skips nothing: every path ends in an item, and the items are
-/// counted against what a tree of this size with a few aliases can hold.
-fn walk_is_bounded<S: AsRef<[u8]>>(reader: &Reader<S>) -> Result<(), String> {
-    let nodes = reader.metadata().node_count as usize;
-    // A tree of n nodes has n + 1 ends; each alias walks the IPv4 subtree once more.
-    let most = nodes.saturating_add(1).saturating_mul(8);
-    let all = WithinOptions::default()
-        .include_aliased_networks()
-        .include_networks_without_data();
-    let walk = reader.networks(all).map_err(|e| e.to_string())?;
-    for (n, item) in walk.enumerate() {
-        if n >= most {
-            return Err(format!(
-                "its search tree leads to more than {most} networks with {nodes} nodes (shared nodes)"
-            ));
-        }
-        item.map_err(|e| e.to_string())?;
-    }
-    Ok(())
 }
 
 /// IPv4 addresses are looked up in an IPv6 database as `::a.b.c.d` (maxminddb and
