@@ -8,12 +8,6 @@ use common::admin::*;
 use common::http::serve;
 use common::*;
 
-/// The app is open to every address; the admin page keeps its built-in policy.
-const OPEN: &str = r#"
-[default.allow]
-rules = [{ deny = "127.0.0.66" }]
-"#;
-
 #[test]
 fn the_builtin_policy_admits_loopback_only_and_refuses_like_any_policy() {
     let server = serve(admin_app(OPEN));

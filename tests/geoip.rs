@@ -4,19 +4,14 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
+use common::geoip::{country_db, data, replace, wait_for};
 use common::http::serve;
 use common::*;
 use rocket::http::Status;
 use rocket::routes;
 use rocket_allow::AllowFairing;
-
-fn data(file: &str) -> String {
-    format!("{}/tests/data/geoip/{file}", env!("CARGO_MANIFEST_DIR"))
-}
 
 /// The example, on the test databases: in them 2a02:d0c0::/29 is RU, 1.0.0.0/24 is
 /// AS15169, 81.2.69.142/31 is GB and 2a02:d180::/29 is DE; 192.0.2.0/24 is in neither.
@@ -160,34 +155,6 @@ fn values_that_cannot_be_used_fail_ignite_naming_the_key() {
             &needles,
         );
     }
-}
-
-/// Waits (10 s at most) until `done`.
-fn wait_for(mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < deadline, "not within 10 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A country database giving each network its code.
-fn country_db(nets: &[(&str, &str)]) -> Vec<u8> {
-    let mut w = mmdb_writer::Writer::new("GeoLite2-Country");
-    for (net, code) in nets {
-        let record: BTreeMap<&str, BTreeMap<&str, &str>> =
-            [("country", [("iso_code", *code)].into())].into();
-        w.insert(net.parse::<ipnet::IpNet>().unwrap(), &record)
-            .unwrap();
-    }
-    w.to_bytes().unwrap()
-}
-
-/// Writes `bytes` beside `path` and renames it over `path`, as a database updater does.
-fn replace(path: &PathBuf, bytes: &[u8]) {
-    let tmp = path.with_extension("new");
-    std::fs::write(&tmp, bytes).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
 }
 
 #[test]

@@ -175,3 +175,44 @@ fn a_refused_request_whose_client_cannot_be_read_shows_the_peer_not_a_spoofed_he
     assert_eq!(refused_as("203.0.113.9"), "refused 203.0.113.9");
     s.stop().unwrap();
 }
+
+/// What a catcher sees of a refused request through this crate's own guard.
+#[rocket::catch(403)]
+fn refused_guarded(req: &Request<'_>) -> String {
+    let guard = rocket::futures::executor::block_on(req.guard::<rocket_allow::ClientIp>());
+    format!(
+        "refused {} guard {}",
+        req.client_ip().map_or("-".into(), |ip| ip.to_string()),
+        guard
+            .succeeded()
+            .map_or("refused".into(), |ip| ip.to_string())
+    )
+}
+
+#[test]
+fn when_the_apps_ip_header_is_the_proxys_header_an_unreadable_one_still_shows_the_peer() {
+    // Rocket reads X-Forwarded-For itself (its first line, as one address): a client that
+    // makes the proxy's header unreadable must not pick what a catcher or logger sees.
+    let s = serve(
+        rocket::custom(figment(
+            "[default]\nip_header = \"X-Forwarded-For\"\n[default.allow]\nrules = []\ntrusted_proxies = [\"127.0.0.2\"]",
+        ))
+        .attach(AllowFairing::fairing())
+        .register("/", rocket::catchers![refused_guarded]),
+    );
+    for lines in [
+        &[
+            &b"X-Forwarded-For: 6.6.6.6"[..],
+            b"X-Forwarded-For: garbage",
+        ][..],
+        &[b"X-Forwarded-For: 6.6.6.6", b"X-Forwarded-For: for=x"],
+    ] {
+        let res = s.request_from("127.0.0.2", "GET", "/", lines);
+        assert_eq!(
+            (res.status, res.body.as_str()),
+            (403, "refused 127.0.0.2 guard refused"),
+            "{lines:?}"
+        );
+    }
+    s.stop().unwrap();
+}

@@ -243,3 +243,107 @@ fn the_count_decides_even_where_the_walk_would_skip_trusted_entries() {
     );
     s.stop().unwrap();
 }
+
+/// What Rocket's own `client_ip()` (its `IpAddr` guard) says: what other crates see.
+#[get("/rocket")]
+fn rocket_ip(ip: std::net::IpAddr) -> String {
+    ip.to_string()
+}
+
+#[test]
+fn an_attacker_cannot_pick_the_counted_hop_nor_what_other_crates_see() {
+    let s = serve(
+        rocket::custom(figment(
+            r#"
+            [default.allow]
+            trusted_proxies = ["127.0.0.2"]
+            trusted_hops = 2
+            rules = [{ deny = "203.0.113.66" }]
+            "#,
+        ))
+        .attach(AllowFairing::fairing())
+        .mount("/", routes![who, rocket_ip]),
+    );
+    let xff = |v: &str| seen(&s, "X-Forwarded-For", v);
+    // Thousands of entries the client wrote: only the two on the right are read.
+    let long = format!("{}203.0.113.9, 34.120.0.1", "1.1.1.1, ".repeat(3000));
+    assert_eq!(xff(&long).as_deref(), Ok("203.0.113.9"));
+    // Empty entries, zones and junk at or right of the counted hop: refused.
+    for bad in [
+        "203.0.113.9,, 34.120.0.1",
+        "203.0.113.9, 34.120.0.1,",
+        ", 34.120.0.1",
+        "fe80::1%eth0, 34.120.0.1",
+        "203.0.113.9, 34.120.0.1 x",
+        "203.0.113.9 34.120.0.1",
+        "34.120.0.1",
+    ] {
+        assert_eq!(xff(bad), Err(403), "{bad:?}");
+    }
+    // Ports and brackets as balancers write them; IPv4-mapped is IPv4.
+    assert_eq!(
+        xff("[2001:db8::5]:443, 34.120.0.1").as_deref(),
+        Ok("2001:db8::5")
+    );
+    assert_eq!(
+        xff("203.0.113.9:5555, 34.120.0.1").as_deref(),
+        Ok("203.0.113.9")
+    );
+    assert_eq!(xff("::ffff:203.0.113.66, 34.120.0.1"), Err(403));
+    // A line Rocket drops (not UTF-8) leaves no header: refused, not decided on the peer.
+    let res = s.request_from(
+        "127.0.0.2",
+        "GET",
+        "/who",
+        &[b"X-Forwarded-For: 203.0.113.9, \xff, 34.120.0.1"],
+    );
+    assert_eq!(res.status, 403);
+    // A client reaching the app directly: its header is not read at all.
+    let direct = s.request_from(
+        "127.0.0.3",
+        "GET",
+        "/who",
+        &[b"X-Forwarded-For: 203.0.113.9, 34.120.0.1"],
+    );
+    assert_eq!(direct.body, "127.0.0.3");
+    // What Rocket's client_ip() says: the client decided on, whatever X-Real-IP says.
+    for (from, headers) in [
+        (
+            "127.0.0.2",
+            &[
+                &b"X-Forwarded-For: 6.6.6.6, 203.0.113.9, 34.120.0.1"[..],
+                b"X-Real-IP: 6.6.6.6",
+            ][..],
+        ),
+        (
+            "127.0.0.2",
+            &[
+                b"X-Real-IP: 6.6.6.6",
+                b"X-Forwarded-For: 203.0.113.9, 34.120.0.1",
+                b"X-Real-IP: 7.7.7.7",
+            ],
+        ),
+        (
+            "127.0.0.2",
+            &[
+                b"x-real-ip: 6.6.6.6",
+                b"X-Forwarded-For: 203.0.113.9, 34.120.0.1",
+            ],
+        ),
+    ] {
+        let res = s.request_from(from, "GET", "/rocket", headers);
+        assert_eq!(
+            (res.status, res.body.as_str()),
+            (200, "203.0.113.9"),
+            "{headers:?}"
+        );
+    }
+    for headers in [
+        &[&b"X-Real-IP: 6.6.6.6"[..]][..],
+        &[b"X-Real-IP: 127.0.0.3"],
+    ] {
+        let res = s.request_from("127.0.0.3", "GET", "/rocket", headers);
+        assert_eq!((res.status, res.body.as_str()), (200, "127.0.0.3"));
+    }
+    s.stop().unwrap();
+}

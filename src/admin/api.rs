@@ -23,7 +23,8 @@ fn refused(admin: Admin) -> Answer {
 
 #[get("/api/bans?<q>")]
 fn bans(admin: Admin, q: Option<&str>) -> Answer {
-    Answer::json(&view::bans(&admin.handle, q))
+    let bans = view::bans(&admin.handle, q);
+    Answer::json(&bans.rows).with_total(bans.total)
 }
 
 #[get("/api/rules")]

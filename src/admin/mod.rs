@@ -26,6 +26,7 @@
 mod api;
 mod chart;
 mod csrf;
+mod host;
 mod pages;
 mod respond;
 mod view;
@@ -109,6 +110,16 @@ impl Admin {
             .acting_as(&format!("admin page, client {}", self.client))
     }
 
+    /// Whether a ban on `target` would refuse this client too: the page, which decides its
+    /// own requests bans first, would then refuse the operator who made it, with no page
+    /// left to lift it from.
+    pub fn holds_me(&self, target: &str) -> bool {
+        match crate::rules::Target::parse(target.trim()) {
+            Ok(crate::rules::Target::Net(net)) => net.contains(&self.client.to_canonical()),
+            _ => false,
+        }
+    }
+
     /// A link under the mount point.
     pub fn link(&self, path: &str) -> String {
         format!("{}{path}", self.base.trim_end_matches('/'))
@@ -140,6 +151,13 @@ impl<'r> FromRequest<'r> for Admin {
             Outcome::Error(e) => return Outcome::Error(e),
             Outcome::Forward(s) => return Outcome::Forward(s),
         };
+        if !host::answers_to(req, &settings.hosts) {
+            log::warn!(target: "rocket_allow",
+                "rocket-allow: admin page: refused: Host {:?} is not an address, localhost or \
+                 one of allow.admin.hosts (a page rebound to this address by DNS?)",
+                req.headers().get_one("Host").unwrap_or(""));
+            return Outcome::Error((Status::Forbidden, GuardError::Refused));
+        }
         let base = req
             .route()
             .map_or_else(|| "/".to_string(), |r| r.uri.base().to_string());

@@ -97,8 +97,12 @@ fn post_button(
     }
 }
 
-/// A one-button form that bans `target` for an hour.
+/// A one-button form that bans `target` for an hour; none for a target that holds the
+/// operator (see [`Admin::holds_me`]).
 fn ban_button(admin: &Admin, target: &str, reason: &str) -> Markup {
+    if admin.holds_me(target) {
+        return html! { span.muted title="a ban on it would refuse you too" { "holds you" } };
+    }
     let fields = [("target", target), ("duration", "3600"), ("reason", reason)];
     post_button(
         admin,
@@ -256,7 +260,7 @@ fn refused(admin: Admin) -> Answer {
 
 #[get("/bans?<q>")]
 fn bans(admin: Admin, q: Option<&str>) -> Answer {
-    let rows = view::bans(&admin.handle, q);
+    let view::BanRows { total, rows } = view::bans(&admin.handle, q);
     let body = html! {
         @if !admin.read_only {
             h2 { "Ban" }
@@ -276,6 +280,10 @@ fn bans(admin: Admin, q: Option<&str>) -> Answer {
             button type="submit" { "Search" }
         }
         @if rows.is_empty() { p.muted { "No bans" @if q.is_some() { " match" } "." } } @else {
+            p.muted id="total" {
+                (total) @if total == 1 { " ban" } @else { " bans" } @if q.is_some() { " match" } "."
+                @if rows.len() < total { " The first " (rows.len()) " by target are shown: search to find the others." }
+            }
             div.wrap { table id="bans" {
                 tr { th { "Target" } th { "Origin" } th { "Reason" } th { "Until" } th {} }
                 @for b in &rows {
@@ -397,6 +405,15 @@ fn ban(change: Change, form: Form<BanForm<'_>>) -> Result<Redirect, Result<Answe
         .chars()
         .take(REASON_MAX)
         .collect();
+    if admin.holds_me(form.target) {
+        let why = format!(
+            "A ban on {} would refuse you ({}) too, and this page with you: not done. \
+             Ban it from code (AllowHandle::ban) if that is meant.",
+            form.target.trim(),
+            admin.client
+        );
+        return Err(Ok(not_done(admin, &why)));
+    }
     let ttl = (form.duration > 0).then(|| Duration::from_secs(form.duration));
     let reason = Some(reason.as_str()).filter(|r| !r.is_empty());
     match admin

@@ -16,6 +16,8 @@ pub(crate) struct Answer {
     /// JSON, else HTML.
     pub json: bool,
     pub body: String,
+    /// How many matched, when the body lists only some (`X-Total-Count`).
+    pub total: Option<usize>,
 }
 
 impl Answer {
@@ -24,6 +26,7 @@ impl Answer {
             status: Status::Ok,
             json: false,
             body,
+            total: None,
         }
     }
 
@@ -32,7 +35,13 @@ impl Answer {
             status: Status::Ok,
             json: true,
             body: serde_json::to_string(value).unwrap_or_else(|_| "null".into()),
+            total: None,
         }
+    }
+
+    pub fn with_total(mut self, total: usize) -> Answer {
+        self.total = Some(total);
+        self
     }
 
     pub fn with_status(mut self, status: Status) -> Answer {
@@ -43,7 +52,11 @@ impl Answer {
 
 impl<'r> Responder<'r, 'static> for Answer {
     fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
-        Response::build()
+        let mut response = Response::build();
+        if let Some(total) = self.total {
+            response.header(Header::new("X-Total-Count", total.to_string()));
+        }
+        response
             .status(self.status)
             .header(if self.json {
                 ContentType::JSON

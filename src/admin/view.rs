@@ -157,7 +157,7 @@ fn network_of(ip: IpAddr) -> IpNet {
     IpNet::new(ip, prefix).map_or_else(|_| IpNet::from(ip), |n| n.trunc())
 }
 
-fn top(counts: HashMap<IpNet, (u64, IpAddr)>, bans: &[Ban]) -> Vec<Top> {
+fn top(handle: &AllowHandle, counts: HashMap<IpNet, (u64, IpAddr)>) -> Vec<Top> {
     let mut all: Vec<(IpNet, (u64, IpAddr))> = counts.into_iter().collect();
     all.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.0.cmp(&b.0)));
     all.into_iter()
@@ -170,9 +170,11 @@ fn top(counts: HashMap<IpNet, (u64, IpAddr)>, bans: &[Ban]) -> Vec<Top> {
             },
             example: example.to_string(),
             count,
-            banned_by: bans
-                .iter()
-                .find(|b| b.target.contains(&net))
+            // One lookup, not a scan of every ban (there may be a million): the ban that
+            // refuses the example client, if it holds the whole row.
+            banned_by: handle
+                .is_banned(example)
+                .filter(|b| b.target.contains(&net))
                 .map(|b| b.target.to_string()),
         })
         .collect()
@@ -181,7 +183,6 @@ fn top(counts: HashMap<IpNet, (u64, IpAddr)>, bans: &[Ban]) -> Vec<Top> {
 pub(crate) fn refused(handle: &AllowHandle) -> Refused {
     let shared = &handle.shared;
     let kept = shared.recent.kept();
-    let bans = handle.bans();
     let mut clients: HashMap<IpNet, (u64, IpAddr)> = HashMap::new();
     let mut networks: HashMap<IpNet, (u64, IpAddr)> = HashMap::new();
     for k in &kept {
@@ -192,8 +193,8 @@ pub(crate) fn refused(handle: &AllowHandle) -> Refused {
     }
     Refused {
         recent: kept.iter().map(|k| refusal(handle, k)).collect(),
-        top_clients: top(clients, &bans),
-        top_networks: top(networks, &bans),
+        top_clients: top(handle, clients),
+        top_networks: top(handle, networks),
     }
 }
 
@@ -235,28 +236,52 @@ pub(crate) struct BanRow {
     pub expires: Option<String>,
 }
 
-/// The bans, those whose target, reason or origin contain `query` (any case) if given.
-pub(crate) fn bans(handle: &AllowHandle, query: Option<&str>) -> Vec<BanRow> {
-    let query = query.map(str::trim).filter(|q| !q.is_empty());
-    handle
-        .bans()
-        .iter()
-        .map(|b| BanRow {
+/// The most bans a page or JSON answer lists (the first by target): with a million bans
+/// (an automatic ban rule under a scan) a full list would be hundreds of megabytes of HTML
+/// for one view. Search reaches every ban.
+pub(crate) const BANS_SHOWN: usize = 1000;
+
+/// The bans a view lists, and how many matched in all.
+pub(crate) struct BanRows {
+    pub total: usize,
+    pub rows: Vec<BanRow>,
+}
+
+/// The first [`BANS_SHOWN`] bans, those whose target, reason or origin contain `query`
+/// (any case) if given.
+pub(crate) fn bans(handle: &AllowHandle, query: Option<&str>) -> BanRows {
+    let query = query
+        .map(str::trim)
+        .filter(|q| !q.is_empty())
+        .map(str::to_lowercase);
+    let mut out = BanRows {
+        total: 0,
+        rows: Vec::new(),
+    };
+    for b in handle.bans() {
+        let row = || BanRow {
             target: b.target.to_string(),
-            origin: ban_origin(b),
+            origin: ban_origin(&b),
             reason: b.reason.clone(),
             expires: b.expires.map(time),
-        })
-        .filter(|row| {
-            query.is_none_or(|q| {
-                let q = q.to_lowercase();
+        };
+        let row = match &query {
+            None if out.rows.len() >= BANS_SHOWN => None,
+            None => Some(row()),
+            Some(q) => Some(row()).filter(|row| {
                 [Some(&row.target), row.reason.as_ref(), Some(&row.origin)]
                     .into_iter()
                     .flatten()
-                    .any(|text| text.to_lowercase().contains(&q))
-            })
-        })
-        .collect()
+                    .any(|text| text.to_lowercase().contains(q))
+            }),
+        };
+        let matched = query.is_none() || row.is_some();
+        out.total += usize::from(matched);
+        if let Some(row) = row.filter(|_| out.rows.len() < BANS_SHOWN) {
+            out.rows.push(row);
+        }
+    }
+    out
 }
 
 #[derive(Serialize)]

@@ -45,6 +45,12 @@ pub struct AdminConfig {
     /// (0 keeps none). Default 1000.
     #[serde(default = "default_recent")]
     pub recent: usize,
+    /// Host names the page answers to besides IP literals and `localhost` (any case, port
+    /// ignored): the names a remote operator's browser uses. Any other `Host` is refused
+    /// with 403, so a page an attacker rebinds to the app's address by DNS cannot read or
+    /// post to it. Default none.
+    #[serde(default)]
+    pub hosts: Vec<String>,
 }
 
 fn default_recent() -> usize {
@@ -57,6 +63,7 @@ impl Default for AdminConfig {
             policy: None,
             read_only: false,
             recent: default_recent(),
+            hosts: Vec::new(),
         }
     }
 }
@@ -74,6 +81,19 @@ impl AdminConfig {
                 "allow.admin.recent".into(),
                 format!("{} is more than {MAX_RECENT}", self.recent),
             ));
+        }
+        for (i, host) in self.hosts.iter().enumerate() {
+            let name = host.strip_suffix('.').unwrap_or(host);
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            {
+                return Err((
+                    format!("allow.admin.hosts[{i}]"),
+                    format!("`{host}` is not a host name (no scheme, port or path)"),
+                ));
+            }
         }
         match &self.policy {
             Some(name) if !config.policies.contains_key(name) => Err((

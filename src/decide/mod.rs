@@ -129,10 +129,23 @@ impl Shared {
         req: &Request<'_>,
         policy: usize,
     ) -> Option<Result<ClientAddr, Unreadable>> {
-        if let Some(r) = self.received(req, Stage::After) {
+        self.kept_client(req, Stage::After)
+            .or_else(|| self.client_as_received(generation, req, policy))
+    }
+
+    /// After the fairing published: the client it read, or unreadable if it could not read
+    /// one (the headers may have been overwritten since); `None` before, or unpublished.
+    fn kept_client(
+        &self,
+        req: &Request<'_>,
+        stage: Stage,
+    ) -> Option<Result<ClientAddr, Unreadable>> {
+        if let Some(r) = self.received(req, stage) {
             return Some(Ok(r.client));
         }
-        self.client_as_received(generation, req, policy)
+        (self.publish && stage == Stage::After && crate::publish::unknown(req)).then_some(Err(
+            Unreadable::Malformed("the client address could not be read when the request arrived"),
+        ))
     }
 
     /// What the fairing kept of the request as it arrived, if it published another client.
@@ -318,10 +331,9 @@ pub(crate) fn refuse_path(shared: &Shared, req: &Request<'_>) -> Ruling {
 /// proxy's header that cannot be read): no ban could be checked for it.
 pub(crate) fn decide(shared: &Shared, req: &Request<'_>, policy: usize, stage: Stage) -> Ruling {
     let generation = shared.generation.load();
-    let client = match shared.received(req, stage) {
-        Some(r) => Some(Ok(r.client)),
-        None => shared.client_as_received(&generation, req, policy),
-    };
+    let client = shared
+        .kept_client(req, stage)
+        .or_else(|| shared.client_as_received(&generation, req, policy));
     let spec = &shared.spec.policies[policy];
     let enforced = spec.enforced();
     let ban_note;

@@ -60,7 +60,7 @@ impl Fairing for Decide {
         match (state.filter(|s| s.0.publish), ruling.and_then(|r| r.client)) {
             (None, _) => {}
             (Some(_), Some(client)) => crate::publish::publish(req, client),
-            (Some(s), None) => crate::publish::publish_unknown(req, s.0.header.name()),
+            (Some(_), None) => crate::publish::publish_unknown(req),
         }
         match ruling {
             Some(r) if r.admitted() => {}

@@ -53,7 +53,7 @@ pub(super) fn read(
         return Err(format!("`{shown}` is larger than 2 GiB"));
     }
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
-    let reader = Reader::from_source(bytes)
+    let reader = Reader::from_source(bytes.as_slice())
         .map_err(|e| format!("`{shown}` is not a readable MaxMind DB file: {e}"))?;
     let db_type = reader.metadata().database_type.clone();
     let mut out: HashMap<GeoKey, Vec<IpNet>> = wanted.iter().map(|k| (*k, Vec::new())).collect();
@@ -61,6 +61,10 @@ pub(super) fn read(
     let mut decoded: HashMap<usize, Option<GeoKey>> = HashMap::new();
     let mut with_key = 0usize;
     let corrupt = |e: maxminddb::MaxMindDbError| format!("`{shown}` is corrupt or truncated: {e}");
+    let meta = reader.metadata();
+    let bits = if meta.ip_version == 6 { 128 } else { 32 };
+    super::tree::bounded(&bytes, meta.node_count as usize, meta.record_size, bits)
+        .map_err(|e| format!("`{shown}` is corrupt: {e}"))?;
     let networks = reader.networks(WithinOptions::default()).map_err(corrupt)?;
     for item in networks {
         let found = item.map_err(corrupt)?;
@@ -100,6 +104,7 @@ pub(super) fn read(
             let net =
                 IpNet::new(net.network(), net.prefix()).map_err(|e| corrupt_net(&shown, e))?;
             list.push(net);
+            list.extend(ipv4_space_in(net));
         }
     }
     if with_key == 0 {
@@ -110,6 +115,19 @@ pub(super) fn read(
         return Err(format!("`{shown}` (type `{db_type}`) has no {what}"));
     }
     Ok(out)
+}
+
+/// IPv4 addresses are looked up in an IPv6 database as `::a.b.c.d` (maxminddb and
+/// MaxMind's own readers): an IPv6 network that holds all of `::/96` (`::/0` in a file
+/// without an IPv4 subtree) gives its value to every IPv4 address, which the compiled
+/// table, matching IPv4 clients against IPv4 networks only, must then be told.
+fn ipv4_space_in(net: IpNet) -> Option<IpNet> {
+    match net {
+        IpNet::V6(n) if n.prefix_len() <= 96 && n.contains(&std::net::Ipv6Addr::UNSPECIFIED) => {
+            Some(IpNet::V4(ipnet::Ipv4Net::default()))
+        }
+        _ => None,
+    }
 }
 
 fn corrupt_net(shown: &std::path::Display<'_>, e: ipnet::PrefixLenError) -> String {

@@ -4,6 +4,7 @@
 //! in memory: only the networks of the values the configuration uses.
 
 mod db;
+mod tree;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;

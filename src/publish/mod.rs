@@ -41,16 +41,22 @@ pub(crate) fn publish(req: &mut Request<'_>, client: ClientAddr) {
     overwrite_ip_header(req, client.ip);
 }
 
+/// Marks a request whose client the fairing could not read: after the fairing (guards,
+/// catchers) it stays unknown, whatever the headers say once published.
+struct Unknown;
+
+/// Whether the fairing could not read the client of `req` (and published the peer).
+pub(crate) fn unknown(req: &Request<'_>) -> bool {
+    req.local_cache(|| None::<Unknown>).is_some()
+}
+
 /// For a request whose client could not be read (refused): `client_ip()` is the peer, not
-/// what the app's `ip_header` says, unless that header is the one a trusted proxy reports
-/// the client in (`client_header`), which this crate's guards read again and so must see
-/// as it arrived.
-pub(crate) fn publish_unknown(req: &mut Request<'_>, client_header: &str) {
+/// what the app's `ip_header` says, even when that header is the one a trusted proxy
+/// reports the client in (Rocket would take a line the client wrote); this crate's guards
+/// then know the client as unknown instead of reading the overwritten header again.
+pub(crate) fn publish_unknown(req: &mut Request<'_>) {
     let Some(peer) = req.remote() else { return };
-    let ip_header = req.rocket().config().ip_header.as_ref();
-    if ip_header.is_some_and(|h| h.as_str().eq_ignore_ascii_case(client_header)) {
-        return;
-    }
+    req.local_cache(|| Some(Unknown));
     overwrite_ip_header(req, peer.ip().to_canonical());
 }
 

@@ -44,9 +44,22 @@ pub fn get(server: &Server, from: &str, path: &str) -> Response {
 
 /// `POST path` from `from` with a form `body` and extra header lines.
 pub fn post(server: &Server, from: &str, path: &str, body: &str, headers: &[String]) -> Response {
+    let host = format!("127.0.0.1:{}", server.port);
+    form_request(server, from, "POST", &host, path, body, headers)
+}
+
+/// `method path` from `from` with `Host: host`, a form `body` and extra header lines.
+pub fn form_request(
+    server: &Server,
+    from: &str,
+    method: &str,
+    host: &str,
+    path: &str,
+    body: &str,
+    headers: &[String],
+) -> Response {
     let mut req = format!(
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/x-www-form-urlencoded\r\n",
-        server.port
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
     );
     for h in headers {
         req.push_str(h);
@@ -58,6 +71,13 @@ pub fn post(server: &Server, from: &str, path: &str, body: &str, headers: &[Stri
     ));
     server.raw_from(from, req.as_bytes())
 }
+
+/// The app is open to every address but 127.0.0.66; the admin page keeps its built-in
+/// policy (127.0.0.1 and ::1).
+pub const OPEN: &str = r#"
+[default.allow]
+rules = [{ deny = "127.0.0.66" }]
+"#;
 
 /// The headers a browser sends with a form posted from the page itself.
 pub fn same_origin(server: &Server, token: &str) -> Vec<String> {

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod dns;
+pub mod geoip;
 pub mod http;
 pub mod process;
 pub mod recorder;

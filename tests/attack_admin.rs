@@ -1,0 +1,224 @@
+//! An attacker's (or a bad day's) pass over the admin page on a launched app: one click
+//! that would lock the operator out of the page, and the page with many bans.
+
+mod common;
+
+use common::admin::*;
+use common::http::serve;
+
+#[test]
+fn a_ban_that_would_refuse_the_operator_is_not_made_nor_offered() {
+    let server = serve(admin_app(OPEN));
+    let allow = server.allow.clone().unwrap();
+    // A refused neighbour: the page lists it and its /24, which holds the operator too.
+    assert_eq!(get(&server, "127.0.0.66", "/").status, 403);
+    let page = get(&server, "127.0.0.1", "/allow/refused");
+    assert!(page.body.contains("127.0.0.0/24"), "{}", page.body);
+    assert!(
+        !page.body.contains(r#"name="target" value="127.0.0.0/24""#),
+        "a one-click ban of the operator's own network: {}",
+        page.body
+    );
+    assert!(page.body.contains(r#"name="target" value="127.0.0.66""#));
+    let token = csrf_cookie(&page);
+    for target in [
+        "127.0.0.0/24",
+        "127.0.0.1",
+        "0.0.0.0/0",
+        "::ffff:127.0.0.1",
+        "::ffff:0:0/96",
+    ] {
+        let body = format!("csrf={token}&target={target}&duration=3600&reason=oops");
+        let r = post_from_page(&server, "/allow/bans", &body, &token);
+        assert_eq!(r.status, 400, "{target}: {r:?}");
+        assert!(r.body.contains("you"), "{target}: {}", r.body);
+        assert!(allow.bans().is_empty(), "{target}: {:?}", allow.bans());
+        assert_eq!(get(&server, "127.0.0.1", "/allow/").status, 200, "{target}");
+    }
+    // Bans that leave the operator in are made as always.
+    let body = format!("csrf={token}&target=127.0.0.66&duration=3600&reason=probing");
+    assert_eq!(
+        post_from_page(&server, "/allow/bans", &body, &token).status,
+        303
+    );
+    assert!(allow.is_banned("127.0.0.66".parse().unwrap()).is_some());
+    assert_eq!(get(&server, "127.0.0.1", "/allow/").status, 200);
+    server.stop().unwrap();
+}
+
+#[test]
+fn the_bans_page_and_json_show_a_bounded_number_of_bans_and_search_finds_the_rest() {
+    let server = serve(admin_app(OPEN));
+    let allow = server.allow.clone().unwrap();
+    // 3,000 bans (an automatic ban rule under a scan makes far more).
+    for i in 0..3000u32 {
+        let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i);
+        allow.ban(&ip.to_string(), None).unwrap();
+    }
+    allow
+        .ban_with_reason("192.0.2.0/24", None, Some("needle"))
+        .unwrap();
+    let page = get(&server, "127.0.0.1", "/allow/bans");
+    assert_eq!(page.status, 200);
+    let rows = page.body.matches(r#"<code class="target">"#).count();
+    assert_eq!(rows, 1000, "rows shown");
+    assert!(page.body.contains("3001 bans"), "{}", &page.body[..2000]);
+    let json = get(&server, "127.0.0.1", "/allow/api/bans");
+    let list: Vec<serde_json::Value> = serde_json::from_str(&json.body).unwrap();
+    assert_eq!(list.len(), 1000);
+    assert_eq!(header(&json, "x-total-count"), Some("3001"));
+    // Search reaches every ban, shown or not.
+    let found = get(&server, "127.0.0.1", "/allow/bans?q=needle");
+    assert_eq!(found.body.matches(r#"<code class="target">"#).count(), 1);
+    assert!(found.body.contains("192.0.2.0/24"));
+    let found = get(&server, "127.0.0.1", "/allow/api/bans?q=10.0.11.183");
+    let list: Vec<serde_json::Value> = serde_json::from_str(&found.body).unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(header(&found, "x-total-count"), Some("1"));
+    server.stop().unwrap();
+}
+
+/// A browser on the operator's machine that opened a page of `host` (a name an attacker
+/// controls, rebound to 127.0.0.1 after the page loaded): to the browser the admin page is
+/// then same-origin with the attacker's page, so it sends its fetch metadata, Origin and
+/// cookie as for the page's own forms.
+fn rebound(
+    server: &common::http::Server,
+    host: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+    extra: &[String],
+) -> common::http::Response {
+    let host = format!("{host}:{}", server.port);
+    let mut headers = vec![
+        format!("Origin: http://{host}"),
+        "Sec-Fetch-Site: same-origin".to_string(),
+    ];
+    headers.extend_from_slice(extra);
+    form_request(server, "127.0.0.1", method, &host, path, body, &headers)
+}
+
+#[test]
+fn a_page_rebound_to_loopback_by_dns_can_neither_read_nor_change_anything() {
+    let server = serve(admin_app(OPEN));
+    let allow = server.allow.clone().unwrap();
+    allow
+        .ban_with_reason("192.0.2.1", None, Some("secret"))
+        .unwrap();
+    for host in ["attacker.example", "attacker.example.", "127.0.0.1.nip.io"] {
+        // Reading: the page, the JSON and its token.
+        for path in ["/allow/bans", "/allow/api/bans", "/allow/"] {
+            let r = rebound(&server, host, "GET", path, "", &[]);
+            assert_eq!(r.status, 403, "{host} {path}: {r:?}");
+            assert!(
+                !r.body.contains("secret") && !r.head.contains("rocket_allow_csrf"),
+                "{r:?}"
+            );
+        }
+        // Changing, with a token the page would have handed out.
+        let token = "ab".repeat(32);
+        let body = format!("csrf={token}&target=192.0.2.1");
+        let cookie = [format!("Cookie: rocket_allow_csrf={token}")];
+        let r = rebound(&server, host, "POST", "/allow/unban", &body, &cookie);
+        assert_eq!(r.status, 403, "{host}: {r:?}");
+        assert!(
+            allow.is_banned("192.0.2.1".parse().unwrap()).is_some(),
+            "{host}"
+        );
+    }
+    // The operator's own ways in: IP literals, localhost, *.localhost, any case and port.
+    for host in [
+        "127.0.0.1",
+        "[::1]",
+        "localhost",
+        "LocalHost.",
+        "admin.localhost",
+    ] {
+        let r = rebound(&server, host, "GET", "/allow/bans", "", &[]);
+        assert_eq!(r.status, 200, "{host}: {r:?}");
+    }
+    server.stop().unwrap();
+}
+
+#[test]
+fn host_names_of_a_remote_admin_page_are_listed_in_admin_hosts() {
+    let server = serve(admin_app(&format!(
+        "{OPEN}\n[default.allow.admin]\nhosts = [\"Admin.Example.com\"]\n"
+    )));
+    assert_eq!(
+        rebound(&server, "admin.example.com", "GET", "/allow/", "", &[]).status,
+        200
+    );
+    assert_eq!(
+        rebound(&server, "admin.example.com.", "GET", "/allow/", "", &[]).status,
+        200
+    );
+    assert_eq!(
+        rebound(&server, "attacker.example", "GET", "/allow/", "", &[]).status,
+        403
+    );
+    assert_eq!(
+        rebound(&server, "127.0.0.1", "GET", "/allow/", "", &[]).status,
+        200
+    );
+    server.stop().unwrap();
+    for bad in ["admin.example.com:443", "https://admin.example.com", ""] {
+        common::ignite_error(
+            admin_app(&format!(
+                "{OPEN}\n[default.allow.admin]\nhosts = [\"ok.example\", \"{bad}\"]\n"
+            )),
+            &["allow.admin.hosts[1]", "not a host name"],
+        );
+    }
+}
+
+#[test]
+fn markup_in_ban_reasons_list_files_paths_and_user_agents_is_text_on_every_page() {
+    const X: &str = r#"<script>alert(1)</script>"><img src=x onerror=alert(2)>"#;
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("blocked.txt");
+    std::fs::write(&list, "192.0.2.1\n").unwrap();
+    let toml = format!(
+        r#"
+        [default.allow]
+        rules = [{{ deny = "@blocked" }}, {{ deny = "127.0.0.66" }}]
+        [default.allow.sets]
+        blocked = {{ file = "{}" }}
+        [default.allow.policies.p]
+        paths = ["/p"]
+        rules = [{{ deny = "127.0.0.67" }}]
+        "#,
+        list.display()
+    );
+    let server = serve(admin_app(&toml));
+    let allow = server.allow.clone().unwrap();
+    allow.ban_with_reason("192.0.2.9", None, Some(X)).unwrap();
+    // A list file whose bad line the log and the overview quote.
+    std::fs::write(&list, format!("{X}\n")).unwrap();
+    common::geoip::wait_for(|| {
+        get(&server, "127.0.0.1", "/allow/api/overview")
+            .body
+            .contains("onerror")
+    });
+    let req = format!(
+        "GET /p/{X} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: {X}\r\nConnection: close\r\n\r\n"
+    );
+    server.raw_from("127.0.0.67", req.as_bytes());
+    for path in PAGES.iter().chain(&["/allow/bans?q=%3Cscript%3E"]) {
+        let page = get(&server, "127.0.0.1", path);
+        assert_eq!(page.status, 200, "{path}");
+        for raw in ["<script", "<img"] {
+            assert!(!page.body.contains(raw), "{path}: {raw} in {}", page.body);
+        }
+    }
+    // Policy (and set) names cannot carry markup: ignite refuses them.
+    let named = toml.replace("policies.p]", "policies.'<b onclick=alert(3)>']");
+    common::ignite_error(admin_app(&named), &["a policy name is"]);
+    let bans = get(&server, "127.0.0.1", "/allow/bans").body;
+    assert!(
+        bans.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&gt;&lt;img"),
+        "{bans}"
+    );
+    server.stop().unwrap();
+}
