@@ -9,7 +9,8 @@
 //!   in sync (`GET /status`);
 //! - a full resync under load (wrk, when installed): throughput and p99 of 10 s with the
 //!   store steady against 10 s during which Redis drops the instance's connections every
-//!   2 s, so it reconnects and reads all 1,000,000 bans again each time.
+//!   2 s, so it reconnects and reads all 1,000,000 bans again each time; `ROUNDS` rounds
+//!   (3) of steady, replaying and full, each compared with the steady round before it.
 //!
 //! `BANS=N` changes the count.
 
@@ -247,7 +248,6 @@ fn main() {
     // A short round first: the cold sync's aftermath (a million records freed, the
     // allocator and page cache settling) is not the steady state.
     wrk(d_port, 3).expect("wrk output");
-    let steady = wrk(d_port, 10).expect("wrk output");
     // Every 2 s Redis drops the instance's connections; with `full`, the change log goes
     // too, so the reconnect must read all n bans again instead of replaying the log.
     let under_drops = |full: bool| {
@@ -282,29 +282,66 @@ fn main() {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         (seen, killer.join().unwrap())
     };
-    println!(
-        "under wrk load, steady: {:.0} req/s, p99 {}",
-        steady.0, steady.1
-    );
-    for (full, what) in [
-        (false, "reconnects replaying the log"),
-        (true, "full resyncs"),
-    ] {
-        let (seen, kills) = under_drops(full);
+    // Rounds of steady, replaying and full, interleaved: this machine drifts by more than
+    // the effect between rounds minutes apart, so each is compared with the steady round
+    // just before it, and the medians of those ratios are the figures.
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let mut ratios: [Vec<(f64, f64)>; 2] = [Vec::new(), Vec::new()];
+    for round in 1..=rounds {
+        let steady = wrk(d_port, 10).expect("wrk output");
         println!(
-            "  with {kills} {what} of {n} bans: {:.0} req/s ({:.1}%), p99 {}",
-            seen.0,
-            seen.0 / steady.0 * 100.0,
-            seen.1
+            "round {round}: under wrk load, steady: {:.0} req/s, p99 {}",
+            steady.0, steady.1
+        );
+        for (i, (full, what)) in [
+            (false, "reconnects replaying the log"),
+            (true, "full resyncs"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (seen, kills) = under_drops(full);
+            println!(
+                "  with {kills} {what} of {n} bans: {:.0} req/s ({:.1}%), p99 {} ({:.2}x)",
+                seen.0,
+                seen.0 / steady.0 * 100.0,
+                seen.1,
+                ms(&seen.1) / ms(&steady.1)
+            );
+            ratios[i].push((seen.0 / steady.0, ms(&seen.1) / ms(&steady.1)));
+        }
+    }
+    for (i, what) in ["replaying the log", "full resyncs"]
+        .into_iter()
+        .enumerate()
+    {
+        let median = |f: fn(&(f64, f64)) -> f64| {
+            let mut v: Vec<f64> = ratios[i].iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        println!(
+            "median over {rounds} rounds, {what}: {:.1}% of the steady throughput, p99 {:.2}x",
+            median(|r| r.0) * 100.0,
+            median(|r| r.1)
         );
     }
-    // Steady again: how far two rounds without any resync disagree on this machine.
-    let again = wrk(d_port, 10).expect("wrk output");
-    println!(
-        "under wrk load, steady again: {:.0} req/s ({:.1}%), p99 {}",
-        again.0,
-        again.0 / steady.0 * 100.0,
-        again.1
-    );
     drop(d);
+}
+
+/// wrk's latency text (`2.14ms`, `850.00us`, `1.02s`) in milliseconds.
+fn ms(text: &str) -> f64 {
+    let (number, unit) = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .map_or((text, "ms"), |i| text.split_at(i));
+    let value: f64 = number.parse().unwrap_or(f64::NAN);
+    match unit {
+        "us" => value / 1000.0,
+        "s" => value * 1000.0,
+        "m" => value * 60_000.0,
+        _ => value,
+    }
 }

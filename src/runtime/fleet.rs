@@ -49,8 +49,9 @@ impl Local for Shared {
         }
     }
 
-    fn reserve(&self, targets: &mut dyn Iterator<Item = IpNet>) {
-        self.bans.reserve(targets);
+    fn load_all(&self, bans: &[(IpNet, u64, Option<String>)]) -> usize {
+        self.bans.reserve(bans.iter().map(|(target, _, _)| *target));
+        self.bans.load_all(bans)
     }
 
     fn synced(&self, added: usize, lifted: usize) {

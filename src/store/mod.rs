@@ -66,8 +66,9 @@ pub(crate) trait Local: Send + Sync {
     /// summary line, not one line each; whether it changed anything (a resync changes only
     /// what differs).
     fn load(&self, target: IpNet, ban: Option<(u64, Option<&str>)>) -> bool;
-    /// Makes room for bans on `targets`, about to be loaded.
-    fn reserve(&self, targets: &mut dyn Iterator<Item = IpNet>);
+    /// Adds or renews many bans during a full resync (one summary line, as [`Local::load`]);
+    /// how many changed anything.
+    fn load_all(&self, bans: &[(IpNet, u64, Option<String>)]) -> usize;
     /// Records a summary of what a full resync changed.
     fn synced(&self, added: usize, lifted: usize);
     /// Replaces an inline set's entries (invalid ones are logged and change nothing).

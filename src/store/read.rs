@@ -181,13 +181,11 @@ fn make_local(store: &Store, local: &dyn Local, diff: Diff) {
         .map(|c| c.field.clone())
         .collect();
     let free = |t: &IpNet| queued.is_empty() || !queued.contains(&t.to_string());
-    local.reserve(&mut diff.bans.iter().map(|(target, _, _)| *target));
-    let mut added = 0;
-    for (target, expires, reason) in &diff.bans {
-        if free(target) && local.load(*target, Some((*expires, reason.as_deref()))) {
-            added += 1;
-        }
+    let mut bans = diff.bans;
+    if !queued.is_empty() {
+        bans.retain(|(target, _, _)| free(target));
     }
+    let added = local.load_all(&bans);
     let mut lifted = 0;
     for target in &diff.lifts {
         if free(target) && local.load(*target, None) {

@@ -22,24 +22,29 @@ pub(crate) struct Labels(RwLock<Inner>);
 impl Labels {
     /// The label for `reason`, held once more (give it back with [`release`](Self::release)).
     pub fn hold(&self, reason: Option<&str>) -> u32 {
+        self.hold_n(reason, 1)
+    }
+
+    /// The label for `reason`, held `n` times more (for `n` bans put at once).
+    pub fn hold_n(&self, reason: Option<&str>, n: usize) -> u32 {
         let Some(reason) = reason else {
             return NONE;
         };
         let mut inner = self.0.write().unwrap_or_else(|e| e.into_inner());
         if let Some(&label) = inner.by_text.get(reason) {
             if let Some((_, refs)) = &mut inner.slots[label as usize - 1] {
-                *refs += 1;
+                *refs += n;
             }
             return label;
         }
         let text: Arc<str> = reason.into();
         let label = match inner.free.pop() {
             Some(label) => {
-                inner.slots[label as usize - 1] = Some((text.clone(), 1));
+                inner.slots[label as usize - 1] = Some((text.clone(), n));
                 label
             }
             None => {
-                inner.slots.push(Some((text.clone(), 1)));
+                inner.slots.push(Some((text.clone(), n)));
                 u32::try_from(inner.slots.len()).expect("fewer than 2^32 reasons")
             }
         };

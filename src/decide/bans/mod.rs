@@ -11,6 +11,7 @@ mod file;
 mod labels;
 mod table;
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Weak};
@@ -261,6 +262,41 @@ impl Bans {
     /// Makes room for bans on `targets` before they are [loaded](Bans::load).
     pub fn reserve(&self, targets: impl Iterator<Item = IpNet>) {
         self.store.table.reserve(targets);
+    }
+
+    /// [`Bans::load`] for many bans at once, a shard of the table at a time (a full read
+    /// puts a million); how many changed the table.
+    pub fn load_all(&self, bans: &[(IpNet, u64, Option<String>)]) -> usize {
+        let labels = &self.store.labels;
+        // One hold per distinct reason (a million bans give a handful).
+        let mut counts: HashMap<Option<&str>, usize> = HashMap::new();
+        for (_, _, reason) in bans {
+            *counts.entry(reason.as_deref()).or_default() += 1;
+        }
+        let held: HashMap<Option<&str>, u32> = counts
+            .into_iter()
+            .map(|(reason, n)| (reason, labels.hold_n(reason, n)))
+            .collect();
+        let batch: Vec<(IpNet, u64, u32)> = bans
+            .iter()
+            .map(|(target, expires, reason)| {
+                let expires = if *expires > MAX_EXPIRY_MS {
+                    NEVER
+                } else {
+                    *expires
+                };
+                (*target, expires, held[&reason.as_deref()])
+            })
+            .collect();
+        let mut changed = 0;
+        self.store.table.insert_all(&batch, |i, old| {
+            if let Some((_, label)) = old {
+                labels.release(label);
+            }
+            let (_, expires, label) = batch[i];
+            changed += usize::from(old != Some((expires, label)));
+        });
+        changed
     }
 
     /// Tells the saver and the gauge that bans were [loaded](Bans::load).

@@ -80,9 +80,14 @@ impl<K: Key> Level<K> {
     }
 
     fn shard(&self, hash: u64) -> &RwLock<Shard<K>> {
-        // Not the top bits (hashbrown's tags) nor the low ones (its bucket index).
-        &self.shards[(hash >> 32) as usize % SHARDS]
+        &self.shards[shard_index(hash)]
     }
+}
+
+/// The shard of a key's hash: not the top bits (hashbrown's tags) nor the low ones (its
+/// bucket index).
+fn shard_index(hash: u64) -> usize {
+    (hash >> 32) as usize % SHARDS
 }
 
 /// The bans by prefix length, and what the sweeper needs to know.
@@ -269,6 +274,22 @@ impl Table {
     ) -> Option<(u64, u32)> {
         let hash = self.hasher.hash_one(key);
         let mut shard = level.shard(hash).write().unwrap_or_else(|e| e.into_inner());
+        let old = self.put_in(&mut shard, hash, key, expires, label);
+        if old.is_none() {
+            self.len.fetch_add(1, Ordering::Relaxed);
+        }
+        old
+    }
+
+    /// Puts an entry in a locked shard; the one it replaced. The caller counts new ones.
+    fn put_in<K: Key>(
+        &self,
+        shard: &mut Shard<K>,
+        hash: u64,
+        key: K,
+        expires: u64,
+        label: u32,
+    ) -> Option<(u64, u32)> {
         shard.next_expiry = shard.next_expiry.min(expires);
         let entry = Entry {
             key,
@@ -282,8 +303,94 @@ impl Table {
         shard
             .table
             .insert_unique(hash, entry, |e| self.hasher.hash_one(e.key));
-        self.len.fetch_add(1, Ordering::Relaxed);
         None
+    }
+
+    /// Adds or replaces many bans at once (target, expiry, label), a shard at a time: each
+    /// shard's table stays in the cache while its entries go in, and is locked once (a
+    /// full resync puts a million bans: one by one, each was a cache miss). `replaced` is
+    /// told, for each entry's index in `batch`, what it replaced.
+    pub fn insert_all(
+        &self,
+        batch: &[(IpNet, u64, u32)],
+        mut replaced: impl FnMut(usize, Option<(u64, u32)>),
+    ) {
+        // (level: 0..=32 for IPv4, 33.. for IPv6; shard; hash; index in the batch)
+        let mut order: Vec<(u8, u16, u64, u32)> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, (target, _, _))| {
+                let (level, hash) = match target.trunc() {
+                    IpNet::V4(n) => (n.prefix_len(), self.hasher.hash_one(u32::from(n.network()))),
+                    IpNet::V6(n) => (
+                        33 + n.prefix_len(),
+                        self.hasher.hash_one(v6_words(u128::from(n.network()))),
+                    ),
+                };
+                (level, shard_index(hash) as u16, hash, i as u32)
+            })
+            .collect();
+        // Stable: two entries for one target go in in the batch's order.
+        order.sort_by_key(|&(level, shard, _, _)| (level, shard));
+        let (mut added, mut earliest) = (0, NEVER);
+        for run in order.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            let (level, shard) = (u32::from(run[0].0), usize::from(run[0].1));
+            let (n, first) = if level <= 32 {
+                let level = self.level(&self.v4[level as usize], &self.v4_lens, level);
+                self.put_run(
+                    &level.shards[shard],
+                    run,
+                    batch,
+                    &mut replaced,
+                    |t| match t {
+                        IpNet::V4(n) => u32::from(n.network()),
+                        IpNet::V6(_) => unreachable!("sorted by level"),
+                    },
+                )
+            } else {
+                let len = level - 33;
+                let word = &self.v6_lens[(len / 64) as usize];
+                let level = self.level(&self.v6[len as usize], word, len % 64);
+                self.put_run(
+                    &level.shards[shard],
+                    run,
+                    batch,
+                    &mut replaced,
+                    |t| match t {
+                        IpNet::V6(n) => v6_words(u128::from(n.network())),
+                        IpNet::V4(_) => unreachable!("sorted by level"),
+                    },
+                )
+            };
+            added += n;
+            earliest = earliest.min(first);
+        }
+        self.len.fetch_add(added, Ordering::Relaxed);
+        if earliest != NEVER {
+            self.next_expiry.fetch_min(earliest, Ordering::AcqRel);
+        }
+    }
+
+    /// Puts one shard's run of [`insert_all`](Self::insert_all)'s batch under one lock:
+    /// how many were new, and the earliest expiry.
+    fn put_run<K: Key>(
+        &self,
+        shard: &RwLock<Shard<K>>,
+        run: &[(u8, u16, u64, u32)],
+        batch: &[(IpNet, u64, u32)],
+        replaced: &mut impl FnMut(usize, Option<(u64, u32)>),
+        key: impl Fn(IpNet) -> K,
+    ) -> (usize, u64) {
+        let mut shard = shard.write().unwrap_or_else(|e| e.into_inner());
+        let (mut added, mut earliest) = (0, NEVER);
+        for &(_, _, hash, i) in run {
+            let (target, expires, label) = batch[i as usize];
+            let old = self.put_in(&mut shard, hash, key(target.trunc()), expires, label);
+            added += usize::from(old.is_none());
+            earliest = earliest.min(expires);
+            replaced(i as usize, old);
+        }
+        (added, earliest)
     }
 
     /// The entry for exactly `target`, expired or not.
@@ -585,6 +692,46 @@ mod tests {
             let f = table.find(net.network(), 1).expect("banned");
             assert_eq!((f.target, f.label), (*net, i as u32));
         }
+    }
+
+    #[test]
+    fn inserting_all_at_once_is_inserting_one_by_one() {
+        let net = |s: &str| s.parse::<IpNet>().unwrap();
+        let (all, one) = (Table::new(), Table::new());
+        for t in [&all, &one] {
+            assert_eq!(t.insert(net("10.0.0.1/32"), 50, 1), None);
+        }
+        let batch = [
+            (net("10.0.0.1/32"), NEVER, 2),
+            (net("10.0.0.0/8"), 40, 3),
+            (net("2001:db8::/64"), NEVER, 4),
+            (net("2001:db8::/64"), 30, 5),
+            (net("2001:db8::1/128"), NEVER, 6),
+        ];
+        let mut seen = vec![None; batch.len()];
+        all.insert_all(&batch, |i, old| seen[i] = Some(old));
+        let mut want = Vec::new();
+        for (target, expires, label) in batch {
+            want.push(Some(one.insert(target, expires, label)));
+        }
+        // The same final table; each entry saw what it replaced (the two on 2001:db8::/64
+        // in their order in the batch).
+        assert_eq!(seen, want);
+        assert_eq!(all.len(), one.len());
+        for ip in [
+            "10.0.0.1",
+            "10.1.2.3",
+            "2001:db8::1",
+            "2001:db8::2",
+            "192.0.2.1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(all.find(ip, 35), one.find(ip, 35), "{ip}");
+        }
+        // The earliest expiry is known to the sweeper.
+        let mut swept = Vec::new();
+        all.sweep(35, |f| swept.push(f.target));
+        assert_eq!(swept, [net("2001:db8::/64")]);
     }
 
     #[test]
