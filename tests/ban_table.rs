@@ -260,7 +260,10 @@ fn huge_request_text_makes_a_bounded_log_line() {
             log.display()
         );
         let server = serve(app_with_catch_all(&toml, 50));
-        let ua = format!("User-Agent: {}", "A".repeat(390_000));
+        // Well past the log's caps, and under hyper's 417,792-byte limit for a request's
+        // head (390,000 bytes here with the path was over it: 431, depending on how the
+        // bytes arrived).
+        let ua = format!("User-Agent: {}", "A".repeat(250_000));
         let path = format!("/{}", "b".repeat(60_000));
         let res = server.request("GET", &path, &[ua.as_bytes()]);
         assert_eq!(res.status, 200, "{format}");
