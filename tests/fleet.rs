@@ -849,3 +849,53 @@ fn a_ca_file_that_cannot_be_used_fails_ignite_naming_the_key() {
         &["allow.store.tls_ca_file", "rediss://"],
     );
 }
+
+/// A ban record as another instance writes it, made now.
+fn record(lifted: bool) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    if lifted {
+        format!(r#"{{"l":true,"m":{now},"o":"elsewhere"}}"#)
+    } else {
+        format!(r#"{{"e":null,"r":null,"m":{now},"o":"elsewhere"}}"#)
+    }
+}
+
+/// Makes every instance lose its connections and its replay point: the next sync is a
+/// full read.
+fn force_full_read(redis: &Redis) {
+    redis.cmd(&["DEL", "rocket-allow:log"]);
+    redis.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    redis.cmd(&["CLIENT", "KILL", "TYPE", "normal"]);
+}
+
+#[test]
+fn a_full_read_lifts_what_redis_lifted_even_when_the_counts_agree() {
+    let _one = serial();
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    redis.cmd(&["HSET", "rocket-allow:bans", "127.0.7.0/24", &record(false)]);
+    redis.cmd(&["SET", "rocket-allow:epoch", "elsewhere"]);
+    let a = Instance::start(dir.path(), &redis.url(), "");
+    until_all(&[&a], "127.0.7.1", 403, "a ban in Redis before the start");
+    a.ops("/ban/127.0.4.1");
+    a.ops("/ban/127.0.4.2");
+    until_all(&[&a], "127.0.4.2", 403, "a ban");
+    // While A is away one ban is lifted and another made: A holds as many bans as Redis,
+    // but not the same ones.
+    redis.cmd(&["HSET", "rocket-allow:bans", "127.0.4.1/32", &record(true)]);
+    redis.cmd(&["HSET", "rocket-allow:bans", "127.0.4.3/32", &record(false)]);
+    force_full_read(&redis);
+    until_all(&[&a], "127.0.4.3", 403, "a ban made while A was away");
+    until_all(&[&a], "127.0.4.1", 200, "a ban lifted while A was away");
+    // A ban lifted, and the count made up by a second spelling of a network A holds
+    // (host bits set: written by someone else, it is the same table entry).
+    redis.cmd(&["HSET", "rocket-allow:bans", "127.0.4.2/32", &record(true)]);
+    redis.cmd(&["HSET", "rocket-allow:bans", "127.0.7.9/24", &record(false)]);
+    force_full_read(&redis);
+    until_all(&[&a], "127.0.4.2", 200, "a ban lifted while A was away");
+    assert_eq!(a.get("127.0.4.3"), 403);
+    assert_eq!(a.get("127.0.7.1"), 403);
+}
