@@ -137,9 +137,28 @@ fn decode_pages(inbox: mpsc::Receiver<Page>) -> Vec<Record> {
 fn compare(local: &dyn Local, records: Vec<Record>) -> Diff {
     let now = now_ms();
     let mut diff = Diff::default();
-    // What this instance holds and Redis does not was lifted (or expired) elsewhere; the
-    // count says whether there is any (the table holds exactly Redis's bans otherwise).
-    if local.count() != in_force(&records, now).count() {
+    let remote = in_force(&records, now).count();
+    // By reference: the records are looked up again below, when there may be lifts.
+    for record in &records {
+        match record {
+            Record::Ban {
+                target,
+                expires,
+                reason,
+                ..
+            } if *expires > now => {
+                if !local.holds(*target, *expires, reason.as_deref()) {
+                    diff.bans.push((*target, *expires, reason.clone()));
+                }
+            }
+            Record::Ban { .. } | Record::Lifted { .. } => {}
+            other => diff.others.push(other.clone()),
+        }
+    }
+    // What this instance holds and Redis does not was lifted (or expired) elsewhere. When
+    // it holds every ban of Redis exactly, and as many, there is none; otherwise (a ban
+    // lifted and another made count the same) every held target is looked up.
+    if !diff.bans.is_empty() || local.count() != remote {
         let held = local.bans();
         // A cold instance holds nothing to lift: no set of a million targets to build.
         if !held.is_empty() {
@@ -149,22 +168,6 @@ fn compare(local: &dyn Local, records: Vec<Record>) -> Diff {
                 .map(|(target, _, _)| target)
                 .filter(|t| !remote.contains(t))
                 .collect();
-        }
-    }
-    for record in records {
-        match record {
-            Record::Ban {
-                target,
-                expires,
-                reason,
-                ..
-            } if expires > now => {
-                if !local.holds(target, expires, reason.as_deref()) {
-                    diff.bans.push((target, expires, reason));
-                }
-            }
-            Record::Ban { .. } | Record::Lifted { .. } => {}
-            other => diff.others.push(other),
         }
     }
     diff
