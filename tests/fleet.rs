@@ -900,3 +900,46 @@ fn a_full_read_lifts_what_redis_lifted_even_when_the_counts_agree() {
     until_all(&[&a], "127.0.7.1", 200, "a network lifted while A was away");
     assert_eq!(a.get("127.0.4.3"), 403);
 }
+
+#[test]
+fn a_ban_made_here_during_a_full_read_is_kept() {
+    let _one = serial();
+    let redis = Redis::start();
+    // A reaches Redis through a relay that can hold the answer to a full read's page.
+    let stall = common::stall::Stall::start(redis.port, "$5\r\nHSCAN\r\n");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("a.log");
+    let a = Instance::start_with(
+        dir.path(),
+        &stall.url(),
+        &format!("access_log = \"{}\"", log.display()),
+        "",
+    );
+    until_line(
+        &dir.path().join(format!("fleet-{}.err", a.port)),
+        "connected and in sync",
+    );
+    // A ban made elsewhere while A is away, then A's full read caught after Redis answered
+    // its page and before A has it.
+    redis.cmd(&["HSET", "rocket-allow:bans", "127.0.5.9/32", &record(false)]);
+    stall.arm();
+    force_full_read(&redis);
+    stall.until_holding();
+    // A ban made on A now is written to Redis at once (after the page was read there).
+    a.ops("/ban/127.0.5.1");
+    common::until(15, "the ban written", || {
+        redis
+            .cmd(&["HGET", "rocket-allow:bans", "127.0.5.1/32"])
+            .is_some_and(|a| a != "$-1")
+    });
+    stall.release();
+    until_line(&log, "full resync");
+    until_all(&[&a], "127.0.5.9", 403, "the ban made elsewhere");
+    until_all(&[&a], "127.0.5.1", 403, "the ban made here");
+    // The read did not lift it in between (its own message would have banned it again).
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("full resync: 1 bans added or renewed, 0 lifted"),
+        "{text}"
+    );
+}

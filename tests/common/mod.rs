@@ -8,6 +8,7 @@ pub mod http;
 pub mod process;
 pub mod recorder;
 pub mod redis;
+pub mod stall;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
