@@ -121,7 +121,12 @@ pub(crate) struct Store {
     pub config: StoreConfig,
     pub instance: String,
     pub gate: Arc<Gate>,
+    /// Local changes not yet in Redis, oldest first; one being written stays at the front
+    /// until it is in.
     queue: Mutex<VecDeque<Change>>,
+    /// The fields of local changes written while a full read runs (`None` when none runs):
+    /// the read may have missed them, and must leave them as they are here.
+    written: Mutex<Option<std::collections::HashSet<String>>>,
     wake: Condvar,
     connected: AtomicBool,
     /// Set when the app is gone: the thread ends.
@@ -157,6 +162,7 @@ impl Store {
             }),
             config,
             queue: Mutex::new(VecDeque::new()),
+            written: Mutex::new(None),
             wake: Condvar::new(),
             connected: AtomicBool::new(false),
             stopped: AtomicBool::new(false),

@@ -52,6 +52,8 @@ pub(super) fn read_all(
     // A resync of an instance that has a good state runs in the background. The first sync
     // does not (a busy core would keep the instance out of the fleet for minutes), nor
     // any with `on_unavailable = "refuse"` (the read's time counts as staleness there).
+    // From here, a local change written to Redis may have been missed by the read.
+    *store.written.lock().unwrap_or_else(|e| e.into_inner()) = Some(HashSet::new());
     let priority = if store.gate.urgent() {
         Priority::Normal
     } else {
@@ -70,8 +72,14 @@ pub(super) fn read_all(
         scanned?;
         Ok::<_, String>(compare(local, records))
     })
-    .map_err(|e| format!("cannot start the full read: {e}"))??;
-    make_local(store, local, diff);
+    .map_err(|e| format!("cannot start the full read: {e}"));
+    match diff {
+        Ok(Ok(diff)) => make_local(store, local, diff),
+        Ok(Err(e)) | Err(e) => {
+            *store.written.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            return Err(e);
+        }
+    }
     Ok(())
 }
 
@@ -174,14 +182,22 @@ fn compare(local: &dyn Local, records: Vec<Record>) -> Diff {
 }
 
 /// Makes the changes a full read found, but to targets with a change of this instance's
-/// still queued (they keep their local state until it is written).
+/// still queued or written during the read (they keep their local state: it is Redis's
+/// newest, or will be).
 fn make_local(store: &Store, local: &dyn Local, diff: Diff) {
+    let written = store
+        .written
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .unwrap_or_default();
     let queued: HashSet<String> = store
         .queue
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .iter()
         .map(|c| c.field.clone())
+        .chain(written)
         .collect();
     let free = |t: &IpNet| queued.is_empty() || !queued.contains(&t.to_string());
     let mut bans = diff.bans;

@@ -485,28 +485,39 @@ fn flush(
     local: &dyn Local,
 ) -> Result<(), String> {
     loop {
+        // Left at the front while it is written: a full read running meanwhile sees it
+        // queued, or (once written) in `written`.
         let next = store
             .queue
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .pop_front();
+            .front()
+            .cloned();
         let Some(change) = next else {
             return Ok(());
         };
         match write_one(con, write, keys, &change, true, local) {
             Ok(()) => {}
-            Err(e) if connection_failed(&e) => {
-                store
-                    .queue
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push_front(change);
-                return Err(err(e));
-            }
+            Err(e) if connection_failed(&e) => return Err(err(e)),
             Err(e) => malformed(
                 &format!("{} {}", keys.hash(change.kind), change.field),
                 &format!("not written: {}", err(e)),
             ),
+        }
+        if let Some(written) = store
+            .written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            written.insert(change.field.clone());
+        }
+        // The reader and the writer both flush: the other may have taken it off already.
+        let mut queue = store.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if queue.front().is_some_and(|c| {
+            c.made == change.made && c.field == change.field && c.value == change.value
+        }) {
+            queue.pop_front();
         }
     }
 }
