@@ -919,24 +919,44 @@ fn a_ban_made_here_during_a_full_read_is_kept() {
         &dir.path().join(format!("fleet-{}.err", a.port)),
         "connected and in sync",
     );
+    a.ops("/ban/127.0.5.2");
+    common::until(15, "the ban written", || {
+        redis
+            .cmd(&["HGET", "rocket-allow:bans", "127.0.5.2/32"])
+            .is_some_and(|a| a != "$-1")
+    });
     // A ban made elsewhere while A is away, then A's full read caught after Redis answered
     // its page and before A has it.
     redis.cmd(&["HSET", "rocket-allow:bans", "127.0.5.9/32", &record(false)]);
     stall.arm();
     force_full_read(&redis);
     stall.until_holding();
-    // A ban made on A now is written to Redis at once (after the page was read there).
+    // A ban made and one lifted on A now are written to Redis at once (after the page was
+    // read there).
     a.ops("/ban/127.0.5.1");
-    common::until(15, "the ban written", || {
+    a.ops("/unban/127.0.5.2");
+    common::until(15, "the changes written", || {
         redis
             .cmd(&["HGET", "rocket-allow:bans", "127.0.5.1/32"])
             .is_some_and(|a| a != "$-1")
+            && redis
+                .cmd(&[
+                    "EVAL",
+                    r#"return string.find(redis.call('HGET', KEYS[1], ARGV[1]) or '', '"l":true', 1, true) and 1 or 0"#,
+                    "1",
+                    "rocket-allow:bans",
+                    "127.0.5.2/32",
+                ])
+                .as_deref()
+                == Some(":1")
     });
     stall.release();
     until_line(&log, "full resync");
     until_all(&[&a], "127.0.5.9", 403, "the ban made elsewhere");
     until_all(&[&a], "127.0.5.1", 403, "the ban made here");
-    // The read did not lift it in between (its own message would have banned it again).
+    until_all(&[&a], "127.0.5.2", 200, "the ban lifted here");
+    // The read did not lift or make them again in between (their own messages would have
+    // put them right later).
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
         text.contains("full resync: 1 bans added or renewed, 0 lifted"),
