@@ -963,3 +963,56 @@ fn a_ban_made_here_during_a_full_read_is_kept() {
         "{text}"
     );
 }
+
+#[test]
+fn a_set_changed_here_during_a_full_read_is_kept() {
+    let _one = serial();
+    let redis = Redis::start();
+    // The relay holds the answer to the full read's page of sets.
+    let stall = common::stall::Stall::start(redis.port, "HSCAN\r\n$17\r\nrocket-allow:sets\r\n");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("a.log");
+    let a = Instance::start_with(
+        dir.path(),
+        &stall.url(),
+        &format!("access_log = \"{}\"", log.display()),
+        "",
+    );
+    until_line(
+        &dir.path().join(format!("fleet-{}.err", a.port)),
+        "connected and in sync",
+    );
+    let set_holds = |ip: &str| {
+        redis
+            .cmd(&[
+                "EVAL",
+                "return string.find(redis.call('HGET', KEYS[1], 'blocked') or '', ARGV[1], 1, true) and 1 or 0",
+                "1",
+                "rocket-allow:sets",
+                ip,
+            ])
+            .as_deref()
+            == Some(":1")
+    };
+    a.ops("/block/127.0.5.3");
+    common::until(15, "the set written", || set_holds("127.0.5.3"));
+    stall.arm();
+    force_full_read(&redis);
+    stall.until_holding();
+    // The set changed on A after Redis answered the page, before A has it.
+    a.ops("/block/127.0.5.4");
+    common::until(15, "the set written", || set_holds("127.0.5.4"));
+    stall.release();
+    let err = dir.path().join(format!("fleet-{}.err", a.port));
+    common::until(15, "the full read done", || {
+        std::fs::read_to_string(&err).is_ok_and(|t| t.matches("connected and in sync").count() == 2)
+    });
+    until_all(&[&a], "127.0.5.4", 403, "the set changed here");
+    until_all(&[&a], "127.0.5.3", 200, "the set changed here");
+    // The read never put the older set back (its own message would have put it right).
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.contains("replace_set blocked: 1 entries (by the fleet)"),
+        "{text}"
+    );
+}
