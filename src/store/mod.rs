@@ -124,9 +124,9 @@ pub(crate) struct Store {
     /// Local changes not yet in Redis, oldest first; one being written stays at the front
     /// until it is in.
     queue: Mutex<VecDeque<Change>>,
-    /// The fields of local changes written while a full read runs (`None` when none runs):
-    /// the read may have missed them, and must leave them as they are here.
-    written: Mutex<Option<std::collections::HashSet<String>>>,
+    /// The records (kind, field) of local changes written while a full read runs (`None`
+    /// when none runs): the read may have missed them, and must leave them as they are here.
+    written: Mutex<Option<std::collections::HashSet<(record::Kind, String)>>>,
     wake: Condvar,
     connected: AtomicBool,
     /// Set when the app is gone: the thread ends.

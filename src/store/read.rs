@@ -191,28 +191,35 @@ fn make_local(store: &Store, local: &dyn Local, diff: Diff) {
         .unwrap_or_else(|e| e.into_inner())
         .take()
         .unwrap_or_default();
-    let queued: HashSet<String> = store
+    let queued: HashSet<(Kind, String)> = store
         .queue
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .iter()
-        .map(|c| c.field.clone())
+        .map(|c| (c.kind, c.field.clone()))
         .chain(written)
         .collect();
-    let free = |t: &IpNet| queued.is_empty() || !queued.contains(&t.to_string());
+    let free = |kind: Kind, field: String| queued.is_empty() || !queued.contains(&(kind, field));
     let mut bans = diff.bans;
     if !queued.is_empty() {
-        bans.retain(|(target, _, _)| free(target));
+        bans.retain(|(target, _, _)| free(Kind::Bans, target.to_string()));
     }
     let added = local.load_all(&bans);
     let mut lifted = 0;
     for target in &diff.lifts {
-        if free(target) && local.load(*target, None) {
+        if free(Kind::Bans, target.to_string()) && local.load(*target, None) {
             lifted += 1;
         }
     }
     for other in diff.others {
-        apply(local, other);
+        let (kind, field) = match &other {
+            Record::Set { name, .. } => (Kind::Sets, name.clone()),
+            Record::Mode { policy, .. } => (Kind::Modes, policy.clone()),
+            Record::Ban { .. } | Record::Lifted { .. } => continue,
+        };
+        if free(kind, field) {
+            apply(local, other);
+        }
     }
     local.synced(added, lifted);
 }

@@ -20,7 +20,7 @@ const MAX_AHEAD_MS: u64 = 24 * 3600 * 1000;
 const MAX_REASON: usize = 1024;
 
 /// What a hash holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Kind {
     Bans,
     Sets,

@@ -510,7 +510,7 @@ fn flush(
             .unwrap_or_else(|e| e.into_inner())
             .as_mut()
         {
-            written.insert(change.field.clone());
+            written.insert((change.kind, change.field.clone()));
         }
         // The reader and the writer both flush: the other may have taken it off already.
         let mut queue = store.queue.lock().unwrap_or_else(|e| e.into_inner());
