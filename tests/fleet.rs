@@ -909,24 +909,30 @@ fn a_full_read_lifts_what_redis_lifted_even_when_the_counts_agree() {
     assert_eq!(a.get("127.0.4.3"), 403);
 }
 
-#[test]
-fn a_ban_made_here_during_a_full_read_is_kept() {
-    let _one = serial();
+/// A Redis, and an instance in sync with it (access log `a.log`) through a relay that can
+/// hold the answer to a request holding `word` (a full read's page).
+fn behind_relay(word: &'static str) -> (Redis, common::stall::Stall, tempfile::TempDir, Instance) {
     let redis = Redis::start();
-    // A reaches Redis through a relay that can hold the answer to a full read's page.
-    let stall = common::stall::Stall::start(redis.port, "$5\r\nHSCAN\r\n");
+    let stall = common::stall::Stall::start(redis.port, word);
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("a.log");
     let a = Instance::start_with(
         dir.path(),
         &stall.url(),
-        &format!("access_log = \"{}\"", log.display()),
+        &format!("access_log = \"{}\"", dir.path().join("a.log").display()),
         "",
     );
     until_line(
         &dir.path().join(format!("fleet-{}.err", a.port)),
         "connected and in sync",
     );
+    (redis, stall, dir, a)
+}
+
+#[test]
+fn a_ban_made_here_during_a_full_read_is_kept() {
+    let _one = serial();
+    let (redis, stall, dir, a) = behind_relay("$5\r\nHSCAN\r\n");
+    let log = dir.path().join("a.log");
     a.ops("/ban/127.0.5.2");
     common::until(15, "the ban written", || {
         redis
@@ -975,21 +981,9 @@ fn a_ban_made_here_during_a_full_read_is_kept() {
 #[test]
 fn a_set_changed_here_during_a_full_read_is_kept() {
     let _one = serial();
-    let redis = Redis::start();
     // The relay holds the answer to the full read's page of sets.
-    let stall = common::stall::Stall::start(redis.port, "HSCAN\r\n$17\r\nrocket-allow:sets\r\n");
-    let dir = tempfile::tempdir().unwrap();
+    let (redis, stall, dir, a) = behind_relay("HSCAN\r\n$17\r\nrocket-allow:sets\r\n");
     let log = dir.path().join("a.log");
-    let a = Instance::start_with(
-        dir.path(),
-        &stall.url(),
-        &format!("access_log = \"{}\"", log.display()),
-        "",
-    );
-    until_line(
-        &dir.path().join(format!("fleet-{}.err", a.port)),
-        "connected and in sync",
-    );
     let set_holds = |ip: &str| {
         redis
             .cmd(&[
