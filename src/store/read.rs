@@ -145,38 +145,40 @@ fn decode_pages(inbox: mpsc::Receiver<Page>) -> Vec<Record> {
 fn compare(local: &dyn Local, records: Vec<Record>) -> Diff {
     let now = now_ms();
     let mut diff = Diff::default();
-    let remote = in_force(&records, now).count();
-    // By reference: the records are looked up again below, when there may be lifts.
-    for record in &records {
+    // A cold instance holds nothing to lift: no targets kept, no set built.
+    let held_any = local.count() > 0;
+    let (mut remote, mut targets) = (0, Vec::new());
+    for record in records {
         match record {
             Record::Ban {
                 target,
                 expires,
                 reason,
                 ..
-            } if *expires > now => {
-                if !local.holds(*target, *expires, reason.as_deref()) {
-                    diff.bans.push((*target, *expires, reason.clone()));
+            } if expires > now => {
+                remote += 1;
+                if held_any {
+                    targets.push(target);
+                }
+                if !local.holds(target, expires, reason.as_deref()) {
+                    diff.bans.push((target, expires, reason));
                 }
             }
             Record::Ban { .. } | Record::Lifted { .. } => {}
-            other => diff.others.push(other.clone()),
+            other => diff.others.push(other),
         }
     }
     // What this instance holds and Redis does not was lifted (or expired) elsewhere. When
     // it holds every ban of Redis exactly, and as many, there is none; otherwise (a ban
     // lifted and another made count the same) every held target is looked up.
-    if !diff.bans.is_empty() || local.count() != remote {
-        let held = local.bans();
-        // A cold instance holds nothing to lift: no set of a million targets to build.
-        if !held.is_empty() {
-            let remote: HashSet<IpNet> = in_force(&records, now).collect();
-            diff.lifts = held
-                .into_iter()
-                .map(|(target, _, _)| target)
-                .filter(|t| !remote.contains(t))
-                .collect();
-        }
+    if held_any && (!diff.bans.is_empty() || local.count() != remote) {
+        let remote: HashSet<IpNet> = targets.into_iter().collect();
+        diff.lifts = local
+            .bans()
+            .into_iter()
+            .map(|(target, _, _)| target)
+            .filter(|t| !remote.contains(t))
+            .collect();
     }
     diff
 }
@@ -222,14 +224,4 @@ fn make_local(store: &Store, local: &dyn Local, diff: Diff) {
         }
     }
     local.synced(added, lifted);
-}
-
-/// The targets of the bans in force at `now` among `records`.
-fn in_force(records: &[Record], now: u64) -> impl Iterator<Item = IpNet> + '_ {
-    records.iter().filter_map(move |r| match r {
-        Record::Ban {
-            target, expires, ..
-        } if *expires > now => Some(*target),
-        _ => None,
-    })
 }
