@@ -9,8 +9,8 @@
 //! (`examples/fleet.toml` by default) and `ROCKET_*` variables apply, so the tests launch
 //! it as separate processes. Its routes, for 127.0.0.1 only (`Allowed<Ops>`):
 //! `POST /ban/<ip>?<secs>`, `POST /unban/<ip>`, `POST /block/<ip>` (the inline set
-//! `blocked` becomes `[ip]`), `POST /mode/<mode>`, `GET /status`; and `GET /` for anyone
-//! the rules admit.
+//! `blocked` becomes `[ip]`), `POST /mode/<mode>`, `POST /flush` (`flush_bans`),
+//! `GET /status`; and `GET /` for anyone the rules admit.
 
 #[macro_use]
 extern crate rocket;
@@ -74,6 +74,15 @@ fn status(_ok: Allowed<Ops>, allow: &State<AllowHandle>) -> String {
     format!("{:?}\n", allow.store_status())
 }
 
+/// `flush_bans()`: every change so far is in the bans file (if one is set).
+#[post("/flush")]
+fn flush(_ok: Allowed<Ops>, allow: &State<AllowHandle>) -> Result<&'static str, String> {
+    allow
+        .flush_bans()
+        .map(|()| "saved\n")
+        .map_err(|e| e.to_string())
+}
+
 /// One instance.
 fn instance() -> rocket::Rocket<rocket::Build> {
     let config = std::env::var("ROCKET_CONFIG")
@@ -83,7 +92,7 @@ fn instance() -> rocket::Rocket<rocket::Build> {
         .merge(Env::prefixed("ROCKET_").ignore(&["CONFIG"]).global());
     rocket::custom(figment)
         .attach(AllowFairing::fairing().require::<Ops>())
-        .mount("/", routes![index, ban, unban, block, mode, status])
+        .mount("/", routes![index, ban, unban, block, mode, status, flush])
 }
 
 /// A free loopback port.

@@ -71,6 +71,9 @@ pub(crate) struct Shared {
     pub recent: crate::observe::recent::Recent,
     /// How each list file, URL list and the host names last refreshed.
     pub sources: crate::observe::sources::Sources,
+    /// Told of every ban the fleet lifted here (the automatic-ban rules forget the client),
+    /// once the app set it.
+    pub on_fleet_lift: std::sync::OnceLock<Box<dyn Fn(ipnet::IpNet) + Send + Sync>>,
 }
 
 impl Shared {

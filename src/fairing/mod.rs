@@ -195,11 +195,14 @@ async fn start(config: AllowConfig, shutdown_wait: Duration) -> Result<Shared, E
         .as_ref()
         .map(|log| AccessLog::open(log, shutdown_wait, metrics.log_lines_lost()))
         .transpose()?;
-    let bans = Bans::open(config.bans.file.as_deref(), metrics.bans()).map_err(|message| {
-        Error::Invalid {
-            key: "allow.bans.file".into(),
-            message,
-        }
+    let bans = Bans::open(
+        config.bans.file.as_deref(),
+        metrics.bans(),
+        config.store.is_some(),
+    )
+    .map_err(|message| Error::Invalid {
+        key: "allow.bans.file".into(),
+        message,
     })?;
     let contents = contents.with_addrs(&addrs);
     let generation = Generation::compile(&spec, &contents);
@@ -210,7 +213,11 @@ async fn start(config: AllowConfig, shutdown_wait: Duration) -> Result<Shared, E
     Ok(Shared {
         metrics,
         hits,
-        store: config.store.clone().map(crate::store::Store::new),
+        store: config
+            .store
+            .clone()
+            .map(|c| crate::store::Store::new(c, bans.clock())),
+        on_fleet_lift: std::sync::OnceLock::new(),
         recent: crate::observe::recent::Recent::new(config.admin.recent),
         sources: crate::observe::sources::Sources::new(refresher.is_some()),
         admin: config.admin.clone(),
@@ -310,6 +317,14 @@ impl Fairing for AllowFairing {
                         return Err(rocket);
                     }
                 };
+                if let Some(auto) = &auto {
+                    let weak = Arc::downgrade(auto);
+                    let _ = shared.on_fleet_lift.set(Box::new(move |target| {
+                        if let Some(auto) = weak.upgrade() {
+                            auto.forget_here(target);
+                        }
+                    }));
+                }
                 if let Err(e) = start_store(&shared).await {
                     log::error!(target: "rocket_allow", "rocket-allow: {e}");
                     return Err(rocket);

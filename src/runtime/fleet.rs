@@ -8,6 +8,7 @@ use ipnet::IpNet;
 
 use super::audit;
 use crate::config::SetConfig;
+use crate::decide::bans::{Held, Merged, Record};
 use crate::decide::{describe_ban, Shared};
 use crate::rules::Target;
 use crate::store::Local;
@@ -15,48 +16,45 @@ use crate::store::Local;
 const FLEET: Option<&str> = Some("the fleet");
 
 impl Local for Shared {
-    fn bans(&self) -> Vec<(IpNet, u64, Option<String>)> {
-        self.bans.entries()
+    fn held(&self, target: IpNet) -> Option<Held> {
+        self.bans.held(target)
     }
 
-    fn ban(&self, target: IpNet, expires: u64, reason: Option<&str>) {
-        // This instance's own change coming back (or one it holds already): recorded once.
-        if self.bans.holds(target, expires, reason) {
-            return;
+    fn record(&self, target: IpNet) -> Option<Record> {
+        self.bans.record(target)
+    }
+
+    fn records(&self) -> Vec<Record> {
+        self.bans.records()
+    }
+
+    fn record_count(&self) -> usize {
+        self.bans.record_count()
+    }
+
+    fn merge(&self, record: Record) {
+        let target = record.target;
+        match self.bans.merge(record) {
+            Merged::Banned(ban) => audit::record(self, FLEET, &describe_ban(&ban)),
+            Merged::Lifted(in_force) => {
+                // Forgiven on the fleet: counted again from zero here too.
+                if let Some(forget) = self.on_fleet_lift.get() {
+                    forget(target);
+                }
+                if in_force {
+                    audit::record(self, FLEET, &format!("unban {target}"));
+                }
+            }
+            Merged::Older | Merged::Renewed => {}
         }
-        let ban = self.bans.ban_at(target, expires, reason);
-        audit::record(self, FLEET, &describe_ban(&ban));
     }
 
-    fn unban(&self, target: IpNet) {
-        if self.bans.unban(target) {
-            audit::record(self, FLEET, &format!("unban {target}"));
-        }
-    }
-
-    fn holds(&self, target: IpNet, expires: u64, reason: Option<&str>) -> bool {
-        self.bans.holds(target, expires, reason)
-    }
-
-    fn count(&self) -> usize {
-        self.bans.len()
-    }
-
-    fn load(&self, target: IpNet, ban: Option<(u64, Option<&str>)>) -> bool {
-        match ban {
-            Some((expires, reason)) => self.bans.load(target, expires, reason),
-            None => self.bans.unban(target),
-        }
-    }
-
-    fn load_all(&self, bans: &[(IpNet, u64, Option<String>)]) -> usize {
-        self.bans.reserve(bans.iter().map(|(target, _, _)| *target));
-        self.bans.load_all(bans)
+    fn merge_all(&self, records: Vec<Record>) -> (usize, usize) {
+        self.bans.merge_all(records)
     }
 
     fn synced(&self, added: usize, lifted: usize) {
         if added + lifted > 0 {
-            self.bans.loaded();
             audit::record(
                 self,
                 FLEET,

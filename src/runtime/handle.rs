@@ -90,10 +90,10 @@ impl AllowHandle {
         let reason = reason.map(crate::decide::bans::clean_reason);
         let reason = reason.as_deref();
         let expires = crate::decide::bans::expiry(ttl);
-        let ban = self.shared.bans.ban_at(target, expires, reason);
+        let (ban, version) = self.shared.bans.ban_at(target, expires, reason);
         self.audit(&describe_ban(&ban));
         if let Some(store) = &self.shared.store {
-            store.ban(ban.target, expires, reason);
+            store.ban(ban.target, expires, reason, version);
         }
     }
 
@@ -164,7 +164,7 @@ impl AllowHandle {
     /// ```
     pub fn lift(&self, target: impl Into<IpNet>) -> bool {
         let target = target.into().trunc();
-        let lifted = self.shared.bans.unban(target);
+        let (lifted, lift) = self.shared.bans.unban(target);
         // An automatic ban's client starts counting again from zero.
         if let Some(auto) = &self.auto {
             auto.forget(target);
@@ -174,7 +174,7 @@ impl AllowHandle {
         }
         // Lifted on the fleet even if it was not in force here (it may be elsewhere).
         if let Some(store) = &self.shared.store {
-            store.unban(target);
+            store.unban(target, lift);
         }
         lifted
     }
@@ -274,7 +274,7 @@ impl AllowHandle {
         self.audit(&format!("mode of policy {name}: {mode}"));
         if let Some(store) = &self.shared.store {
             let policy = spec.name.as_deref().unwrap_or("");
-            store.push(crate::store::Change::mode(policy, enforce, &store.instance));
+            store.mode(policy, enforce);
         }
         Ok(())
     }
@@ -381,7 +381,7 @@ impl AllowHandle {
         self.audit(&format!("replace_set {name}: {} entries", entries.len()));
         if let Some(store) = &self.shared.store {
             let entries: Vec<String> = entries.iter().map(|e| e.as_ref().to_string()).collect();
-            store.push(crate::store::Change::set(name, &entries, &store.instance));
+            store.set(name, &entries);
         }
         Ok(())
     }

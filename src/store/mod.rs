@@ -19,6 +19,7 @@
 //! The request path reads only [`Gate`] (one atomic load, and only with
 //! `on_unavailable = "refuse"`).
 
+mod acl;
 mod read;
 mod record;
 mod sync;
@@ -31,9 +32,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ipnet::IpNet;
 
 use crate::config::{OnUnavailable, StoreConfig};
+use crate::decide::bans::{self, version::Clock, Lift};
 
 pub(crate) mod counts;
 pub(crate) use record::Change;
+use record::Kind;
 
 /// Metric names.
 pub const STORE_UP: &str = "rocket_allow_store_up";
@@ -49,26 +52,22 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// What the store applies to this instance's own state, and reads back from it (to fill a
-/// Redis that came back empty).
+/// This instance's own state as the store sees it: a replica of the fleet's records.
 pub(crate) trait Local: Send + Sync {
-    /// Every ban in force: target, expiry (Unix ms, `u64::MAX` until lifted), reason.
-    fn bans(&self) -> Vec<(IpNet, u64, Option<String>)>;
-    /// Adds or renews a ban as another instance made it.
-    fn ban(&self, target: IpNet, expires: u64, reason: Option<&str>);
-    /// Lifts a ban another instance lifted.
-    fn unban(&self, target: IpNet);
-    /// Whether exactly this ban is held (a full resync changes only what differs).
-    fn holds(&self, target: IpNet, expires: u64, reason: Option<&str>) -> bool;
-    /// How many bans are held (expired ones included until swept).
-    fn count(&self) -> usize;
-    /// Adds, renews (`Some`) or lifts (`None`) a ban during a full resync: recorded in one
-    /// summary line, not one line each; whether it changed anything (a resync changes only
-    /// what differs).
-    fn load(&self, target: IpNet, ban: Option<(u64, Option<&str>)>) -> bool;
-    /// Adds or renews many bans during a full resync (one summary line, as [`Local::load`]);
-    /// how many changed anything.
-    fn load_all(&self, bans: &[(IpNet, u64, Option<String>)]) -> usize;
+    /// What is held for exactly `target`.
+    fn held(&self, target: IpNet) -> Option<bans::Held>;
+    /// The record held for exactly `target` (a ban in force or a kept lift).
+    fn record(&self, target: IpNet) -> Option<bans::Record>;
+    /// Every record held (to write back what Redis lacks).
+    fn records(&self) -> Vec<bans::Record>;
+    /// How many records are held.
+    fn record_count(&self) -> usize;
+    /// Applies a record from elsewhere if it is newer than what is held (recorded in the
+    /// audit trail as the fleet's).
+    fn merge(&self, record: bans::Record);
+    /// [`Local::merge`] for a full read's records: one summary line, not one each. How
+    /// many bans were added or changed, and how many lifted.
+    fn merge_all(&self, records: Vec<bans::Record>) -> (usize, usize);
     /// Records a summary of what a full resync changed.
     fn synced(&self, added: usize, lifted: usize);
     /// Replaces an inline set's entries (invalid ones are logged and change nothing).
@@ -114,6 +113,10 @@ pub struct StoreStatus {
     pub pending: usize,
     /// This instance's name in records (`host-pid-random`).
     pub instance: String,
+    /// The last error Redis answered a write or a check with (out of memory, a missing
+    /// ACL permission, a read-only replica...), while it lasts: changes stay queued and
+    /// are retried until Redis takes them. `None` when the last write went in.
+    pub last_error: Option<String>,
 }
 
 /// The store's shared state: the queue of local changes, the gate and the status.
@@ -124,9 +127,17 @@ pub(crate) struct Store {
     /// Local changes not yet in Redis, oldest first; one being written stays at the front
     /// until it is in.
     queue: Mutex<VecDeque<Change>>,
-    /// The records (kind, field) of local changes written while a full read runs (`None`
-    /// when none runs): the read may have missed them, and must leave them as they are here.
-    written: Mutex<Option<std::collections::HashSet<(record::Kind, String)>>>,
+    /// This instance's replica of the sets' and modes' records (changed here, or applied
+    /// from elsewhere): what a full read compares with, and writes back when Redis lost it.
+    others: Mutex<std::collections::HashMap<(Kind, String), Change>>,
+    /// The newest change-log id this instance wrote or was told of: a reconnect replays
+    /// the log only if Redis still holds it (a Redis restored from a snapshot, or a
+    /// promoted replica, may have lost it, and then everything is merged again).
+    seen: Mutex<Option<(u64, u64)>>,
+    /// The last error Redis answered with, while it lasts.
+    last_error: Mutex<Option<String>>,
+    /// Versions this instance's changes.
+    clock: Arc<Clock>,
     wake: Condvar,
     connected: AtomicBool,
     /// Set when the app is gone: the thread ends.
@@ -134,8 +145,9 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    /// The store for `config` (not connected yet: see [`Store::start`]).
-    pub fn new(config: StoreConfig) -> Arc<Store> {
+    /// The store for `config` (not connected yet: see [`Store::start`]); its changes are
+    /// versioned by `clock` (the ban table's).
+    pub fn new(config: StoreConfig, clock: Arc<Clock>) -> Arc<Store> {
         let refuse_after = (config.on_unavailable == OnUnavailable::Refuse)
             .then(|| config.max_stale_secs.saturating_mul(1000));
         let host = std::fs::read_to_string("/etc/hostname")
@@ -143,8 +155,7 @@ impl Store {
             .ok()
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "instance".into());
-        let random = std::collections::hash_map::RandomState::new();
-        let tag = std::hash::BuildHasher::hash_one(&random, now_ms()) & 0xffff_ffff;
+        let tag = clock.instance();
         metrics::describe_gauge!(STORE_UP, "1 while the fleet store is connected, else 0");
         metrics::describe_gauge!(
             STORE_SYNC_AGE,
@@ -162,7 +173,10 @@ impl Store {
             }),
             config,
             queue: Mutex::new(VecDeque::new()),
-            written: Mutex::new(None),
+            others: Mutex::default(),
+            seen: Mutex::new(None),
+            last_error: Mutex::new(None),
+            clock,
             wake: Condvar::new(),
             connected: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
@@ -192,14 +206,90 @@ impl Store {
         self.wake.notify_all();
     }
 
-    /// Queues a ban made here.
-    pub fn ban(&self, target: IpNet, expires: u64, reason: Option<&str>) {
-        self.push(Change::ban(target, expires, reason, &self.instance));
+    /// Queues a ban made here (at `version`).
+    pub fn ban(
+        &self,
+        target: IpNet,
+        expires: u64,
+        reason: Option<&str>,
+        version: bans::version::Version,
+    ) {
+        self.push(Change::ban(
+            target,
+            expires,
+            reason,
+            version,
+            &self.instance,
+        ));
     }
 
-    /// Queues a lifted ban.
-    pub fn unban(&self, target: IpNet) {
-        self.push(Change::unban(target, &self.instance));
+    /// Queues a ban lifted here.
+    pub fn unban(&self, target: IpNet, lift: Lift) {
+        self.push(Change::unban(target, lift, &self.instance));
+    }
+
+    /// Queues an inline set's new entries, unless they are what this instance holds
+    /// already (nothing is written for a set replaced by itself).
+    pub fn set(&self, name: &str, entries: &[String]) {
+        self.other(Kind::Sets, name, |version, origin| {
+            Change::set(name, entries, version, origin)
+        });
+    }
+
+    /// Queues a policy's new mode (`""`: the app-wide rules), unless it is the mode held.
+    pub fn mode(&self, policy: &str, enforce: bool) {
+        self.other(Kind::Modes, policy, |version, origin| {
+            Change::mode(policy, enforce, version, origin)
+        });
+    }
+
+    fn other(
+        &self,
+        kind: Kind,
+        field: &str,
+        make: impl Fn(bans::version::Version, &str) -> Change,
+    ) {
+        let mut others = self.others.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (kind, field.to_string());
+        let change = make(self.clock.next(), &self.instance);
+        // The same value as held (its version and origin aside): nothing to write.
+        if let Some(held) = others.get(&key) {
+            if same_value(&held.value, &change.value) {
+                return;
+            }
+        }
+        others.insert(key, change.clone());
+        drop(others);
+        self.push(change);
+    }
+
+    /// Whether a set's or mode's record from elsewhere is newer than the one held; if so it
+    /// is held from now on (the caller applies it).
+    fn take_other(&self, kind: Kind, field: &str, change: Change) -> bool {
+        let mut others = self.others.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (kind, field.to_string());
+        if others
+            .get(&key)
+            .is_some_and(|held| held.version >= change.version)
+        {
+            return false;
+        }
+        others.insert(key, change);
+        true
+    }
+
+    /// Notes a change-log id this instance wrote or was told of.
+    fn saw(&self, id: &str) {
+        if let Some(id) = sync::parse_id(id) {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            if seen.is_none_or(|s| s < id) {
+                *seen = Some(id);
+            }
+        }
+    }
+
+    fn set_error(&self, error: Option<String>) {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = error;
     }
 
     /// How the store is doing.
@@ -210,6 +300,11 @@ impl Store {
             last_sync_age: (last > 0).then(|| Duration::from_millis(now_ms().saturating_sub(last))),
             pending: self.queue.lock().unwrap_or_else(|e| e.into_inner()).len(),
             instance: self.instance.clone(),
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 
@@ -218,6 +313,23 @@ impl Store {
         self.stopped.store(true, Ordering::Relaxed);
         self.wake.notify_all();
     }
+}
+
+/// Whether two records' JSON texts say the same, their versions and origins aside.
+fn same_value(a: &str, b: &str) -> bool {
+    let strip = |t: &str| {
+        serde_json::from_str::<serde_json::Value>(t)
+            .ok()
+            .map(|mut v| {
+                if let Some(o) = v.as_object_mut() {
+                    for k in ["m", "i", "s", "o"] {
+                        o.remove(k);
+                    }
+                }
+                v
+            })
+    };
+    strip(a).is_some_and(|a| Some(a) == strip(b))
 }
 
 #[cfg(test)]

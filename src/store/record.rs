@@ -6,18 +6,12 @@ use ipnet::IpNet;
 use serde_json::{json, Value};
 
 use super::now_ms;
-use crate::decide::bans::parse_target;
-
-/// How long a lifted-ban record stays (so that a ban lifted during a partition stays
-/// lifted when an instance that missed it comes back): 7 days.
-pub(crate) const LIFTED_KEEP_MS: u64 = 7 * 24 * 3600 * 1000;
+use crate::decide::bans::version::Version;
+use crate::decide::bans::{self, cap_reason, parse_target, Lift, State};
 
 /// How far ahead of this instance's clock a record's time may be (clock skew): a record
 /// made later than that is garbage, and must not win over every real change.
 const MAX_AHEAD_MS: u64 = 24 * 3600 * 1000;
-
-/// The longest reason kept from Redis.
-const MAX_REASON: usize = 1024;
 
 /// What a hash holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,77 +37,119 @@ impl Kind {
     }
 }
 
-/// A change made on this instance, on its way to Redis.
-#[derive(Debug, Clone)]
+/// A record on its way to Redis: a change made on this instance, or one it holds that
+/// Redis lacks (written back).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Change {
     pub kind: Kind,
     pub field: String,
     /// The record's JSON text.
     pub value: String,
-    /// When it was made (Unix ms): the newer record wins.
-    pub made: u64,
+    /// Its version: Redis keeps the newer record.
+    pub version: Version,
     /// When the record may leave Redis (Unix ms); `None`: while it is in force.
     pub drop_at: Option<u64>,
 }
 
 impl Change {
-    fn new(kind: Kind, field: String, mut value: Value, origin: &str) -> Change {
-        let made = now_ms();
-        value["m"] = json!(made);
+    fn new(
+        kind: Kind,
+        field: String,
+        mut value: Value,
+        version: Version,
+        origin: &str,
+        drop_at: Option<u64>,
+    ) -> Change {
+        value["m"] = json!(version.ms);
+        value["i"] = json!(version.instance);
+        value["s"] = json!(version.seq);
         value["o"] = json!(origin);
-        let drop_at = match kind {
-            Kind::Bans if value["l"] == json!(true) => Some(made.saturating_add(LIFTED_KEEP_MS)),
-            Kind::Bans => value["e"].as_u64(),
-            _ => None,
-        };
         Change {
             kind,
             field,
             value: value.to_string(),
-            made,
+            version,
             drop_at,
         }
     }
 
-    /// A ban (`expires` in Unix ms, `u64::MAX` until lifted).
-    pub fn ban(target: IpNet, expires: u64, reason: Option<&str>, origin: &str) -> Change {
-        let e = (expires != u64::MAX).then_some(expires);
+    /// A ban's record, or a lift's.
+    pub fn of(record: &bans::Record, origin: &str) -> Change {
+        let (value, drop_at) = match &record.state {
+            State::Ban { expires, reason } => {
+                let e = (*expires != u64::MAX).then_some(*expires);
+                (json!({ "e": e, "r": reason }), e)
+            }
+            State::Lifted { keep } => {
+                let k = (*keep != u64::MAX).then_some(*keep);
+                (json!({ "l": true, "k": k }), k)
+            }
+        };
         Change::new(
             Kind::Bans,
-            target.trunc().to_string(),
-            json!({ "e": e, "r": reason }),
+            record.target.trunc().to_string(),
+            value,
+            record.version,
+            origin,
+            drop_at,
+        )
+    }
+
+    /// A ban (`expires` in Unix ms, `u64::MAX` until lifted).
+    pub fn ban(
+        target: IpNet,
+        expires: u64,
+        reason: Option<&str>,
+        version: Version,
+        origin: &str,
+    ) -> Change {
+        Change::of(
+            &bans::Record {
+                target,
+                version,
+                state: State::Ban {
+                    expires,
+                    reason: reason.map(str::to_string),
+                },
+            },
             origin,
         )
     }
 
     /// A lifted ban.
-    pub fn unban(target: IpNet, origin: &str) -> Change {
-        Change::new(
-            Kind::Bans,
-            target.trunc().to_string(),
-            json!({ "l": true }),
+    pub fn unban(target: IpNet, lift: Lift, origin: &str) -> Change {
+        Change::of(
+            &bans::Record {
+                target,
+                version: lift.version,
+                state: State::Lifted { keep: lift.keep },
+            },
             origin,
         )
     }
 
     /// An inline set's new entries.
-    pub fn set(name: &str, entries: &[String], origin: &str) -> Change {
+    pub fn set(name: &str, entries: &[String], version: Version, origin: &str) -> Change {
         Change::new(
             Kind::Sets,
             name.to_string(),
             json!({ "entries": entries }),
+            version,
             origin,
+            None,
         )
     }
 
     /// A policy's new mode (`""`: the app-wide rules).
-    pub fn mode(policy: &str, enforce: bool, origin: &str) -> Change {
+    pub fn mode(policy: &str, enforce: bool, version: Version, origin: &str) -> Change {
         let mode = if enforce { "enforce" } else { "report" };
         Change::new(
             Kind::Modes,
             policy.to_string(),
             json!({ "mode": mode }),
+            version,
             origin,
+            None,
         )
     }
 
@@ -126,25 +162,17 @@ impl Change {
 /// A record read from Redis (a hash field or a message), checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Record {
-    Ban {
-        target: IpNet,
-        expires: u64,
-        reason: Option<String>,
-        made: u64,
-    },
-    Lifted {
-        target: IpNet,
-        made: u64,
-    },
+    /// A ban or a lift.
+    Ban(bans::Record),
     Set {
         name: String,
         entries: Vec<String>,
-        made: u64,
+        version: Version,
     },
     Mode {
         policy: String,
         enforce: bool,
-        made: u64,
+        version: Version,
     },
 }
 
@@ -157,9 +185,23 @@ struct BanJson {
     r: Option<String>,
     /// When it was made.
     m: u64,
+    /// The instance that made it (records written before versions: 0).
+    #[serde(default)]
+    i: u32,
+    /// That instance's sequence number.
+    #[serde(default)]
+    s: u32,
     /// Lifted.
     #[serde(default)]
     l: bool,
+    /// A lift's time to go (null: kept for ever; absent: written before versions, 7 days).
+    #[serde(default, deserialize_with = "present")]
+    k: Option<Option<u64>>,
+}
+
+/// A field that is present, `null` included (serde reads a `null` as absent otherwise).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
+    serde::Deserialize::deserialize(d).map(Some)
 }
 
 /// Whether `net` is written exactly as `text`: compared as it is formatted, without
@@ -177,6 +219,23 @@ fn spelled(net: &IpNet, text: &str) -> bool {
     std::fmt::write(&mut rest, format_args!("{net}")).is_ok() && rest.0.is_empty()
 }
 
+/// The version of a set's or mode's record.
+fn version_of(v: &Value) -> Result<Version, String> {
+    let ms = v["m"].as_u64().ok_or("no `m` (when it was made)")?;
+    let small = |key: &str| match &v[key] {
+        Value::Null => Ok(0),
+        n => n
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or(format!("`{key}` is not a small number")),
+    };
+    Ok(Version {
+        ms,
+        instance: small("i")?,
+        seq: small("s")?,
+    })
+}
+
 /// Reads one hash field's value.
 pub(crate) fn decode(kind: Kind, field: &str, value: &str) -> Result<Record, String> {
     if kind == Kind::Bans {
@@ -191,22 +250,33 @@ pub(crate) fn decode(kind: Kind, field: &str, value: &str) -> Result<Record, Str
         if v.m > now_ms().saturating_add(MAX_AHEAD_MS) {
             return Err("made more than a day in the future".into());
         }
-        if v.l {
-            return Ok(Record::Lifted { target, made: v.m });
-        }
-        if v.r.as_ref().is_some_and(|r| r.len() > MAX_REASON) {
-            return Err("`r` is longer than 1024 bytes".into());
-        }
-        return Ok(Record::Ban {
+        let version = Version {
+            ms: v.m,
+            instance: v.i,
+            seq: v.s,
+        };
+        let state = if v.l {
+            let keep = match v.k {
+                Some(keep) => keep.unwrap_or(u64::MAX),
+                None => Lift::of(version, None).keep,
+            };
+            State::Lifted { keep }
+        } else {
+            State::Ban {
+                expires: v.e.unwrap_or(u64::MAX),
+                // Someone else's writer may not cut reasons: cut here, never skipped.
+                reason: v.r.map(|r| cap_reason(&r).into_owned()),
+            }
+        };
+        return Ok(Record::Ban(bans::Record {
             target,
-            expires: v.e.unwrap_or(u64::MAX),
-            reason: v.r,
-            made: v.m,
-        });
+            version,
+            state,
+        }));
     }
     let v: Value = serde_json::from_str(value).map_err(|e| format!("not JSON: {e}"))?;
-    let made = v["m"].as_u64().ok_or("no `m` (when it was made)")?;
-    if made > now_ms().saturating_add(MAX_AHEAD_MS) {
+    let version = version_of(&v)?;
+    if version.ms > now_ms().saturating_add(MAX_AHEAD_MS) {
         return Err("made more than a day in the future".into());
     }
     match kind {
@@ -221,7 +291,7 @@ pub(crate) fn decode(kind: Kind, field: &str, value: &str) -> Result<Record, Str
             Ok(Record::Set {
                 name: field.to_string(),
                 entries,
-                made,
+                version,
             })
         }
         Kind::Modes => {
@@ -233,7 +303,7 @@ pub(crate) fn decode(kind: Kind, field: &str, value: &str) -> Result<Record, Str
             Ok(Record::Mode {
                 policy: field.to_string(),
                 enforce,
-                made,
+                version,
             })
         }
     }
@@ -258,31 +328,63 @@ mod tests {
     #[test]
     fn changes_read_back_as_records() {
         let net: IpNet = "192.0.2.0/24".parse().unwrap();
-        let c = Change::ban(net, 5000, Some("x"), "a");
+        let version = Version {
+            ms: 5,
+            instance: 7,
+            seq: 9,
+        };
+        let c = Change::ban(net, 5000, Some("x"), version, "a");
         let (kind, r) = decode_message(&c.message()).unwrap();
         assert_eq!(kind, Kind::Bans);
         assert_eq!(
             r,
-            Record::Ban {
+            Record::Ban(bans::Record {
                 target: net,
-                expires: 5000,
-                reason: Some("x".into()),
-                made: c.made
-            }
+                version,
+                state: State::Ban {
+                    expires: 5000,
+                    reason: Some("x".into())
+                }
+            })
         );
         assert_eq!(c.drop_at, Some(5000));
-        let c = Change::ban(net, u64::MAX, None, "a");
+        let c = Change::ban(net, u64::MAX, None, version, "a");
         assert_eq!(c.drop_at, None);
-        let c = Change::unban(net, "a");
+        let lift = Lift::of(version, Some(u64::MAX));
+        let c = Change::unban(net, lift, "a");
+        assert_eq!(c.drop_at, None, "the lift of a ban until lifted stays");
         assert!(matches!(
             decode(Kind::Bans, &c.field, &c.value),
-            Ok(Record::Lifted { .. })
+            Ok(Record::Ban(bans::Record {
+                state: State::Lifted { keep: u64::MAX },
+                ..
+            }))
         ));
-        let c = Change::mode("", false, "a");
+        let lift = Lift::of(version, None);
+        assert_eq!(Change::unban(net, lift, "a").drop_at, Some(lift.keep));
+        let c = Change::mode("", false, version, "a");
         assert!(matches!(
             decode(Kind::Modes, "", &c.value),
-            Ok(Record::Mode { enforce: false, .. })
+            Ok(Record::Mode { enforce: false, version: v, .. }) if v == version
         ));
+        // A record from before versions: made at `m`, by instance 0.
+        let old = decode(Kind::Bans, "192.0.2.1/32", r#"{"l":true,"m":3}"#).unwrap();
+        assert!(
+            matches!(old, Record::Ban(r) if r.version == Version { ms: 3, instance: 0, seq: 0 })
+        );
+        // A reason too long is cut, never a reason to skip the ban.
+        let long = format!(r#"{{"r":"{}","m":3}}"#, "é".repeat(3000));
+        match decode(Kind::Bans, "192.0.2.1/32", &long) {
+            Ok(Record::Ban(bans::Record {
+                state: State::Ban {
+                    reason: Some(r), ..
+                },
+                ..
+            })) => {
+                assert!(r.len() <= 1024 && r.ends_with('…'), "{}", r.len());
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -11,35 +11,39 @@ use redis::{Commands, Connection};
 use super::record::{decode, decode_message, Change, Kind, Record};
 use super::{now_ms, Local, Store, STORE_ERRORS, STORE_SYNC_AGE, STORE_UP};
 
-/// Writes a record unless Redis holds a newer one, notes when it may go, appends it to the
-/// change log (the last 100,000 changes, so that an instance that was away replays what it
-/// missed instead of reading everything) and publishes it with its log id.
-/// KEYS: the hash, the expiry set, the channel, the log. ARGV: field, value, made, drop-at
-/// (or ""), message (or "": neither logged nor published, when refilling an emptied Redis),
-/// the writer's clock now.
+/// Writes a record if it is newer than the one Redis holds (versions compared as time,
+/// instance, sequence: a record sent again, after a reply that never came, is the same
+/// version and changes nothing), notes when it may go, appends it to the change log (the
+/// last 100,000 changes, so that an instance that was away replays what it missed instead
+/// of reading everything) and publishes it with its log id. Returns the log id, or 0 when
+/// Redis held the same or a newer record.
+/// KEYS: the hash, the expiry set, the channel, the log. ARGV: field, value, made,
+/// instance, sequence, drop-at (or ""), message, the writer's clock now.
 const WRITE: &str = r#"
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if cur then
   local ok, old = pcall(cjson.decode, cur)
   local m = ok and type(old) == 'table' and tonumber(old['m'])
-  -- Newer wins; a record made more than a day ahead of the writer's clock (ARGV[6]) is
-  -- garbage (or a clock far off), and must not pin the field forever.
-  if m and m > tonumber(ARGV[3]) and m <= tonumber(ARGV[6]) + 86400000 then
-    return 0
+  -- A record made more than a day ahead of the writer's clock (ARGV[8]) is garbage (or a
+  -- clock far off), and must not pin the field forever.
+  if m and m <= tonumber(ARGV[8]) + 86400000 then
+    local nm, ni, ns = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+    local oi, os = tonumber(old['i']) or 0, tonumber(old['s']) or 0
+    if m > nm or (m == nm and (oi > ni or (oi == ni and os >= ns))) then
+      return 0
+    end
   end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 local member = KEYS[1] .. '|' .. ARGV[1]
-if ARGV[4] == '' then
+if ARGV[6] == '' then
   redis.call('ZREM', KEYS[2], member)
 else
-  redis.call('ZADD', KEYS[2], ARGV[4], member)
+  redis.call('ZADD', KEYS[2], ARGV[6], member)
 end
-if ARGV[5] ~= '' then
-  local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', '100000', '*', 'c', ARGV[5])
-  redis.call('PUBLISH', KEYS[3], id .. ' ' .. ARGV[5])
-end
-return 1
+local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', '100000', '*', 'c', ARGV[7])
+redis.call('PUBLISH', KEYS[3], id .. ' ' .. ARGV[7])
+return id
 "#;
 
 /// Removes records whose time has come (at most 10,000 a call). KEYS: the expiry set.
@@ -72,11 +76,11 @@ pub(super) struct Keys {
     expiry: String,
     channel: String,
     log: String,
-    prefix: String,
+    pub prefix: String,
 }
 
 impl Keys {
-    fn new(prefix: &str) -> Keys {
+    pub fn new(prefix: &str) -> Keys {
         Keys {
             epoch: format!("{prefix}:epoch"),
             expiry: format!("{prefix}:expiry"),
@@ -123,12 +127,15 @@ pub(super) fn run(store: &Arc<Store>, local: &Weak<dyn Local>) {
         ) {
             Ok(()) => return,
             Err(e) => {
-                metrics::counter!(STORE_ERRORS).increment(1);
-                if store.connected.swap(false, Ordering::Relaxed) || e != last_error {
+                count_error(&e);
+                if store.connected.swap(false, Ordering::Relaxed) || e.text != last_error {
                     log::warn!(target: "rocket_allow",
-                        "rocket-allow: fleet store `{url}`: {e}; enforcing the last state, retrying");
+                        "rocket-allow: fleet store `{url}`: {}; enforcing the last state, retrying", e.text);
                 }
-                last_error = e;
+                if e.kind != "connection" {
+                    store.set_error(Some(e.text.clone()));
+                }
+                last_error = e.text;
                 metrics::gauge!(STORE_UP).set(0.0);
                 age_gauge(store);
                 // Sleep, but wake at once for a stop.
@@ -141,8 +148,9 @@ pub(super) fn run(store: &Arc<Store>, local: &Weak<dyn Local>) {
 }
 
 /// The writer thread's body: writes local changes the moment they are queued, on a
-/// connection of its own (the reader waits on its subscription). While Redis is away the
-/// changes stay queued; the reader writes them first after it reconnects.
+/// connection of its own (the reader waits on its subscription). While Redis is away, or
+/// refuses them (out of memory, no permission, a replica), the changes stay queued and are
+/// tried again with backoff; the reader also writes them first after it reconnects.
 pub(super) fn write_loop(store: &Arc<Store>, local: &Weak<dyn Local>) {
     let keys = Keys::new(&store.config.prefix);
     let Ok(client) = store.config.client() else {
@@ -150,16 +158,17 @@ pub(super) fn write_loop(store: &Arc<Store>, local: &Weak<dyn Local>) {
     };
     let mut con: Option<(Connection, String)> = None;
     let mut backoff = Duration::from_millis(100);
+    let mut refused = false;
     loop {
         {
             let q = store.queue.lock().unwrap_or_else(|e| e.into_inner());
-            let wait = if con.is_some() {
+            let wait = if con.is_some() && !refused {
                 Duration::from_secs(1)
             } else {
                 backoff
             };
             let _ = store.wake.wait_timeout_while(q, wait, |q| {
-                q.is_empty() && !store.stopped.load(Ordering::Relaxed)
+                (q.is_empty() || refused) && !store.stopped.load(Ordering::Relaxed)
             });
         }
         if store.stopped.load(Ordering::Relaxed) {
@@ -174,6 +183,7 @@ pub(super) fn write_loop(store: &Arc<Store>, local: &Weak<dyn Local>) {
             .unwrap_or_else(|e| e.into_inner())
             .is_empty()
         {
+            refused = false;
             continue;
         }
         if con.is_none() {
@@ -190,16 +200,29 @@ pub(super) fn write_loop(store: &Arc<Store>, local: &Weak<dyn Local>) {
                     con = Some(c);
                     backoff = Duration::from_millis(100);
                 }
-                Err(_) => {
-                    // The reader reports the outage; this one only waits to try again.
+                Err(e) => {
+                    // The reader reports an outage; a refusal (no permission to load the
+                    // script) shows in the status.
+                    if !connection_failed(&e) {
+                        store.set_error(Some(err(e)));
+                    }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;
                 }
             }
         }
         if let Some((c, sha)) = &mut con {
-            if flush(store, c, sha, &keys, l.as_ref()).is_err() {
-                con = None;
+            match flush(store, c, sha, &keys, l.as_ref()) {
+                Ok(()) => {
+                    refused = false;
+                    backoff = Duration::from_millis(100);
+                }
+                Err(e) if e.kind == "connection" => con = None,
+                Err(_) => {
+                    // Kept queued; tried again after a pause that grows while it lasts.
+                    refused = true;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
             }
         }
     }
@@ -215,10 +238,75 @@ fn age_gauge(store: &Store) {
 pub(super) fn err(e: redis::RedisError) -> String {
     // The error's text can hold the URL: say what kind of failure it was, and the detail
     // Redis gave, which never holds the password.
-    match e.detail() {
-        Some(d) => format!("{:?}: {d}", e.kind()),
-        None => format!("{:?}: {}", e.kind(), e.category()),
+    match (e.code(), e.detail()) {
+        (Some(code), Some(d)) => format!("{code}: {d}"),
+        (None, Some(d)) => format!("{:?}: {d}", e.kind()),
+        (_, None) => format!("{:?}: {}", e.kind(), e.category()),
     }
+}
+
+/// A failure, with its kind for the metrics and the status: `connection` (reconnect and
+/// resynchronise), `oom`, `noperm`, `readonly` or `command` (Redis refused what was sent:
+/// the change stays queued).
+#[derive(Debug)]
+pub(super) struct Failure {
+    pub kind: &'static str,
+    pub text: String,
+}
+
+impl From<redis::RedisError> for Failure {
+    fn from(e: redis::RedisError) -> Failure {
+        let kind = kind_of(&e);
+        Failure { kind, text: err(e) }
+    }
+}
+
+impl From<String> for Failure {
+    fn from(text: String) -> Failure {
+        Failure {
+            kind: "command",
+            text,
+        }
+    }
+}
+
+/// What kind of failure a Redis error is.
+pub(super) fn kind_of(e: &redis::RedisError) -> &'static str {
+    if connection_failed(e) {
+        return "connection";
+    }
+    // Inside a script, Redis passes the command's own error code on.
+    let text = format!("{} {}", e.code().unwrap_or(""), e.detail().unwrap_or(""));
+    if text.starts_with("OOM") || text.contains("OOM command not allowed") {
+        "oom"
+    } else if text.starts_with("NOPERM") || text.contains("NOPERM") {
+        "noperm"
+    } else if text.starts_with("READONLY") || text.contains("READONLY") {
+        "readonly"
+    } else {
+        "command"
+    }
+}
+
+fn count_error(e: &Failure) {
+    metrics::counter!(STORE_ERRORS, "kind" => e.kind).increment(1);
+}
+
+/// Parses a change-log id (`ms-seq`).
+pub(super) fn parse_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+/// Whether the change log holds the entry `id`.
+fn logged(con: &mut Connection, keys: &Keys, id: (u64, u64)) -> Result<bool, Failure> {
+    let id = format!("{}-{}", id.0, id.1);
+    let found: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg(&keys.log)
+        .arg(&id)
+        .arg(&id)
+        .query(con)?;
+    Ok(found.first().is_some_and(|(i, _)| *i == id))
 }
 
 /// One connection's life: `Ok` when the app is gone, `Err` when the connection failed.
@@ -230,54 +318,58 @@ fn session(
     epoch: &mut Option<String>,
     last_id: &mut Option<String>,
     backoff: &mut Duration,
-) -> Result<(), String> {
-    let mut con = client.get_connection_with_timeout(TIMEOUT).map_err(err)?;
-    con.set_read_timeout(Some(TIMEOUT)).map_err(err)?;
-    con.set_write_timeout(Some(TIMEOUT)).map_err(err)?;
-    let mut sub = client.get_connection_with_timeout(TIMEOUT).map_err(err)?;
-    sub.set_write_timeout(Some(TIMEOUT)).map_err(err)?;
+) -> Result<(), Failure> {
+    let mut con = client.get_connection_with_timeout(TIMEOUT)?;
+    con.set_read_timeout(Some(TIMEOUT))?;
+    con.set_write_timeout(Some(TIMEOUT))?;
+    // Every command and channel the store needs, checked for the configured user before
+    // anything else: a missing ACL rule is named, never a silent "in sync".
+    super::acl::check(&mut con, keys)?;
+    let mut sub = client.get_connection_with_timeout(TIMEOUT)?;
+    sub.set_write_timeout(Some(TIMEOUT))?;
     let mut ps = sub.as_pubsub();
     // Subscribed before the full read: a change made during it arrives afterwards, and
-    // changes arrive in the order Redis made them, so replaying them converges.
-    ps.subscribe(&keys.channel).map_err(err)?;
-    ps.set_read_timeout(Some(Duration::from_millis(100)))
-        .map_err(err)?;
+    // applying a record is idempotent and newer-wins, so replaying them converges.
+    ps.subscribe(&keys.channel)?;
+    ps.set_read_timeout(Some(Duration::from_millis(100)))?;
     let write: String = redis::cmd("SCRIPT")
         .arg("LOAD")
         .arg(WRITE)
-        .query(&mut con)
-        .map_err(err)?;
+        .query(&mut con)?;
     let prune: String = redis::cmd("SCRIPT")
         .arg("LOAD")
         .arg(PRUNE)
-        .query(&mut con)
-        .map_err(err)?;
+        .query(&mut con)?;
     let Some(l) = local.upgrade() else {
         return Ok(());
     };
-    // A Redis without our epoch (restarted empty, or a new one) is filled from this
-    // instance's state, with records older than any real change.
-    let now_epoch: Option<String> = con.get(&keys.epoch).map_err(err)?;
+    // A Redis without our epoch is a new (or emptied) one: the full read below writes back
+    // every record this instance holds.
+    let now_epoch: Option<String> = con.get(&keys.epoch)?;
     let same_redis = now_epoch.is_some() && now_epoch == *epoch;
-    // Only a Redis without an epoch is filled: one with another epoch was filled already by
-    // the first instance back, and a lift recorded since must not be undone by this one's
-    // older view.
     if now_epoch.is_none() {
-        fill(&mut con, &write, keys, l.as_ref())?;
         let fresh = format!("{}-{}", store.instance, now_ms());
         let _: () = redis::cmd("SET")
             .arg(&keys.epoch)
             .arg(&fresh)
             .arg("NX")
-            .query(&mut con)
-            .map_err(err)?;
+            .query(&mut con)?;
     }
-    *epoch = con.get(&keys.epoch).map_err(err)?;
-    flush(store, &mut con, &write, keys, l.as_ref())?;
+    *epoch = con.get(&keys.epoch)?;
+    match flush(store, &mut con, &write, keys, l.as_ref()) {
+        Err(e) if e.kind == "connection" => return Err(e),
+        // Refused (out of memory...): kept queued for the writer; the read goes on.
+        _ => {}
+    }
     // Back on the same Redis, with every change since the last one applied still in the
-    // log: replay those. Otherwise read everything.
+    // log, and the newest change this instance wrote or saw still there (a restore or a
+    // failover can lose the last writes, and keep the log's older part): replay those.
+    // Otherwise merge everything.
+    let seen = *store.seen.lock().unwrap_or_else(|e| e.into_inner());
     let replayed = match last_id.as_deref() {
-        Some(from) if same_redis => replay(&mut con, keys, from, l.as_ref())?,
+        Some(from) if same_redis && seen.map_or(Ok(true), |id| logged(&mut con, keys, id))? => {
+            replay(store, &mut con, keys, from, l.as_ref())?
+        }
         _ => None,
     };
     match replayed {
@@ -287,7 +379,8 @@ fn session(
             // becomes the replay point only once the read succeeded: after a failed one,
             // the next connection must read everything again.
             let newest = newest_id(&mut con, keys)?;
-            super::read::read_all(store, &mut con, keys, l.as_ref())?;
+            super::read::read_all(store, &mut con, &write, keys, l.as_ref())?;
+            store.saw(&newest);
             *last_id = Some(newest);
         }
     }
@@ -310,20 +403,27 @@ fn session(
         match ps.get_message() {
             Ok(msg) => {
                 let payload: String = msg.get_payload().unwrap_or_default();
-                // The id before the record is not trusted (anyone can publish): a reconnect
-                // replays from the last id read from the log itself, which re-applies these
-                // changes in order, harmlessly.
-                let text = payload.split_once(' ').map_or(payload.as_str(), |(_, t)| t);
+                // The id before the record is not trusted as a replay point (anyone can
+                // publish): a reconnect replays from the last id read from the log itself,
+                // which re-applies these changes, harmlessly. It only makes a reconnect
+                // check that the log still holds it (if not: a full merge, never less).
+                let text = match payload.split_once(' ') {
+                    Some((id, text)) => {
+                        store.saw(id);
+                        text
+                    }
+                    None => payload.as_str(),
+                };
                 match decode_message(text) {
-                    Ok((_, record)) => apply(l.as_ref(), record),
+                    Ok((_, record)) => apply(store, l.as_ref(), record),
                     Err(e) => malformed(&keys.channel, &e),
                 }
             }
             Err(e) if e.is_timeout() => {}
-            Err(e) => return Err(err(e)),
+            Err(e) => return Err(e.into()),
         }
         if beat.elapsed() >= HEARTBEAT {
-            let _: String = redis::cmd("PING").query(&mut con).map_err(err)?;
+            let _: String = redis::cmd("PING").query(&mut con)?;
             store.gate.last_sync.store(now_ms(), Ordering::Relaxed);
             age_gauge(store);
             beat = Instant::now();
@@ -335,8 +435,7 @@ fn session(
                 .arg(&keys.expiry)
                 .arg(now_ms())
                 .arg(&keys.prefix)
-                .query(&mut con)
-                .map_err(err)?;
+                .query(&mut con)?;
             pruned = Instant::now();
         }
     }
@@ -345,18 +444,17 @@ fn session(
 /// The newest id in the change log, after appending a marker when the log is empty: a
 /// replay point is always an entry that exists, so a log trimmed, deleted or replaced
 /// since is seen (the entry is gone) and never taken for complete.
-fn newest_id(con: &mut Connection, keys: &Keys) -> Result<String, String> {
+fn newest_id(con: &mut Connection, keys: &Keys) -> Result<String, Failure> {
     let newest: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
         .arg(&keys.log)
         .arg("+")
         .arg("-")
         .arg("COUNT")
         .arg(1)
-        .query(con)
-        .map_err(err)?;
+        .query(con)?;
     match newest.into_iter().next() {
         Some((id, _)) => Ok(id),
-        None => redis::cmd("XADD")
+        None => Ok(redis::cmd("XADD")
             .arg(&keys.log)
             .arg("MAXLEN")
             .arg("~")
@@ -364,8 +462,7 @@ fn newest_id(con: &mut Connection, keys: &Keys) -> Result<String, String> {
             .arg("*")
             .arg("sync")
             .arg("1")
-            .query(con)
-            .map_err(err),
+            .query(con)?),
     }
 }
 
@@ -374,11 +471,12 @@ fn newest_id(con: &mut Connection, keys: &Keys) -> Result<String, String> {
 /// newest id applied. `None` when it does not (or the log cannot be read): then everything
 /// must be read.
 fn replay(
+    store: &Store,
     con: &mut Connection,
     keys: &Keys,
     from: &str,
     local: &dyn Local,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, Failure> {
     type Entries = Vec<(String, Vec<(String, String)>)>;
     let still: redis::RedisResult<Entries> = redis::cmd("XRANGE")
         .arg(&keys.log)
@@ -396,9 +494,9 @@ fn replay(
             .arg("+")
             .arg("COUNT")
             .arg(SCAN)
-            .query(con)
-            .map_err(err)?;
+            .query(con)?;
         if page.is_empty() {
+            store.saw(&last);
             return Ok(Some(last));
         }
         for (id, fields) in page {
@@ -407,7 +505,7 @@ fn replay(
                     continue; // a replay marker
                 }
                 match decode_message(&text) {
-                    Ok((_, record)) => apply(local, record),
+                    Ok((_, record)) => apply(store, local, record),
                     Err(e) => malformed(&format!("{} {id}", keys.log), &e),
                 }
             }
@@ -417,7 +515,7 @@ fn replay(
 }
 
 pub(super) fn malformed(key: &str, why: &str) {
-    metrics::counter!(STORE_ERRORS).increment(1);
+    metrics::counter!(STORE_ERRORS, "kind" => "malformed").increment(1);
     // Text from Redis is someone else's: keep the line short and printable.
     let why: String = why
         .chars()
@@ -428,65 +526,73 @@ pub(super) fn malformed(key: &str, why: &str) {
 }
 
 /// Whether a failure is the connection's (try again later) rather than Redis refusing
-/// what was sent (a key of the wrong type someone else wrote: trying again cannot help).
+/// what was sent.
 pub(super) fn connection_failed(e: &redis::RedisError) -> bool {
     e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
 }
 
-/// Writes one change (newer wins); when Redis held a newer record, that one is applied here.
-fn write_one(
-    con: &mut Connection,
-    write: &str,
-    keys: &Keys,
-    change: &Change,
-    publish: bool,
-    local: &dyn Local,
-) -> redis::RedisResult<()> {
-    let hash = keys.hash(change.kind);
-    let drop_at = change.drop_at.map(|d| d.to_string()).unwrap_or_default();
-    let message = if publish {
-        change.message()
-    } else {
-        String::new()
-    };
-    let written: i64 = redis::cmd("EVALSHA")
+/// Adds one record's WRITE call to `pipe`.
+fn write_call(pipe: &mut redis::Pipeline, write: &str, keys: &Keys, change: &Change) {
+    pipe.cmd("EVALSHA")
         .arg(write)
         .arg(4)
-        .arg(&hash)
+        .arg(keys.hash(change.kind))
         .arg(&keys.expiry)
         .arg(&keys.channel)
         .arg(&keys.log)
         .arg(&change.field)
         .arg(&change.value)
-        .arg(change.made)
-        .arg(drop_at)
-        .arg(message)
-        .arg(now_ms())
-        .query(con)?;
-    if written == 0 {
-        let newer: Option<String> = con.hget(&hash, &change.field)?;
-        if let Some(newer) = newer {
-            match decode(change.kind, &change.field, &newer) {
-                Ok(record) => apply(local, record),
-                Err(e) => malformed(&format!("{hash} {}", change.field), &e),
+        .arg(change.version.ms)
+        .arg(change.version.instance)
+        .arg(change.version.seq)
+        .arg(change.drop_at.map(|d| d.to_string()).unwrap_or_default())
+        .arg(change.message())
+        .arg(now_ms());
+}
+
+/// Writes one change (newer wins); when Redis held a newer record, that one is applied
+/// here. Sent again after a reply that never came, it changes nothing the second time.
+fn write_one(
+    store: &Store,
+    con: &mut Connection,
+    write: &str,
+    keys: &Keys,
+    change: &Change,
+    local: &dyn Local,
+) -> redis::RedisResult<()> {
+    let mut pipe = redis::pipe();
+    write_call(&mut pipe, write, keys, change);
+    let (written,): (redis::Value,) = pipe.query(con)?;
+    match written {
+        redis::Value::BulkString(id) => store.saw(&String::from_utf8_lossy(&id)),
+        redis::Value::SimpleString(id) => store.saw(&id),
+        _ => {
+            let hash = keys.hash(change.kind);
+            let newer: Option<String> = con.hget(&hash, &change.field)?;
+            if let Some(newer) = newer {
+                match decode(change.kind, &change.field, &newer) {
+                    Ok(record) => apply(store, local, record),
+                    Err(e) => malformed(&format!("{hash} {}", change.field), &e),
+                }
             }
         }
     }
     Ok(())
 }
 
-/// Writes the queued local changes, oldest first; one that fails for the connection goes
-/// back to the front, one Redis refuses is dropped (and logged).
+/// Writes the queued local changes, oldest first. One that fails stays at the front: for
+/// the connection, until the next one; refused by Redis (out of memory, no permission, a
+/// replica, a key of the wrong type), until Redis takes it, tried again with backoff and
+/// shown in the status, the metrics and the log. Never dropped.
 fn flush(
     store: &Store,
     con: &mut Connection,
     write: &str,
     keys: &Keys,
     local: &dyn Local,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     loop {
-        // Left at the front while it is written: a full read running meanwhile sees it
-        // queued, or (once written) in `written`.
+        // Left at the front while it is written.
         let next = store
             .queue
             .lock()
@@ -496,90 +602,78 @@ fn flush(
         let Some(change) = next else {
             return Ok(());
         };
-        match write_one(con, write, keys, &change, true, local) {
-            Ok(()) => {}
-            Err(e) if connection_failed(&e) => return Err(err(e)),
-            Err(e) => malformed(
-                &format!("{} {}", keys.hash(change.kind), change.field),
-                &format!("not written: {}", err(e)),
-            ),
+        if let Err(e) = write_one(store, con, write, keys, &change, local) {
+            let failure = Failure::from(e);
+            if failure.kind != "connection" {
+                count_error(&failure);
+                let mut last = store.last_error.lock().unwrap_or_else(|e| e.into_inner());
+                if last.as_deref() != Some(failure.text.as_str()) {
+                    log::warn!(target: "rocket_allow",
+                        "rocket-allow: fleet store: Redis refused a write ({}); the change stays queued and is tried again",
+                        failure.text);
+                    *last = Some(failure.text.clone());
+                }
+            }
+            return Err(failure);
         }
-        if let Some(written) = store
-            .written
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_mut()
-        {
-            written.insert((change.kind, change.field.clone()));
-        }
+        store.set_error(None);
         // The reader and the writer both flush: the other may have taken it off already.
         let mut queue = store.queue.lock().unwrap_or_else(|e| e.into_inner());
-        if queue.front().is_some_and(|c| {
-            c.made == change.made && c.field == change.field && c.value == change.value
-        }) {
+        if queue.front() == Some(&change) {
             queue.pop_front();
         }
     }
 }
 
-/// Fills an empty Redis with this instance's bans, as records made at time 0 (any real
-/// change wins over them), without publishing (the others hold the same state).
-fn fill(con: &mut Connection, write: &str, keys: &Keys, local: &dyn Local) -> Result<(), String> {
-    let bans = local.bans();
-    for chunk in bans.chunks(SCAN) {
+/// Writes back records this instance holds that Redis lacks or holds older (a full read
+/// found them), in pipelined chunks; how many Redis took.
+pub(super) fn write_back(
+    store: &Store,
+    con: &mut Connection,
+    write: &str,
+    keys: &Keys,
+    changes: &[Change],
+) -> Result<usize, Failure> {
+    let mut written = 0;
+    for chunk in changes.chunks(SCAN) {
         let mut pipe = redis::pipe();
-        for (target, expires, reason) in chunk {
-            let mut change = Change::ban(*target, *expires, reason.as_deref(), "refill");
-            let mut value: serde_json::Value =
-                serde_json::from_str(&change.value).unwrap_or_default();
-            value["m"] = 0.into();
-            change.value = value.to_string();
-            change.made = 0;
-            pipe.cmd("EVALSHA")
-                .arg(write)
-                .arg(4)
-                .arg(keys.hash(Kind::Bans))
-                .arg(&keys.expiry)
-                .arg(&keys.channel)
-                .arg(&keys.log)
-                .arg(&change.field)
-                .arg(&change.value)
-                .arg(0)
-                .arg(change.drop_at.map(|d| d.to_string()).unwrap_or_default())
-                .arg("")
-                .arg(now_ms())
-                .ignore();
+        for change in chunk {
+            write_call(&mut pipe, write, keys, change);
         }
-        let _: () = pipe.query(con).map_err(err)?;
-    }
-    if !bans.is_empty() {
-        log::warn!(target: "rocket_allow",
-            "rocket-allow: the fleet store was empty; filled it with this instance's {} bans",
-            bans.len());
-    }
-    Ok(())
-}
-
-/// Applies one record as Redis holds it now.
-pub(super) fn apply(local: &dyn Local, record: Record) {
-    match record {
-        Record::Ban {
-            target,
-            expires,
-            reason,
-            ..
-        } => {
-            if expires > now_ms() {
-                local.ban(target, expires, reason.as_deref());
-            } else {
-                // A ban renewed to end now (a ttl of 0) ends here too.
-                local.unban(target);
+        let replies: Vec<redis::Value> = pipe.query(con)?;
+        for reply in replies {
+            if let redis::Value::BulkString(id) = reply {
+                store.saw(&String::from_utf8_lossy(&id));
+                written += 1;
             }
         }
-        Record::Lifted { target, .. } => local.unban(target),
-        Record::Set { name, entries, .. } => local.set(&name, &entries),
+    }
+    Ok(written)
+}
+
+/// Applies one record from Redis if it is newer than the one held.
+pub(super) fn apply(store: &Store, local: &dyn Local, record: Record) {
+    match record {
+        Record::Ban(r) => local.merge(r),
+        Record::Set {
+            name,
+            entries,
+            version,
+        } => {
+            let held = Change::set(&name, &entries, version, "");
+            if store.take_other(Kind::Sets, &name, held) {
+                local.set(&name, &entries);
+            }
+        }
         Record::Mode {
-            policy, enforce, ..
-        } => local.mode(&policy, enforce),
+            policy,
+            enforce,
+            version,
+        } => {
+            let held = Change::mode(&policy, enforce, version, "");
+            if store.take_other(Kind::Modes, &policy, held) {
+                local.mode(&policy, enforce);
+            }
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod dns;
+pub mod fleet;
 pub mod geoip;
 pub mod http;
 pub mod process;

@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,8 @@ use super::process::{free_port, Proc};
 pub struct Redis {
     pub port: u16,
     proc: Option<Proc>,
+    /// Where it keeps its snapshot (`dump.rdb`, written by `SAVE` only), if anywhere.
+    dir: Option<PathBuf>,
 }
 
 impl Redis {
@@ -19,22 +22,51 @@ impl Redis {
         let mut r = Redis {
             port: free_port(),
             proc: None,
+            dir: None,
         };
         r.restart();
         r
     }
 
+    /// A redis-server whose snapshot lives in `dir`: written by [`Redis::cmd`]`(&["SAVE"])`
+    /// only, and loaded by every [`Redis::restart`].
+    pub fn start_in(dir: &Path) -> Redis {
+        let mut r = Redis {
+            port: free_port(),
+            proc: None,
+            dir: Some(dir.to_path_buf()),
+        };
+        r.restart();
+        r
+    }
+
+    /// Stops it without saving (`SHUTDOWN NOSAVE`): what it held since the last `SAVE` is
+    /// lost, as in a crash.
+    pub fn crash(&mut self) {
+        self.cmd(&["SHUTDOWN", "NOSAVE"]);
+        self.proc = None;
+    }
+
     /// A handle on the Redis another handle runs at `port` (for commands from another
     /// thread); dropping it stops nothing.
     pub fn at(port: u16) -> Redis {
-        Redis { port, proc: None }
+        Redis {
+            port,
+            proc: None,
+            dir: None,
+        }
     }
 
     /// (Re)starts it on the same port, empty.
     pub fn restart(&mut self) {
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        command
             .args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
-            .args(["--port", &self.port.to_string()])
+            .args(["--port", &self.port.to_string()]);
+        if let Some(dir) = &self.dir {
+            command.arg("--dir").arg(dir);
+        }
+        let child = command
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server is installed (.ci/run installs it)");

@@ -1,8 +1,13 @@
-//! The bans file: one ban a line, `network expiry reason...` (the expiry in Unix seconds,
-//! with up to three decimals, or `-` for a ban until lifted; an automatic ban's reason is
-//! `origin<TAB>reason`), read at
-//! ignite and rewritten whole by a thread of its own after changes (temporary file, fsync,
-//! rename, fsync of the directory), so the file is always either the old list or the new one.
+//! The bans file: one ban a line, `network expiry version reason...` (the expiry in Unix
+//! seconds, with up to three decimals, or `-` for a ban until lifted; the version
+//! `ms.instance.seq`; an automatic ban's reason is `origin<TAB>reason`), and with a fleet
+//! store one kept lift a line, `network lifted version keep` (`keep` an expiry as above).
+//! The first line, [`HEADER`], says so; a file without it is the older form `network
+//! expiry reason...`, whose bans are older than any versioned record.
+//!
+//! Read at ignite and rewritten whole by a thread of its own after changes (temporary file,
+//! fsync, rename, fsync of the directory), so the file is always either the old list or
+//! the new one.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,14 +17,26 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
+use super::merge::Lift;
+use super::version::Version;
 use super::{parse_target, table::NEVER, MAX_EXPIRY_MS};
+
+/// How a file with versions begins.
+const MARK: &str = "# rocket-allow bans 2";
+
+/// The first line of a file with versions.
+pub(super) const HEADER: &str =
+    "# rocket-allow bans 2: network expiry version reason | network lifted version keep\n";
 
 /// One line of the file.
 pub(super) struct Line {
     pub target: IpNet,
     /// Unix ms, or [`NEVER`].
     pub expires: u64,
+    pub version: Version,
     pub reason: Option<String>,
+    /// A kept lift rather than a ban.
+    pub lift: Option<Lift>,
 }
 
 /// Reads the file (missing: no bans). An expiry past what a date can show is a ban until
@@ -31,19 +48,38 @@ pub(super) fn read(path: &Path) -> Result<Vec<Line>, String> {
         Err(e) => return Err(format!("cannot read `{}`: {e}", path.display())),
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let versioned = text.starts_with(MARK);
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
         .map(|(i, line)| {
             let bad = |m: &str| format!("{}:{}: `{line}`: {m}", path.display(), i + 1);
-            let mut parts = line.splitn(3, ' ');
+            let mut parts = line.splitn(if versioned { 4 } else { 3 }, ' ');
             let target = parse_target(parts.next().unwrap_or("")).map_err(|m| bad(&m))?;
-            let expires = match parts.next() {
-                Some("-") | None => NEVER,
+            let second = parts.next();
+            let version = if versioned {
+                let text = parts.next().unwrap_or("");
+                Version::parse(text).ok_or_else(|| bad("the version is not `ms.instance.seq`"))?
+            } else {
+                Version::ZERO
+            };
+            let expiry = |text: Option<&str>| match text {
+                Some("-") | None => Ok(NEVER),
                 Some(secs) => {
-                    parse_expiry(secs).ok_or_else(|| bad("expiry is not a number of seconds"))?
+                    parse_expiry(secs).ok_or_else(|| bad("expiry is not a number of seconds"))
                 }
             };
+            if versioned && second == Some("lifted") {
+                let keep = expiry(parts.next())?;
+                return Ok(Line {
+                    target,
+                    expires: 0,
+                    version,
+                    reason: None,
+                    lift: Some(Lift { version, keep }),
+                });
+            }
+            let expires = expiry(second)?;
             // A tab separates an automatic ban's origin from its reason.
             let reason = parts
                 .next()
@@ -52,7 +88,9 @@ pub(super) fn read(path: &Path) -> Result<Vec<Line>, String> {
             Ok(Line {
                 target,
                 expires,
+                version,
                 reason,
+                lift: None,
             })
         })
         .collect()
@@ -77,10 +115,9 @@ fn parse_expiry(text: &str) -> Option<u64> {
     )
 }
 
-/// Appends one line for a ban, its expiry to the millisecond.
-pub(super) fn write_line(out: &mut String, target: IpNet, expires: u64, reason: Option<&str>) {
+/// Appends an expiry (Unix ms) as seconds, `-` for never.
+fn write_expiry(out: &mut String, expires: u64) {
     use std::fmt::Write as _;
-    let _ = write!(out, "{target} ");
     if expires == NEVER {
         out.push('-');
     } else {
@@ -89,7 +126,28 @@ pub(super) fn write_line(out: &mut String, target: IpNet, expires: u64, reason: 
             let _ = write!(out, ".{:03}", expires % 1000);
         }
     }
-    out.push(' ');
+}
+
+/// Appends one line for a kept lift.
+pub(super) fn write_lift(out: &mut String, target: IpNet, lift: &Lift) {
+    use std::fmt::Write as _;
+    let _ = write!(out, "{target} lifted {} ", lift.version.text());
+    write_expiry(out, lift.keep);
+    out.push('\n');
+}
+
+/// Appends one line for a ban, its expiry to the millisecond.
+pub(super) fn write_line(
+    out: &mut String,
+    target: IpNet,
+    expires: u64,
+    version: Version,
+    reason: Option<&str>,
+) {
+    use std::fmt::Write as _;
+    let _ = write!(out, "{target} ");
+    write_expiry(out, expires);
+    let _ = write!(out, " {} ", version.text());
     // A reason cannot break the line it is on; an origin is kept apart by a tab.
     out.extend(reason.unwrap_or("").chars().map(|c| match c {
         '\u{1f}' => '\t',
@@ -256,7 +314,13 @@ mod tests {
     fn expiries_round_trip_to_the_millisecond() {
         for ms in [0, 1, 999, 1000, 1_796_139_510_250, MAX_EXPIRY_MS, NEVER] {
             let mut line = String::new();
-            write_line(&mut line, "192.0.2.1/32".parse().unwrap(), ms, Some("a\nb"));
+            write_line(
+                &mut line,
+                "192.0.2.1/32".parse().unwrap(),
+                ms,
+                Version::ZERO,
+                Some("a\nb"),
+            );
             let expiry = line.split(' ').nth(1).unwrap();
             let back = if expiry == "-" {
                 NEVER

@@ -82,20 +82,6 @@ impl Labels {
             .map(|(t, _)| t.to_string())
     }
 
-    /// Whether `label` stands for `reason`.
-    pub fn is(&self, label: u32, reason: Option<&str>) -> bool {
-        match (label, reason) {
-            (NONE, None) => true,
-            (NONE, Some(_)) | (_, None) => false,
-            (label, Some(reason)) => {
-                let inner = self.0.read().unwrap_or_else(|e| e.into_inner());
-                inner.slots[label as usize - 1]
-                    .as_ref()
-                    .is_some_and(|(t, _)| &**t == reason)
-            }
-        }
-    }
-
     /// Distinct reasons held (for tests).
     #[cfg(test)]
     pub fn count(&self) -> usize {

@@ -9,19 +9,23 @@
 
 mod file;
 mod labels;
+mod merge;
 mod table;
+pub(crate) mod version;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ipnet::IpNet;
 
 use crate::rules::Target;
 use labels::Labels;
+pub(crate) use merge::{Held, Lift, Merged, Record, State};
 use table::{Found, Table, NEVER};
+use version::{Clock, Version};
 
 /// One ban, as [`AllowHandle::bans`](crate::AllowHandle::bans) lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +79,13 @@ struct Store {
     labels: Labels,
     /// Told of every ban the sweeper removes (the audit trail), once the app set it.
     on_expiry: std::sync::OnceLock<Told>,
+    /// Lifted bans (with a fleet store: they are records too, so that an older ban cannot
+    /// come back), and the lock every versioned change takes: a change is compared with
+    /// what is held and made in one step.
+    lifted: Mutex<HashMap<IpNet, Lift>>,
+    /// Whether lifts are kept (only a fleet store needs them).
+    keep_lifts: bool,
+    clock: Arc<Clock>,
 }
 
 /// The bans and the threads that keep them.
@@ -112,12 +123,29 @@ const ORIGIN_MARK: char = '\u{1f}';
 
 /// The label text for a ban made by `origin` (an automatic ban) with `reason`.
 pub(crate) fn tagged(origin: &str, reason: &str) -> String {
-    format!("{origin}{ORIGIN_MARK}{reason}")
+    cap_reason(&format!("{origin}{ORIGIN_MARK}{reason}")).into_owned()
+}
+
+/// The longest reason a ban keeps, in bytes (origin included): longer ones are cut, ending
+/// in `…`. Every replica (the bans file, the fleet store) holds the same text.
+pub const MAX_REASON_BYTES: usize = 1024;
+
+/// `text` cut to [`MAX_REASON_BYTES`] at a character boundary, ending in `…` when cut.
+pub(crate) fn cap_reason(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= MAX_REASON_BYTES {
+        return text.into();
+    }
+    let mut end = MAX_REASON_BYTES - '…'.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end]).into()
 }
 
 /// A reason as the app gave it, with control characters (which could break a bans-file
-/// line or fake an origin) replaced by spaces.
+/// line or fake an origin) replaced by spaces, cut to [`MAX_REASON_BYTES`].
 pub(crate) fn clean_reason(reason: &str) -> std::borrow::Cow<'_, str> {
+    let reason = cap_reason(reason);
     if reason.chars().any(char::is_control) {
         reason
             .chars()
@@ -125,7 +153,7 @@ pub(crate) fn clean_reason(reason: &str) -> std::borrow::Cow<'_, str> {
             .collect::<String>()
             .into()
     } else {
-        reason.into()
+        reason
     }
 }
 
@@ -145,24 +173,36 @@ fn untag(text: Option<String>) -> (Option<String>, Option<String>) {
 
 impl Store {
     /// Adds or replaces a ban (an expiry past [`MAX_EXPIRY_MS`] is until lifted): the entry
-    /// as put, and whether it differs from the one it replaced.
-    fn put(&self, target: IpNet, expires: u64, reason: Option<&str>) -> (Found, bool) {
+    /// as put, and whether it differs from the one it replaced. The caller holds `lifted`.
+    fn put(
+        &self,
+        target: IpNet,
+        expires: u64,
+        reason: Option<&str>,
+        version: Version,
+    ) -> (Found, bool) {
         let expires = if expires > MAX_EXPIRY_MS {
             NEVER
         } else {
             expires
         };
         let label = self.labels.hold(reason);
-        let old = self.table.insert(target, expires, label);
-        if let Some((_, old_label)) = old {
-            self.labels.release(old_label);
+        let old = self.table.insert(target, expires, label, version);
+        if let Some(old) = old {
+            self.labels.release(old.label);
         }
         let found = Found {
             target: target.trunc(),
             expires,
             label,
+            version,
         };
-        (found, old != Some((expires, label)))
+        let same = old.is_some_and(|o| o.expires == expires && o.label == label);
+        (found, !same)
+    }
+
+    fn lock_lifted(&self) -> std::sync::MutexGuard<'_, HashMap<IpNet, Lift>> {
+        self.lifted.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn ban(&self, f: Found) -> Ban {
@@ -175,26 +215,32 @@ impl Store {
         }
     }
 
-    /// The whole table as the bans file's text.
+    /// The whole table (and the lifts kept) as the bans file's text.
     fn text(&self) -> String {
         let now = now_ms();
-        let mut out = String::with_capacity(self.table.len() * 40);
+        let mut out = String::with_capacity(self.table.len() * 60);
+        out.push_str(file::HEADER);
         self.table.each(|f| {
             if f.expires > now {
                 let reason = self.labels.text(f.label);
-                file::write_line(&mut out, f.target, f.expires, reason.as_deref());
+                file::write_line(&mut out, f.target, f.expires, f.version, reason.as_deref());
             }
         });
+        for (target, lift) in self.lock_lifted().iter() {
+            file::write_lift(&mut out, *target, lift);
+        }
         out
     }
 }
 
 impl Bans {
     /// Bans read from `file` (expired ones dropped), saved there after every change;
-    /// `count` is told how many bans the table holds whenever that changes.
+    /// `count` is told how many bans the table holds whenever that changes. With
+    /// `keep_lifts` (a fleet store), lifted bans are kept as records too.
     pub fn open(
         file: Option<&Path>,
         count: impl Fn(usize) + Send + Sync + 'static,
+        keep_lifts: bool,
     ) -> Result<Bans, String> {
         // Absolute, so saving keeps working if the app changes directory.
         let file = file
@@ -209,12 +255,28 @@ impl Bans {
             table: Table::new(),
             labels: Labels::default(),
             on_expiry: std::sync::OnceLock::new(),
+            lifted: Mutex::new(HashMap::new()),
+            keep_lifts,
+            clock: Arc::new(Clock::new()),
         });
         if let Some(path) = &file {
             let now = now_ms();
+            let mut lifted = store.lock_lifted();
             for line in file::read(path)? {
-                if line.expires > now {
-                    store.put(line.target, line.expires, line.reason.as_deref());
+                match line.lift {
+                    Some(lift) if keep_lifts && lift.keep > now => {
+                        lifted.insert(line.target, lift);
+                    }
+                    Some(_) => {}
+                    None if line.expires > now => {
+                        store.put(
+                            line.target,
+                            line.expires,
+                            line.reason.as_deref(),
+                            line.version,
+                        );
+                    }
+                    None => {}
                 }
             }
         }
@@ -245,73 +307,44 @@ impl Bans {
     }
 
     /// Adds (or renews) a ban ending at `expires` (Unix ms, `u64::MAX` until lifted; past
-    /// [`MAX_EXPIRY_MS`] is until lifted too), effective for the next request; the ban as made.
-    pub fn ban_at(&self, target: IpNet, expires: u64, reason: Option<&str>) -> Ban {
-        let (found, _) = self.store.put(target, expires, reason);
+    /// [`MAX_EXPIRY_MS`] is until lifted too), effective for the next request: a change made
+    /// here, newer than any record held. The ban as made, and its version.
+    pub fn ban_at(&self, target: IpNet, expires: u64, reason: Option<&str>) -> (Ban, Version) {
+        let target = target.trunc();
+        let mut lifted = self.store.lock_lifted();
+        let version = self.store.clock.next();
+        let (found, _) = self.store.put(target, expires, reason, version);
+        lifted.remove(&target);
+        drop(lifted);
         self.changed();
-        self.store.ban(found)
+        (self.store.ban(found), version)
     }
 
-    /// Puts a ban as the fleet store holds it: [`Bans::ban_at`] without making the [`Ban`]
-    /// or telling the saver (a full read puts a million; [`Bans::loaded`] tells it once);
-    /// whether the table changed.
-    pub fn load(&self, target: IpNet, expires: u64, reason: Option<&str>) -> bool {
-        self.store.put(target, expires, reason).1
-    }
-
-    /// Makes room for bans on `targets` before they are [loaded](Bans::load).
-    pub fn reserve(&self, targets: impl Iterator<Item = IpNet>) {
-        self.store.table.reserve(targets);
-    }
-
-    /// [`Bans::load`] for many bans at once, a shard of the table at a time (a full read
-    /// puts a million); how many changed the table.
-    pub fn load_all(&self, bans: &[(IpNet, u64, Option<String>)]) -> usize {
-        let labels = &self.store.labels;
-        // One hold per distinct reason (a million bans give a handful).
-        let mut counts: HashMap<Option<&str>, usize> = HashMap::new();
-        for (_, _, reason) in bans {
-            *counts.entry(reason.as_deref()).or_default() += 1;
+    /// Lifts a ban here (a change made here, newer than any record held): whether one was
+    /// in force, and the lift as a record (kept, with a fleet store, as long as the ban it
+    /// lifts could have lasted, and at least 7 days).
+    pub fn unban(&self, target: IpNet) -> (bool, Lift) {
+        let target = target.trunc();
+        let mut lifted = self.store.lock_lifted();
+        let version = self.store.clock.next();
+        let old = self.store.table.remove(target);
+        let lift = Lift::of(version, old.map(|o| o.expires));
+        if self.store.keep_lifts {
+            lifted.insert(target, lift);
         }
-        let held: HashMap<Option<&str>, u32> = counts
-            .into_iter()
-            .map(|(reason, n)| (reason, labels.hold_n(reason, n)))
-            .collect();
-        let batch: Vec<(IpNet, u64, u32)> = bans
-            .iter()
-            .map(|(target, expires, reason)| {
-                let expires = if *expires > MAX_EXPIRY_MS {
-                    NEVER
-                } else {
-                    *expires
-                };
-                (*target, expires, held[&reason.as_deref()])
-            })
-            .collect();
-        let mut changed = 0;
-        self.store.table.insert_all(&batch, |i, old| {
-            if let Some((_, label)) = old {
-                labels.release(label);
-            }
-            let (_, expires, label) = batch[i];
-            changed += usize::from(old != Some((expires, label)));
-        });
-        changed
-    }
-
-    /// Tells the saver and the gauge that bans were [loaded](Bans::load).
-    pub fn loaded(&self) {
-        self.changed();
-    }
-
-    /// Lifts a ban; whether there was one in force.
-    pub fn unban(&self, target: IpNet) -> bool {
-        let Some((expires, label)) = self.store.table.remove(target) else {
-            return false;
+        drop(lifted);
+        let Some(old) = old else {
+            return (false, lift);
         };
-        self.store.labels.release(label);
+        self.store.labels.release(old.label);
         self.changed();
-        expires > now_ms()
+        (old.expires > now_ms(), lift)
+    }
+
+    /// The clock that versions this instance's changes (the fleet store versions set and
+    /// mode changes with it too).
+    pub fn clock(&self) -> Arc<Clock> {
+        self.store.clock.clone()
     }
 
     fn changed(&self) {
@@ -325,26 +358,6 @@ impl Bans {
     pub fn list(&self) -> Vec<Ban> {
         let mut out = self.some(usize::MAX);
         out.sort_by_key(|b| b.target);
-        out
-    }
-
-    /// Whether exactly this ban (target, expiry, reason) is in the table.
-    pub fn holds(&self, target: IpNet, expires: u64, reason: Option<&str>) -> bool {
-        self.store
-            .table
-            .get(target)
-            .is_some_and(|f| f.expires == expires && self.store.labels.is(f.label, reason))
-    }
-
-    /// Every ban in force: target, expiry (Unix ms, `u64::MAX` until lifted), reason.
-    pub fn entries(&self) -> Vec<(IpNet, u64, Option<String>)> {
-        let now = now_ms();
-        let mut out = Vec::with_capacity(self.store.table.len());
-        self.store.table.each(|f| {
-            if f.expires > now {
-                out.push((f.target, f.expires, self.store.labels.text(f.label)));
-            }
-        });
         out
     }
 
@@ -383,20 +396,27 @@ fn sweep(store: Weak<Store>, count: Arc<dyn Fn(usize) + Send + Sync>) -> Result<
     // Normal priority, like the saver: it takes shards' locks.
     std::thread::Builder::new()
         .name("rocket-allow-ban-sweeper".into())
-        .spawn(move || loop {
-            std::thread::sleep(Duration::from_millis(250));
-            let Some(store) = store.upgrade() else {
-                return;
-            };
-            let before = store.table.len();
-            store.table.sweep(now_ms(), |found| {
-                if let Some(told) = store.on_expiry.get() {
-                    told(&store.ban(found));
+        .spawn(move || {
+            for tick in 1u64.. {
+                std::thread::sleep(Duration::from_millis(250));
+                let Some(store) = store.upgrade() else {
+                    return;
+                };
+                let before = store.table.len();
+                let now = now_ms();
+                // Kept lifts last days: a look a minute is plenty.
+                if store.keep_lifts && tick % 240 == 0 {
+                    store.lock_lifted().retain(|_, lift| lift.keep > now);
                 }
-                store.labels.release(found.label)
-            });
-            if store.table.len() != before {
-                count(store.table.len());
+                store.table.sweep(now, |found| {
+                    if let Some(told) = store.on_expiry.get() {
+                        told(&store.ban(found));
+                    }
+                    store.labels.release(found.label)
+                });
+                if store.table.len() != before {
+                    count(store.table.len());
+                }
             }
         })
         .map(drop)

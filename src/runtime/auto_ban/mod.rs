@@ -368,10 +368,10 @@ impl AutoBans {
         }
         let expires = expiry(Some(Duration::from_secs(secs)));
         let label = tagged(&origin, &reason);
-        let ban = shared.bans.ban_at(net, expires, Some(&label));
+        let (ban, version) = shared.bans.ban_at(net, expires, Some(&label));
         super::audit::record(shared, None, &describe_ban(&ban));
         if let Some(store) = &shared.store {
-            store.ban(net, expires, Some(&label));
+            store.ban(net, expires, Some(&label), version);
         }
         true
     }
@@ -379,6 +379,15 @@ impl AutoBans {
     /// An operator lifted the ban on `target`: every rule forgets the clients in it (and
     /// the fleet its counts and escalation).
     pub fn forget(&self, target: IpNet) {
+        self.forget_here(target);
+        if let Some(fleet) = &self.fleet {
+            fleet.reset(target.trunc());
+        }
+    }
+
+    /// [`AutoBans::forget`] on this instance only (the fleet's lift: the instance that
+    /// lifted it reset the fleet's counts).
+    pub fn forget_here(&self, target: IpNet) {
         let generation = self.shared.generation.load();
         for (r, rule) in self.rules.iter().enumerate() {
             let own = rule.net(target.addr(), &generation.exempt[r].protected);
@@ -393,9 +402,6 @@ impl AutoBans {
                     .forget(|k| target.contains(&std::net::Ipv6Addr::from(k).to_canonical()));
             }
             rule.tracked.set(rule.tracker.tracked() as f64);
-        }
-        if let Some(fleet) = &self.fleet {
-            fleet.reset(target.trunc());
         }
     }
 

@@ -7,7 +7,8 @@ use std::sync::RwLock;
 
 use ipnet::IpNet;
 
-use super::{shard_index, v6_words, Key, Level, Shard, Table, NEVER, SHARDS};
+use super::{shard_index, v6_words, Key, Level, Old, Shard, Table, NEVER, SHARDS};
+use crate::decide::bans::version::Version;
 
 impl Table {
     /// Makes room for `nets` at once (a full resync puts a million bans: growing each
@@ -44,20 +45,20 @@ impl Table {
         }
     }
 
-    /// Adds or replaces many bans at once (target, expiry, label), a shard at a time: each
+    /// Adds or replaces many bans at once (target, expiry, label, version), a shard at a time: each
     /// shard's table stays in the cache while its entries go in, and is locked once (a
     /// full resync puts a million bans: one by one, each was a cache miss). `replaced` is
     /// told, for each entry's index in `batch`, what it replaced.
     pub fn insert_all(
         &self,
-        batch: &[(IpNet, u64, u32)],
-        mut replaced: impl FnMut(usize, Option<(u64, u32)>),
+        batch: &[(IpNet, u64, u32, Version)],
+        mut replaced: impl FnMut(usize, Option<Old>),
     ) {
         // (level: 0..=32 for IPv4, 33.. for IPv6; shard; hash; index in the batch)
         let mut order: Vec<(u8, u16, u64, u32)> = batch
             .iter()
             .enumerate()
-            .map(|(i, (target, _, _))| {
+            .map(|(i, (target, _, _, _))| {
                 let (level, hash) = match target.trunc() {
                     IpNet::V4(n) => (n.prefix_len(), self.hasher.hash_one(u32::from(n.network()))),
                     IpNet::V6(n) => (
@@ -115,15 +116,22 @@ impl Table {
         &self,
         shard: &RwLock<Shard<K>>,
         run: &[(u8, u16, u64, u32)],
-        batch: &[(IpNet, u64, u32)],
-        replaced: &mut impl FnMut(usize, Option<(u64, u32)>),
+        batch: &[(IpNet, u64, u32, Version)],
+        replaced: &mut impl FnMut(usize, Option<Old>),
         key: impl Fn(IpNet) -> K,
     ) -> (usize, u64) {
         let mut shard = shard.write().unwrap_or_else(|e| e.into_inner());
         let (mut added, mut earliest) = (0, NEVER);
         for &(_, _, hash, i) in run {
-            let (target, expires, label) = batch[i as usize];
-            let old = self.put_in(&mut shard, hash, key(target.trunc()), expires, label);
+            let (target, expires, label, version) = batch[i as usize];
+            let old = self.put_in(
+                &mut shard,
+                hash,
+                key(target.trunc()),
+                expires,
+                label,
+                version,
+            );
             added += usize::from(old.is_none());
             earliest = earliest.min(expires);
             replaced(i as usize, old);

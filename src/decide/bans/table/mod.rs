@@ -3,9 +3,9 @@
 //! many bans there are and whatever has expired; a ban, renewal or unban changes one entry
 //! under one shard's lock; nothing is ever rebuilt whole.
 //!
-//! An entry is the masked address, the expiry (Unix milliseconds) and a label (the interned
-//! reason): 16 bytes for IPv4, 28 for IPv6, so a million bans fit in 64 MB with the hash
-//! tables' slack.
+//! An entry is the masked address, the expiry (Unix milliseconds), a label (the interned
+//! reason) and the ban's version (which of two records for one target is newer): 32 bytes
+//! for IPv4, 44 for IPv6, so a million bans fit in about 80 MB with the hash tables' slack.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash};
@@ -15,6 +15,8 @@ use std::sync::{OnceLock, RwLock};
 
 use hashbrown::HashTable;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+use super::version::Version;
 
 mod bulk;
 
@@ -36,24 +38,42 @@ struct Entry<K> {
     key: K,
     expires: [u32; 2],
     label: u32,
+    version: [u32; 4],
 }
 
 impl<K> Entry<K> {
     fn expires(&self) -> u64 {
         u64::from(self.expires[0]) << 32 | u64::from(self.expires[1])
     }
+
+    fn old(&self) -> Old {
+        Old {
+            expires: self.expires(),
+            label: self.label,
+            version: Version::from_words(self.version),
+        }
+    }
+}
+
+/// What an insert replaced or a removal took: the expiry, label and version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Old {
+    pub expires: u64,
+    pub label: u32,
+    pub version: Version,
 }
 
 fn split(ms: u64) -> [u32; 2] {
     [(ms >> 32) as u32, ms as u32]
 }
 
-/// What a lookup or a listing finds: the ban's network, expiry and label.
+/// What a lookup or a listing finds: the ban's network, expiry, label and version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Found {
     pub target: IpNet,
     pub expires: u64,
     pub label: u32,
+    pub version: Version,
 }
 
 struct Shard<K> {
@@ -195,20 +215,25 @@ impl Table {
             .copied()
     }
 
-    /// Adds or replaces the ban on `target`; the expiry and label of the one it replaced,
-    /// if any.
-    pub fn insert(&self, target: IpNet, expires: u64, label: u32) -> Option<(u64, u32)> {
+    /// Adds or replaces the ban on `target`; what it replaced, if anything.
+    pub fn insert(&self, target: IpNet, expires: u64, label: u32, version: Version) -> Option<Old> {
         let old = match target.trunc() {
             IpNet::V4(n) => {
                 let len = u32::from(n.prefix_len());
                 let level = self.level(&self.v4[len as usize], &self.v4_lens, len);
-                self.put(level, u32::from(n.network()), expires, label)
+                self.put(level, u32::from(n.network()), expires, label, version)
             }
             IpNet::V6(n) => {
                 let len = u32::from(n.prefix_len());
                 let word = &self.v6_lens[(len / 64) as usize];
                 let level = self.level(&self.v6[len as usize], word, len % 64);
-                self.put(level, v6_words(u128::from(n.network())), expires, label)
+                self.put(
+                    level,
+                    v6_words(u128::from(n.network())),
+                    expires,
+                    label,
+                    version,
+                )
             }
         };
         // An atomic write per insert shows in a full resync of a million bans: skipped
@@ -239,10 +264,11 @@ impl Table {
         key: K,
         expires: u64,
         label: u32,
-    ) -> Option<(u64, u32)> {
+        version: Version,
+    ) -> Option<Old> {
         let hash = self.hasher.hash_one(key);
         let mut shard = level.shard(hash).write().unwrap_or_else(|e| e.into_inner());
-        let old = self.put_in(&mut shard, hash, key, expires, label);
+        let old = self.put_in(&mut shard, hash, key, expires, label, version);
         if old.is_none() {
             self.len.fetch_add(1, Ordering::Relaxed);
         }
@@ -257,16 +283,17 @@ impl Table {
         key: K,
         expires: u64,
         label: u32,
-    ) -> Option<(u64, u32)> {
+        version: Version,
+    ) -> Option<Old> {
         shard.next_expiry = shard.next_expiry.min(expires);
         let entry = Entry {
             key,
             expires: split(expires),
             label,
+            version: version.words(),
         };
         if let Some(e) = shard.table.find_mut(hash, |e| e.key == key) {
-            let old = std::mem::replace(e, entry);
-            return Some((old.expires(), old.label));
+            return Some(std::mem::replace(e, entry).old());
         }
         shard
             .table
@@ -284,24 +311,25 @@ impl Table {
                     u32::from(n.network()),
                     0,
                 )
-                .map(|e| (e.expires(), e.label)),
+                .map(|e| e.old()),
             IpNet::V6(n) => self
                 .probe(
                     &self.v6[usize::from(n.prefix_len())],
                     v6_words(u128::from(n.network())),
                     0,
                 )
-                .map(|e| (e.expires(), e.label)),
+                .map(|e| e.old()),
         }?;
         Some(Found {
             target,
-            expires: e.0,
-            label: e.1,
+            expires: e.expires,
+            label: e.label,
+            version: e.version,
         })
     }
 
-    /// Removes the ban on exactly `target`; its label, if there was one.
-    pub fn remove(&self, target: IpNet) -> Option<(u64, u32)> {
+    /// Removes the ban on exactly `target`; what it held, if there was one.
+    pub fn remove(&self, target: IpNet) -> Option<Old> {
         match target.trunc() {
             IpNet::V4(n) => self.take(
                 &self.v4[usize::from(n.prefix_len())],
@@ -314,7 +342,7 @@ impl Table {
         }
     }
 
-    fn take<K: Key>(&self, level: &OnceLock<Level<K>>, key: K) -> Option<(u64, u32)> {
+    fn take<K: Key>(&self, level: &OnceLock<Level<K>>, key: K) -> Option<Old> {
         let hash = self.hasher.hash_one(key);
         let mut shard = level
             .get()?
@@ -327,7 +355,7 @@ impl Table {
             .ok()?
             .remove();
         self.len.fetch_sub(1, Ordering::Relaxed);
-        Some((entry.expires(), entry.label))
+        Some(entry.old())
     }
 
     /// Every entry, expired ones included; one shard's lock at a time.
@@ -415,6 +443,7 @@ fn found<K>(target: IpNet, e: Entry<K>) -> Found {
         target,
         expires: e.expires(),
         label: e.label,
+        version: Version::from_words(e.version),
     }
 }
 

@@ -59,11 +59,11 @@ proptest! {
                     let had = list.iter().any(|b| b.0 == n);
                     list.retain(|b| b.0 != n);
                     list.push((n, e));
-                    prop_assert_eq!(table.insert(n, e, 7).is_some(), had);
+                    prop_assert_eq!(table.insert(n, e, 7, Version::ZERO).is_some(), had);
                 }
                 Op::Unban(n) => {
                     let had = list.iter().position(|b| b.0 == n).map(|i| list.remove(i));
-                    prop_assert_eq!(table.remove(n).map(|r| r.0), had.map(|b| b.1));
+                    prop_assert_eq!(table.remove(n).map(|r| r.expires), had.map(|b| b.1));
                 }
                 Op::Sweep(now) => {
                     let now = now.max(swept_at);
@@ -113,7 +113,7 @@ fn reserving_room_changes_nothing_but_capacity() {
     assert_eq!(table.len(), 0);
     assert_eq!(table.find("10.0.0.0".parse().unwrap(), 0), None);
     for (i, net) in nets.iter().enumerate() {
-        assert_eq!(table.insert(*net, NEVER, i as u32), None);
+        assert_eq!(table.insert(*net, NEVER, i as u32, Version::ZERO), None);
     }
     // Held already: reserving again (a resync of the same bans) grows nothing.
     let capacity = |t: &Table| {
@@ -147,22 +147,27 @@ fn reserving_room_changes_nothing_but_capacity() {
 #[test]
 fn inserting_all_at_once_is_inserting_one_by_one() {
     let net = |s: &str| s.parse::<IpNet>().unwrap();
+    let v = |seq| Version {
+        ms: 1,
+        instance: 1,
+        seq,
+    };
     let (all, one) = (Table::new(), Table::new());
     for t in [&all, &one] {
-        assert_eq!(t.insert(net("10.0.0.1/32"), 50, 1), None);
+        assert_eq!(t.insert(net("10.0.0.1/32"), 50, 1, Version::ZERO), None);
     }
     let batch = [
-        (net("10.0.0.1/32"), NEVER, 2),
-        (net("10.0.0.0/8"), 40, 3),
-        (net("2001:db8::/64"), NEVER, 4),
-        (net("2001:db8::/64"), 30, 5),
-        (net("2001:db8::1/128"), NEVER, 6),
+        (net("10.0.0.1/32"), NEVER, 2, v(1)),
+        (net("10.0.0.0/8"), 40, 3, v(2)),
+        (net("2001:db8::/64"), NEVER, 4, v(3)),
+        (net("2001:db8::/64"), 30, 5, v(4)),
+        (net("2001:db8::1/128"), NEVER, 6, v(5)),
     ];
     let mut seen = vec![None; batch.len()];
     all.insert_all(&batch, |i, old| seen[i] = Some(old));
     let mut want = Vec::new();
-    for (target, expires, label) in batch {
-        want.push(Some(one.insert(target, expires, label)));
+    for (target, expires, label, version) in batch {
+        want.push(Some(one.insert(target, expires, label, version)));
     }
     // The same final table; each entry saw what it replaced (the two on 2001:db8::/64
     // in their order in the batch).
@@ -186,6 +191,6 @@ fn inserting_all_at_once_is_inserting_one_by_one() {
 
 #[test]
 fn entries_are_small() {
-    assert_eq!(std::mem::size_of::<Entry<u32>>(), 16);
-    assert_eq!(std::mem::size_of::<Entry<[u32; 4]>>(), 28);
+    assert_eq!(std::mem::size_of::<Entry<u32>>(), 32);
+    assert_eq!(std::mem::size_of::<Entry<[u32; 4]>>(), 44);
 }
