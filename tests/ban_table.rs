@@ -228,6 +228,105 @@ fn flush_bans_returns_once_every_earlier_change_is_on_disk() {
         .unwrap();
 }
 
+/// Was a finding (issue 26, 10): a bans file that is a symlink (to a file on a persistent
+/// volume) was replaced by a regular file at the first save, and the link's target never
+/// changed again. The link is followed: the target is replaced in its own directory.
+#[test]
+fn a_symlinked_bans_file_keeps_its_link_and_its_target_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let volume = dir.path().join("volume");
+    std::fs::create_dir(&volume).unwrap();
+    let target = volume.join("real-bans.txt");
+    std::fs::write(&target, "192.0.2.1 - from the volume\n").unwrap();
+    let link = dir.path().join("bans.txt");
+    // A relative link, as `ln -s volume/real-bans.txt bans.txt` makes.
+    std::os::unix::fs::symlink("volume/real-bans.txt", &link).unwrap();
+    let toml = format!(
+        "{OPEN}\n[default.allow.bans]\nfile = \"{}\"\n",
+        link.display()
+    );
+    let client = client(app(&toml));
+    let h = client.rocket().state::<AllowHandle>().unwrap();
+    assert!(h.is_banned("192.0.2.1".parse().unwrap()).is_some());
+    for i in 2..4 {
+        h.ban_for(
+            format!("192.0.2.{i}").parse::<std::net::IpAddr>().unwrap(),
+            Duration::from_secs(3600),
+            "by hand",
+        );
+        h.flush_bans().unwrap();
+        let meta = std::fs::symlink_metadata(&link).unwrap();
+        assert!(
+            meta.file_type().is_symlink(),
+            "save {i}: the link was replaced"
+        );
+        let text = std::fs::read_to_string(&target).unwrap();
+        for j in 1..=i {
+            assert!(
+                text.contains(&format!("192.0.2.{j}/32 ")),
+                "save {i}: {text}"
+            );
+        }
+    }
+    // The temporary file was made beside the target, and nothing is left of it.
+    let names = |d: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&volume), ["real-bans.txt"]);
+    assert_eq!(names(dir.path()), ["bans.txt", "volume"]);
+}
+
+/// Was a finding (issue 26, 10): a failed save was tried again only at the next ban
+/// change, and `flush_bans()` repeated its error for ever. The saving thread tries again
+/// (100 ms, doubling up to 5 s) and `flush_bans()` answers from the current state. The save
+/// fails here the way it would for root too: its temporary file's path is a directory.
+#[test]
+fn a_failed_save_is_tried_again_and_flush_bans_says_when_it_succeeded() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bans.txt");
+    let tmp = dir.path().join("bans.txt.tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let toml = format!(
+        "{OPEN}\n[default.allow.bans]\nfile = \"{}\"\n",
+        file.display()
+    );
+    let client = client(app(&toml));
+    let h = client.rocket().state::<AllowHandle>().unwrap();
+    h.ban_until_lifted("192.0.2.9".parse::<std::net::IpAddr>().unwrap(), "kept");
+    let err = h.flush_bans().expect_err("the save cannot succeed");
+    assert!(err.to_string().contains("bans.txt"), "{err}");
+    // Still failing: the same answer, and nothing on disk.
+    assert!(h.flush_bans().is_err());
+    assert!(!file.exists());
+    // The cause goes away; no ban changes: the thread's next try saves it.
+    std::fs::remove_dir(&tmp).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while let Err(e) = h.flush_bans() {
+        assert!(Instant::now() < deadline, "still failing 15 s later: {e}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(text, "192.0.2.9/32 - kept\n");
+    // It fails again, then recovers again: the state, not a stale answer.
+    std::fs::create_dir(&tmp).unwrap();
+    h.ban_until_lifted("192.0.2.10".parse::<std::net::IpAddr>().unwrap(), "second");
+    assert!(h.flush_bans().is_err());
+    std::fs::remove_dir(&tmp).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while let Err(e) = h.flush_bans() {
+        assert!(Instant::now() < deadline, "still failing 15 s later: {e}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(std::fs::read_to_string(&file)
+        .unwrap()
+        .contains("192.0.2.10/32 - second"));
+}
+
 #[test]
 fn replacing_a_trusted_proxy_set_warns_when_it_is_too_wide() {
     capture_logs();

@@ -312,8 +312,10 @@ impl AllowHandle {
     /// Waits until every ban change made before the call is in the bans file
     /// (`[allow.bans] file`): a ban that was flushed survives `kill -9`. Changes are saved
     /// by a thread of their own within a fraction of a second anyway; this says when.
-    /// Returns at once without a bans file; an error says why the last save failed (the
-    /// bans stay in force either way). Blocks: from an async handler, call it through
+    /// Returns at once without a bans file. It answers from the current state: `Ok` once
+    /// those changes are on disk (a failed save is tried again, within 5 s, until one
+    /// succeeds), and while they are not, an error saying why the last save failed (the bans
+    /// stay in force either way). Blocks: from an async handler, call it through
     /// `rocket::tokio::task::spawn_blocking`.
     ///
     /// ```

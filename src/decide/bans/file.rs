@@ -8,6 +8,8 @@
 //! Read at ignite and rewritten whole by a thread of its own after changes (temporary file,
 //! fsync, rename, fsync of the directory), so the file is always either the old list or
 //! the new one.
+//! A bans file that is a symbolic link stays one: its target is the file rewritten, in its
+//! own directory. A failed save is tried again with backoff until one succeeds.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -157,18 +159,66 @@ pub(super) fn write_line(
     out.push('\n');
 }
 
-/// Writes `text` to a temporary file, fsyncs it, renames it over `path` and fsyncs the
-/// directory.
-fn save(path: &Path, text: &str) -> std::io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
+/// Links followed at most, as the kernel does (`ELOOP` past 40).
+const MAX_LINKS: usize = 40;
+
+/// The file a save replaces: `path`, or, when `path` is a symbolic link, what it links to
+/// (link by link, a relative one from its link's directory). A bans file linked to a file
+/// on a persistent volume stays a link, and the volume's file is the one that changes.
+/// Followed at every save, so a link pointed elsewhere while the app runs is followed too;
+/// a link to a file not made yet makes it.
+fn resolve(path: &Path) -> std::io::Result<PathBuf> {
+    let mut at = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        match std::fs::read_link(&at) {
+            // `join` keeps an absolute link as it is.
+            Ok(to) => at = at.parent().map_or_else(|| to.clone(), |dir| dir.join(&to)),
+            // Not a link (`EINVAL`), or nothing there yet: this is the file.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::InvalidInput | std::io::ErrorKind::NotFound
+                ) =>
+            {
+                return Ok(at)
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other(format!(
+        "more than {MAX_LINKS} symbolic links"
+    )))
+}
+
+/// Writes `text` to a temporary file beside the file `path` names (the link's target, if it
+/// is a link), fsyncs it, renames it over that file and fsyncs its directory. The error
+/// says which step failed.
+fn save(path: &Path, text: &str) -> Result<(), String> {
+    let target = resolve(path).map_err(|e| format!("cannot follow the link: {e}"))?;
+    let mut tmp = target.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::File::open(dir)?.sync_all()?;
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(text.as_bytes())?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        // What was written of it, if anything (a directory in its place stays).
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!("cannot write `{}`: {e}", tmp.display()));
+    }
+    if let Err(e) = std::fs::rename(&tmp, &target) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!(
+            "cannot rename `{}` to `{}`: {e}",
+            tmp.display(),
+            target.display()
+        ));
+    }
+    if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| format!("cannot sync the directory `{}`: {e}", dir.display()))?;
     }
     Ok(())
 }
@@ -176,6 +226,14 @@ fn save(path: &Path, text: &str) -> std::io::Result<()> {
 /// The least time between two saves that no flush asked for: under a storm of bans the
 /// file is rewritten about once a second, not once per ban.
 const MIN_PACE: Duration = Duration::from_secs(1);
+
+/// After a failed save, the thread tries again this much later, doubling up to
+/// [`MAX_RETRY`] while it keeps failing, without waiting for another change.
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+const MAX_RETRY: Duration = Duration::from_secs(5);
+
+/// A save failing with the same error is logged again at most this often.
+const LOG_AGAIN: Duration = Duration::from_secs(60);
 
 /// How long a flush waits for the disk before it gives up.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -193,17 +251,22 @@ struct State {
 }
 
 struct Progress {
-    /// Every change up to this one is on disk (or failed with `error`).
+    /// Every change up to this one was in a save the thread tried.
+    attempted: u64,
+    /// Every change up to this one is on disk.
     saved: u64,
     /// A flush waits for this change.
     flush_to: u64,
+    /// Why the last save failed; `None` once one succeeded.
     error: Option<String>,
 }
 
 impl Saver {
     /// Starts the thread that saves to `path` the text `snapshot` gives. Saves are paced
     /// (at least a second apart, and writing a big table takes at most a tenth of one
-    /// core), unless a flush waits. Once the `Saver` is dropped, the thread saves what is left and ends.
+    /// core), unless a flush waits; a failed save is tried again, 100 ms later and then
+    /// twice as long each time up to 5 s, until one succeeds. Once the `Saver` is dropped,
+    /// the thread tries once more to save what is left and ends.
     pub fn start(
         path: PathBuf,
         snapshot: impl Fn() -> String + Send + 'static,
@@ -212,6 +275,7 @@ impl Saver {
             changed: AtomicU64::new(0),
             idle: AtomicBool::new(false),
             progress: Mutex::new(Progress {
+                attempted: 0,
                 saved: 0,
                 flush_to: 0,
                 error: None,
@@ -225,18 +289,51 @@ impl Saver {
             .name("rocket-allow-bans".into())
             .spawn(move || {
                 let mut next_allowed = Instant::now();
-                while let Some(target) = st.next_change(next_allowed) {
+                let mut retry = FIRST_RETRY;
+                let mut failed = 0u64;
+                let mut logged: Option<(String, Instant)> = None;
+                while let Some((target, last)) = st.next_change(next_allowed) {
                     let started = Instant::now();
-                    let result = save(&path, &snapshot());
-                    next_allowed = Instant::now() + (started.elapsed() * 9).max(MIN_PACE);
-                    if let Err(e) = &result {
-                        log::error!(target: "rocket_allow",
-                            "rocket-allow: cannot save bans to `{}`: {e}", path.display());
+                    let result = save(&path, &snapshot())
+                        .map_err(|e| format!("`{}`: {e}", path.display()));
+                    // Writing a big table takes at most a tenth of a core, failed or not.
+                    let cost = started.elapsed() * 9;
+                    match &result {
+                        Ok(()) => {
+                            if failed > 0 {
+                                log::warn!(target: "rocket_allow",
+                                    "rocket-allow: bans saved to `{}` again, after {failed} failed attempts",
+                                    path.display());
+                            }
+                            (failed, retry, logged) = (0, FIRST_RETRY, None);
+                            next_allowed = Instant::now() + cost.max(MIN_PACE);
+                        }
+                        Err(e) => {
+                            let again = logged.as_ref().is_some_and(|(was, at)| {
+                                was == e && at.elapsed() < LOG_AGAIN
+                            });
+                            if !again {
+                                log::error!(target: "rocket_allow",
+                                    "rocket-allow: cannot save bans to {e} (trying again in {} ms)",
+                                    cost.max(retry).as_millis());
+                                logged = Some((e.clone(), Instant::now()));
+                            }
+                            failed += 1;
+                            next_allowed = Instant::now() + cost.max(retry);
+                            retry = (retry * 2).min(MAX_RETRY);
+                        }
                     }
                     let mut p = st.progress.lock().unwrap_or_else(|e| e.into_inner());
-                    p.saved = target;
-                    p.error = result.err().map(|e| format!("`{}`: {e}", path.display()));
+                    p.attempted = p.attempted.max(target);
+                    if result.is_ok() {
+                        p.saved = p.saved.max(target);
+                    }
+                    p.error = result.err();
                     st.wake.notify_all();
+                    drop(p);
+                    if last {
+                        break;
+                    }
                 }
             })
             .map_err(|e| format!("cannot start the thread that saves bans: {e}"))?;
@@ -251,17 +348,24 @@ impl Saver {
         }
     }
 
-    /// Waits until every change made before the call is on disk.
+    /// Waits until every change made before the call was in a save the thread tried (one
+    /// not tried yet is tried at once), then answers from the state: `Ok` when those
+    /// changes are on disk (a later save succeeded, even if the first failed), the error of
+    /// the last save otherwise.
     pub fn flush(&self) -> Result<(), String> {
         let target = self.0.changed.load(Ordering::SeqCst);
         let deadline = Instant::now() + FLUSH_TIMEOUT;
         let mut p = self.0.progress.lock().unwrap_or_else(|e| e.into_inner());
         p.flush_to = p.flush_to.max(target);
         self.0.wake.notify_all();
-        while p.saved < target {
+        while p.attempted < target {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(format!("not saved within {} s", FLUSH_TIMEOUT.as_secs()));
+                let mut e = format!("not saved within {} s", FLUSH_TIMEOUT.as_secs());
+                if let Some(last) = &p.error {
+                    e = format!("{e}; the last save failed: {last}");
+                }
+                return Err(e);
             }
             p = self
                 .0
@@ -270,22 +374,26 @@ impl Saver {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-        p.error.clone().map_or(Ok(()), Err)
+        if p.saved >= target {
+            return Ok(());
+        }
+        Err(p.error.clone().unwrap_or_else(|| "not saved yet".into()))
     }
 }
 
 impl State {
-    /// Waits for a change to save, allowed now by the pace, asked for by a flush, or left
-    /// when the app is gone; the change to save up to. `None` when the app is gone and
-    /// everything is saved.
-    fn next_change(self: &Arc<State>, next_allowed: Instant) -> Option<u64> {
+    /// Waits for a change to save (or a failed save to try again), allowed now by the pace
+    /// or the retry's delay, asked for by a flush (changes not tried yet), or left when the
+    /// app is gone; the change to save up to, and whether this is the last try (the app is
+    /// gone). `None` when the app is gone and everything is saved.
+    fn next_change(self: &Arc<State>, next_allowed: Instant) -> Option<(u64, bool)> {
         let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             let gone = Arc::strong_count(self) == 1;
             let changed = self.changed.load(Ordering::SeqCst);
             let now = Instant::now();
-            if changed > p.saved && (gone || p.flush_to > p.saved || now >= next_allowed) {
-                return Some(changed);
+            if changed > p.saved && (gone || p.flush_to > p.attempted || now >= next_allowed) {
+                return Some((changed, gone));
             }
             if gone {
                 return None;
@@ -293,7 +401,7 @@ impl State {
             self.idle.store(true, Ordering::SeqCst);
             // The timeout covers a change whose wake-up came between the look and the wait.
             let wait = if changed > p.saved {
-                next_allowed - now
+                next_allowed.saturating_duration_since(now)
             } else {
                 Duration::from_millis(200)
             };
@@ -309,6 +417,24 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_are_followed_to_the_file_they_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("vol")).unwrap();
+        // bans.txt -> vol/a (relative) -> <abs>/vol/b (absolute, not made yet).
+        std::os::unix::fs::symlink("vol/a", d.join("bans.txt")).unwrap();
+        std::os::unix::fs::symlink(d.join("vol/b"), d.join("vol/a")).unwrap();
+        assert_eq!(resolve(&d.join("bans.txt")).unwrap(), d.join("vol/b"));
+        save(&d.join("bans.txt"), "x\n").unwrap();
+        assert_eq!(std::fs::read_to_string(d.join("vol/b")).unwrap(), "x\n");
+        assert!(d.join("vol/a").symlink_metadata().unwrap().is_symlink());
+        // A plain file is itself; a loop is an error, not a hang.
+        assert_eq!(resolve(&d.join("vol/b")).unwrap(), d.join("vol/b"));
+        std::os::unix::fs::symlink("loop", d.join("loop")).unwrap();
+        assert!(save(&d.join("loop"), "x\n").is_err());
+    }
 
     #[test]
     fn expiries_round_trip_to_the_millisecond() {

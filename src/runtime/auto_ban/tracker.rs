@@ -1,10 +1,12 @@
 //! The clients one automatic-ban rule tracks: for each, the times of its recent events (a
 //! true sliding window: at most `max` times are kept), and apart, the bans it made (for
 //! escalation).
-//! Bounded: at most `max_tracked` clients, the least recently seen dropped first; memory
+//! Bounded: at most `max_tracked` clients, the least recently seen dropped first (in each of
+//! the shards, chosen by a hash keyed at random, so that nobody can aim at one); memory
 //! grows with the clients seen, not with `max_tracked`.
 
 use std::collections::VecDeque;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -57,6 +59,8 @@ pub(crate) struct Tracker {
     cap: Vec<usize>,
     tracked: AtomicUsize,
     limits: Limits,
+    /// Chooses a client's shard; see [`index`](Self::index).
+    hasher: RandomState,
 }
 
 impl Tracker {
@@ -80,13 +84,21 @@ impl Tracker {
             cap,
             tracked: AtomicUsize::new(0),
             limits,
+            hasher: RandomState::new(),
         }
     }
 
+    /// The shard of `key`, by a hash keyed at random for each tracker (SipHash with the
+    /// process's random keys). Not a fixed hash: each shard drops its own least recently
+    /// seen client once it holds its share of `max_tracked`, so with a hash anyone can
+    /// compute, a client choosing its addresses (a /48 holds 65,536 /64s) could pick
+    /// `max_tracked / 16` that fall in the shard of the client it wants out (its own, for
+    /// attempts without end) and push it out with a sixteenth of `max_tracked`. Keyed, the
+    /// shards cannot be computed: whatever addresses it picks land in the shards at random,
+    /// and pushing a client out takes about `max_tracked` distinct clients, as with one
+    /// least-recently-seen order over all of them.
     fn index(&self, key: u128) -> usize {
-        // Keys are addresses: mix the bits so neighbours spread over the shards.
-        let h = (key as u64 ^ (key >> 64) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        (h >> 32) as usize % self.shards.len()
+        (self.hasher.hash_one(key) >> 32) as usize % self.shards.len()
     }
 
     fn shard(&self, key: u128) -> &Mutex<Shard> {
@@ -353,6 +365,53 @@ mod tests {
             t.event(1, now, true),
             Counted::Over { secs: 10, .. }
         ));
+    }
+
+    /// Was a finding (issue 26, 11): the shard a client fell in came from a fixed public
+    /// hash, so an attacker with a /48 (65,536 /64s, each a client) could pick the /64s
+    /// that share its own /64's shard: 100 of them (a sixteenth of `max_tracked = 1600`)
+    /// pushed its count out before every fourth attempt, and it was never banned. The
+    /// same /64s, picked the same way, no longer reach it.
+    #[test]
+    fn an_attacker_choosing_its_addresses_cannot_push_its_own_count_out() {
+        // The hash the shards were chosen by, as anyone could read it in the source.
+        let public_shard = |key: u128| {
+            let h = (key as u64 ^ (key >> 64) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            (h >> 32) as usize % SHARDS
+        };
+        let slash48: u128 = 0x2001_0db8_0bad << 80;
+        let own = slash48;
+        let decoys: Vec<u128> = (1..=0xffffu128)
+            .map(|i| slash48 | i << 64)
+            .filter(|&k| public_shard(k) == public_shard(own))
+            .take(100)
+            .collect();
+        assert_eq!(decoys.len(), 100);
+        let t = Tracker::new(
+            Limits {
+                max: 3,
+                window_ms: 60_000,
+                ban_secs: 60,
+                max_ban_secs: None,
+            },
+            1600,
+        );
+        let mut now = 1;
+        for attempt in 1..=4 {
+            now += 1;
+            let counted = t.event(own, now, true);
+            if attempt < 4 {
+                assert_eq!(counted, Counted::Below, "attempt {attempt}");
+            } else {
+                assert!(
+                    matches!(counted, Counted::Over { events: 4, .. }),
+                    "the fourth attempt, after the decoys: {counted:?}"
+                );
+            }
+            for &decoy in &decoys {
+                t.event(decoy, now, true);
+            }
+        }
     }
 
     #[test]
