@@ -124,3 +124,117 @@ fn redis_restored_from_an_older_snapshot_gets_the_last_changes_back() {
         "P's lift after the restore",
     );
 }
+
+/// `GET /status` of an instance: its `store_status()`, as `Debug`.
+fn status(i: &Instance) -> String {
+    let request = "GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    common::http::send_from(i.port, "127.0.0.1", request.as_bytes())
+        .map(|r| r.body)
+        .unwrap_or_default()
+}
+
+#[test]
+fn redis_out_of_memory_keeps_changes_queued_and_says_so() {
+    let _one = serial();
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = Instance::start(dir.path(), &redis.url(), "");
+    let b = Instance::start(dir.path(), &redis.url(), "");
+    until_line(
+        &dir.path().join(format!("fleet-{}.err", a.port)),
+        "connected and in sync",
+    );
+    // Every write refused: out of memory, nothing to evict.
+    redis.cmd(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    redis.cmd(&["CONFIG", "SET", "maxmemory", "1"]);
+    a.ops("/ban/127.0.10.1");
+    assert_eq!(a.get("127.0.10.1"), 403, "applied here at once");
+    common::until(15, "the refusal shown in the status", || {
+        let s = status(&a);
+        s.contains("pending: 1") && s.contains("last_error: Some(\"OOM")
+    });
+    assert_eq!(b.get("127.0.10.1"), 200);
+    // Memory again: the change goes in (never dropped), and the status says all is well.
+    redis.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
+    until_all(
+        &[&a, &b],
+        "127.0.10.1",
+        403,
+        "the ban once Redis had memory",
+    );
+    common::until(15, "the status clear", || {
+        let s = status(&a);
+        s.contains("pending: 0") && s.contains("last_error: None")
+    });
+}
+
+/// The ACL rule docs/fleet.md gives, for `user` with `password`.
+fn documented_acl(user: &str, password: &str) -> Vec<String> {
+    let docs =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/fleet.md")).unwrap();
+    let line = docs
+        .lines()
+        .find(|l| l.starts_with("ACL SETUSER "))
+        .expect("docs/fleet.md gives an ACL SETUSER line");
+    line.replace("<user>", user)
+        .replace("<password>", password)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_user_without_the_channel_is_told_so_and_the_documented_acl_works() {
+    let _one = serial();
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    // The prefix's keys, every command, but no channel (Redis 7's default for new users).
+    redis.cmd(&[
+        "ACL",
+        "SETUSER",
+        "keysonly",
+        "on",
+        ">pw1",
+        "~rocket-allow:*",
+        "+@all",
+    ]);
+    let url = format!("redis://keysonly:pw1@127.0.0.1:{}/0", redis.port);
+    let a = Instance::start(dir.path(), &url, "");
+    common::until(15, "the missing permission named", || {
+        let s = status(&a);
+        s.contains("connected: false")
+            && s.contains("SUBSCRIBE rocket-allow:changes")
+            && s.contains("&rocket-allow:changes")
+    });
+    let err = std::fs::read_to_string(dir.path().join(format!("fleet-{}.err", a.port))).unwrap();
+    assert!(err.contains("PUBLISH rocket-allow:changes"), "{err}");
+    assert!(!err.contains("pw1"), "{err}");
+    // The rule docs/fleet.md gives is enough: two instances share a ban.
+    let acl = documented_acl("app", "pw2");
+    let acl: Vec<&str> = acl.iter().map(String::as_str).collect();
+    assert_eq!(redis.cmd(&acl).as_deref(), Some("+OK"), "{acl:?}");
+    let url = format!("redis://app:pw2@127.0.0.1:{}/0", redis.port);
+    let b = Instance::start(dir.path(), &url, "");
+    let c = Instance::start(dir.path(), &url, "");
+    b.ops("/ban/127.0.11.1");
+    until_all(
+        &[&b, &c],
+        "127.0.11.1",
+        403,
+        "a ban through the documented user",
+    );
+    c.ops("/block/127.0.11.2");
+    until_all(
+        &[&b, &c],
+        "127.0.11.2",
+        403,
+        "a set through the documented user",
+    );
+    for i in [&b, &c] {
+        let s = status(i);
+        assert!(
+            s.contains("connected: true") && s.contains("last_error: None"),
+            "{s}"
+        );
+    }
+}

@@ -89,6 +89,6 @@ pub(crate) fn rule(prefix: &str) -> String {
         "ACL SETUSER <user> on ><password> resetkeys ~{prefix}:* resetchannels &{prefix}:changes \
          +ping +time +get +set +del +exists +pexpire +hget +hset +hdel +hscan +zadd +zrem +zcard \
          +zpopmin +zrangebyscore +zremrangebyscore +zremrangebyrank +xadd +xrange +xrevrange \
-         +publish +subscribe +eval +evalsha +script|load +client|setinfo"
+         +publish +subscribe +eval +evalsha +script|load"
     )
 }

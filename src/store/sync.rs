@@ -241,6 +241,8 @@ pub(super) fn err(e: redis::RedisError) -> String {
     match (e.code(), e.detail()) {
         (Some(code), Some(d)) => format!("{code}: {d}"),
         (None, Some(d)) => format!("{:?}: {d}", e.kind()),
+        // A pipeline's error: the text is Redis's own replies, which hold no password.
+        (None, None) if e.kind() == redis::ErrorKind::Extension => e.to_string(),
         (_, None) => format!("{:?}: {}", e.kind(), e.category()),
     }
 }
@@ -531,10 +533,10 @@ pub(super) fn connection_failed(e: &redis::RedisError) -> bool {
     e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
 }
 
-/// Adds one record's WRITE call to `pipe`.
-fn write_call(pipe: &mut redis::Pipeline, write: &str, keys: &Keys, change: &Change) {
-    pipe.cmd("EVALSHA")
-        .arg(write)
+/// One record's WRITE call.
+fn write_cmd(write: &str, keys: &Keys, change: &Change) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(write)
         .arg(4)
         .arg(keys.hash(change.kind))
         .arg(&keys.expiry)
@@ -548,6 +550,7 @@ fn write_call(pipe: &mut redis::Pipeline, write: &str, keys: &Keys, change: &Cha
         .arg(change.drop_at.map(|d| d.to_string()).unwrap_or_default())
         .arg(change.message())
         .arg(now_ms());
+    cmd
 }
 
 /// Writes one change (newer wins); when Redis held a newer record, that one is applied
@@ -560,9 +563,8 @@ fn write_one(
     change: &Change,
     local: &dyn Local,
 ) -> redis::RedisResult<()> {
-    let mut pipe = redis::pipe();
-    write_call(&mut pipe, write, keys, change);
-    let (written,): (redis::Value,) = pipe.query(con)?;
+    // One command, not a pipeline: its error keeps Redis's code (OOM, NOPERM...).
+    let written: redis::Value = write_cmd(write, keys, change).query(con)?;
     match written {
         redis::Value::BulkString(id) => store.saw(&String::from_utf8_lossy(&id)),
         redis::Value::SimpleString(id) => store.saw(&id),
@@ -638,7 +640,7 @@ pub(super) fn write_back(
     for chunk in changes.chunks(SCAN) {
         let mut pipe = redis::pipe();
         for change in chunk {
-            write_call(&mut pipe, write, keys, change);
+            pipe.add_command(write_cmd(write, keys, change));
         }
         let replies: Vec<redis::Value> = pipe.query(con)?;
         for reply in replies {
