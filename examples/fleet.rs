@@ -10,6 +10,7 @@
 //! it as separate processes. Its routes, for 127.0.0.1 only (`Allowed<Ops>`):
 //! `POST /ban/<ip>?<secs>`, `POST /unban/<ip>`, `POST /block/<ip>` (the inline set
 //! `blocked` becomes `[ip]`), `POST /mode/<mode>`, `POST /flush` (`flush_bans`),
+//! `POST /strike/<ip>` (a failed login: the automatic-ban rule `login`), `GET /banned/<ip>`,
 //! `GET /status`; and `GET /` for anyone the rules admit.
 
 #[macro_use]
@@ -74,6 +75,18 @@ fn status(_ok: Allowed<Ops>, allow: &State<AllowHandle>) -> String {
     format!("{:?}\n", allow.store_status())
 }
 
+/// One failed login of `ip` (the automatic-ban rule `login`): whether it is banned now.
+#[post("/strike/<ip>")]
+fn strike(ip: IpAddr, _ok: Allowed<Ops>, allow: &State<AllowHandle>) -> String {
+    format!("{:?}\n", allow.strike("login", ip))
+}
+
+/// Whether `ip` is banned here.
+#[get("/banned/<ip>")]
+fn banned(ip: IpAddr, _ok: Allowed<Ops>, allow: &State<AllowHandle>) -> String {
+    format!("{}\n", allow.is_banned(ip).is_some())
+}
+
 /// `flush_bans()`: every change so far is in the bans file (if one is set).
 #[post("/flush")]
 fn flush(_ok: Allowed<Ops>, allow: &State<AllowHandle>) -> Result<&'static str, String> {
@@ -92,7 +105,10 @@ fn instance() -> rocket::Rocket<rocket::Build> {
         .merge(Env::prefixed("ROCKET_").ignore(&["CONFIG"]).global());
     rocket::custom(figment)
         .attach(AllowFairing::fairing().require::<Ops>())
-        .mount("/", routes![index, ban, unban, block, mode, status, flush])
+        .mount(
+            "/",
+            routes![index, ban, unban, block, mode, status, flush, strike, banned],
+        )
 }
 
 /// A free loopback port.

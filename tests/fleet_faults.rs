@@ -238,3 +238,143 @@ fn a_user_without_the_channel_is_told_so_and_the_documented_acl_works() {
         );
     }
 }
+
+/// The body of `method path` from 127.0.0.1 (the fleet example's operator routes).
+fn body(i: &Instance, method: &str, path: &str) -> String {
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    );
+    common::http::send_from(i.port, "127.0.0.1", request.as_bytes())
+        .map(|r| r.body.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// One failed login of `who` on `i` (rule `login`: `max = 4`); its answer.
+fn strike(i: &Instance, who: &str) -> String {
+    body(i, "POST", &format!("/strike/{who}"))
+}
+
+fn banned(i: &Instance, who: &str) -> bool {
+    body(i, "GET", &format!("/banned/{who}")) == "true"
+}
+
+/// The fleet's count of `who`'s failed logins, as Redis holds it.
+fn fleet_count(redis: &Redis, who: &str) -> String {
+    redis
+        .cmd(&["ZCARD", &format!("rocket-allow:ab:login:c:{who}/32")])
+        .unwrap_or_default()
+}
+
+#[test]
+fn lost_replies_count_no_failed_login_twice() {
+    let _one = serial();
+    let redis = Redis::start();
+    let stall = common::stall::Stall::start(redis.port, ":ab:login");
+    let dir = tempfile::tempdir().unwrap();
+    let a = Instance::start(dir.path(), &stall.url(), "");
+    until_line(
+        &dir.path().join(format!("fleet-{}.err", a.port)),
+        "connected and in sync",
+    );
+    let who = "192.0.2.30";
+    // One failed login whose batch runs in Redis four times over, its reply lost each time
+    // (the connection reset after the script ran).
+    stall.lose();
+    assert_eq!(strike(&a, who), "Ok(false)");
+    stall.until_holding();
+    for _ in 0..3 {
+        stall.lose();
+        stall.until_holding();
+    }
+    // The fifth time it is answered: counted once.
+    common::until(15, "the failed login counted", || {
+        fleet_count(&redis, who) == ":1"
+    });
+    assert!(!banned(&a, who));
+    // Three more: four in all, as many as `max` allows.
+    for _ in 0..3 {
+        assert_eq!(strike(&a, who), "Ok(false)");
+    }
+    common::until(15, "four failed logins counted", || {
+        fleet_count(&redis, who) == ":4"
+    });
+    assert!(!banned(&a, who), "banned at its fourth failed login");
+    // The fifth bans.
+    strike(&a, who);
+    common::until(15, "banned at the fifth", || banned(&a, who));
+}
+
+#[test]
+fn a_lost_reply_that_carried_the_ban_decision_still_bans() {
+    let _one = serial();
+    let redis = Redis::start();
+    let stall = common::stall::Stall::start(redis.port, ":ab:login");
+    let dir = tempfile::tempdir().unwrap();
+    let a = Instance::start(dir.path(), &stall.url(), "");
+    let b = Instance::start(dir.path(), &redis.url(), "");
+    for i in [&a, &b] {
+        until_line(
+            &dir.path().join(format!("fleet-{}.err", i.port)),
+            "connected and in sync",
+        );
+    }
+    let who = "192.0.2.31";
+    // Two failed logins on each instance: four on the fleet, two on each one's own count.
+    for i in [&a, &b, &a, &b] {
+        assert_eq!(strike(i, who), "Ok(false)");
+    }
+    common::until(15, "four failed logins counted", || {
+        fleet_count(&redis, who) == ":4"
+    });
+    // The fifth, on A: Redis decides the ban and A never hears the answer.
+    stall.lose();
+    strike(&a, who);
+    stall.until_holding();
+    // A sends the batch again and learns the decision: banned on the whole fleet.
+    common::until(15, "banned on A", || banned(&a, who));
+    common::until(15, "banned on B", || banned(&b, who));
+}
+
+#[test]
+fn a_lift_anywhere_resets_the_count_everywhere() {
+    let _one = serial();
+    let mut redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = Instance::start(dir.path(), &redis.url(), "");
+    let b = Instance::start(dir.path(), &redis.url(), "");
+    for i in [&a, &b] {
+        until_line(
+            &dir.path().join(format!("fleet-{}.err", i.port)),
+            "connected and in sync",
+        );
+    }
+    let who = "192.0.2.32";
+    for _ in 0..3 {
+        assert_eq!(strike(&a, who), "Ok(false)");
+    }
+    common::until(15, "three failed logins counted", || {
+        fleet_count(&redis, who) == ":3"
+    });
+    // Forgiven on B; a ban made on B afterwards reaches A after the lift (messages keep
+    // their order), so A has applied the lift once it enforces the ban.
+    b.ops(&format!("/unban/{who}"));
+    b.ops("/ban/127.0.12.9");
+    until_all(&[&a], "127.0.12.9", 403, "a ban after the lift");
+    common::until(15, "the fleet's count reset", || {
+        fleet_count(&redis, who) == ":0"
+    });
+    // Redis goes away; once A knows (another client's failed login could not be sent), it
+    // counts on its own, at once: from zero, not from the three forgiven.
+    redis.kill();
+    strike(&a, "192.0.2.99");
+    until_line(
+        &dir.path().join(format!("fleet-{}.err", a.port)),
+        "counting on this instance",
+    );
+    let answers: Vec<String> = (0..5).map(|_| strike(&a, who)).collect();
+    assert_eq!(
+        answers,
+        ["Ok(false)", "Ok(false)", "Ok(false)", "Ok(false)", "Ok(true)"],
+        "banned at the fifth failed login since it was forgiven, not before"
+    );
+}

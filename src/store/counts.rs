@@ -19,8 +19,10 @@ use ipnet::IpNet;
 
 use super::Store;
 
-/// Adds a batch of one rule's events. KEYS: none (every key is derived from ARGV[1]).
-/// ARGV: key base, window ms, max, ban secs, max ban secs (0: none), member tag, enforce
+/// Adds a batch of one rule's events, once: a call sent again with the same tag (its reply
+/// was lost) gets the first call's reply and counts nothing. KEYS: none (every key is
+/// derived from ARGV[1]).
+/// ARGV: key base, window ms, max, ban secs, max ban secs (0: none), the call's tag, enforce
 /// (1/0), max tracked, the store's bans hash, the batch's send time on the instance's
 /// clock (ms), then client, event time on that clock pairs. Returns the clients tracked,
 /// then client, ban secs, events seen for each client that went over (its count is reset,
@@ -32,6 +34,14 @@ use super::Store;
 const ADD: &str = r#"
 local base, window, max = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local ban, maxban, tag = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+-- A call is sent again, with the same tag, when its reply never came: it may have run.
+-- Then its reply is given again, and nothing is counted twice.
+local done = base .. ':r:' .. tag
+local before = redis.pcall('GET', done)
+if type(before) == 'string' then
+  local ok, out = pcall(cjson.decode, before)
+  if ok and type(out) == 'table' then return out end
+end
 local enforce, cap, bans, sent = ARGV[7] == '1', tonumber(ARGV[8]), ARGV[9], tonumber(ARGV[10])
 local tm = redis.call('TIME')
 local now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
@@ -96,7 +106,22 @@ if over > 0 then
 end
 redis.call('PEXPIRE', idx, window)
 table.insert(out, 1, redis.call('ZCARD', idx))
+redis.call('SET', done, cjson.encode(out), 'PX', window + 600000)
 return out
+"#;
+
+/// Drops clients' counts, escalation and ban marks, once per tag (a batch sent again after
+/// a lost reply must not drop what its own events added the first time). ARGV: the done
+/// key, the rule's key base, then clients.
+const RESET: &str = r#"
+if not redis.call('SET', ARGV[1], 1, 'NX', 'PX', 600000) then return 0 end
+local base = ARGV[2]
+for i = 3, #ARGV do
+  local c = ARGV[i]
+  redis.call('DEL', base .. ':c:' .. c, base .. ':l:' .. c, base .. ':b:' .. c)
+  redis.call('ZREM', base .. ':idx', c)
+end
+return 1
 "#;
 
 /// At most this many events per script call, so that one call never holds Redis long.
@@ -166,6 +191,16 @@ struct Queue {
     /// Events counted on this instance, to send once Redis is back.
     held: Vec<Event>,
     /// Clients whose counts to drop (a lifted ban).
+    resets: Vec<IpNet>,
+    /// A batch whose reply never came, sent again as it was (same tags) before anything
+    /// else: Redis may have counted it, and then answers as it did the first time.
+    unacked: Option<Unacked>,
+}
+
+/// A batch sent and not answered.
+struct Unacked {
+    no: u64,
+    events: Vec<Event>,
     resets: Vec<IpNet>,
 }
 
@@ -240,6 +275,9 @@ impl Counter {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         q.resets.push(client);
         q.held.retain(|e| e.client != client);
+        if let Some(u) = &mut q.unacked {
+            u.events.retain(|e| e.client != client);
+        }
         self.wake.notify_one();
     }
 
@@ -292,7 +330,7 @@ fn run<T>(
             }
             counter.sending_since.store(0, Ordering::Relaxed);
         }
-        let (events, resets) = {
+        let (events, resets, again) = {
             let q = counter.queue.lock().unwrap_or_else(|e| e.into_inner());
             let wait = if con.is_some() {
                 Duration::from_secs(1)
@@ -302,15 +340,22 @@ fn run<T>(
             let mut q = counter
                 .wake
                 .wait_timeout_while(q, wait, |q| {
-                    ((q.events.is_empty() && q.resets.is_empty()) || con.is_none())
+                    ((q.events.is_empty() && q.resets.is_empty() && q.unacked.is_none())
+                        || con.is_none())
                         && !counter.stopped.load(Ordering::Relaxed)
                 })
                 .map(|(q, _)| q)
                 .unwrap_or_else(|e| e.into_inner().0);
             if con.is_none() {
-                (Vec::new(), Vec::new())
+                (Vec::new(), Vec::new(), None)
+            } else if let Some(u) = q.unacked.take() {
+                (u.events, u.resets, Some(u.no))
             } else {
-                (std::mem::take(&mut q.events), std::mem::take(&mut q.resets))
+                (
+                    std::mem::take(&mut q.events),
+                    std::mem::take(&mut q.resets),
+                    None,
+                )
             }
         };
         if counter.stopped.load(Ordering::Relaxed) {
@@ -325,7 +370,13 @@ fn run<T>(
         if events.is_empty() && resets.is_empty() {
             continue;
         }
-        batch_no += 1;
+        let no = match again {
+            Some(no) => no,
+            None => {
+                batch_no += 1;
+                batch_no
+            }
+        };
         let sent_at = counter.now();
         counter
             .sending_since
@@ -334,7 +385,7 @@ fn run<T>(
             sha,
             rules,
             bans: &bans,
-            tag: &format!("{tag}:{batch_no}"),
+            tag: &format!("{tag}:{no}"),
             sent_at,
         };
         let sent = batch.send(c, &events, &resets);
@@ -347,12 +398,20 @@ fn run<T>(
                 con = None;
                 counter.connected.store(false, Ordering::Relaxed);
                 failed_at = Some(Instant::now());
-                {
-                    let mut q = counter.queue.lock().unwrap_or_else(|e| e.into_inner());
-                    let room = MAX_HELD.saturating_sub(q.held.len());
-                    q.held.extend(events.iter().take(room).copied());
+                // Sent again as it was once Redis answers (it may have run: a reply lost
+                // is not a command that did not run). Counted here meanwhile.
+                counter
+                    .queue
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .unacked = Some(Unacked {
+                    no,
+                    events: events.clone(),
+                    resets,
+                });
+                if again.is_none() {
+                    done(&owner, Outcome::NotSent(events));
                 }
-                done(&owner, Outcome::NotSent(events));
             }
         }
     }
@@ -392,17 +451,18 @@ impl Batch<'_> {
         resets: &[IpNet],
     ) -> Result<Sent, String> {
         let mut pipe = redis::pipe();
-        for client in resets {
+        if !resets.is_empty() {
             for rule in self.rules {
-                pipe.cmd("DEL")
-                    .arg(format!("{}:c:{client}", rule.key))
-                    .arg(format!("{}:l:{client}", rule.key))
-                    .arg(format!("{}:b:{client}", rule.key))
-                    .ignore();
-                pipe.cmd("ZREM")
-                    .arg(format!("{}:idx", rule.key))
-                    .arg(client.to_string())
-                    .ignore();
+                let call = pipe
+                    .cmd("EVAL")
+                    .arg(RESET)
+                    .arg(0)
+                    .arg(format!("{}:reset:{}", rule.key, self.tag))
+                    .arg(&rule.key);
+                for client in resets {
+                    call.arg(client.to_string());
+                }
+                call.ignore();
             }
         }
         let mut calls = Vec::new();

@@ -13,6 +13,9 @@ struct Gate {
     /// (armed, holding, released)
     state: Mutex<(bool, bool, bool)>,
     moved: Condvar,
+    /// Armed to lose the answer instead: dropped, and the connection closed (a reset after
+    /// the command ran).
+    lose: AtomicBool,
 }
 
 /// A relay on a free loopback port to the Redis at `to`.
@@ -45,6 +48,15 @@ impl Stall {
 
     /// Holds the next answer to a request with the word.
     pub fn arm(&self) {
+        self.gate.lose.store(false, Ordering::SeqCst);
+        *self.gate.state.lock().unwrap() = (true, false, false);
+    }
+
+    /// Loses the next answer to a request with the word: Redis ran the command, the
+    /// client never hears of it (its connection is closed instead). [`until_holding`]
+    /// (Self::until_holding) waits until it happened.
+    pub fn lose(&self) {
+        self.gate.lose.store(true, Ordering::SeqCst);
         *self.gate.state.lock().unwrap() = (true, false, false);
     }
 
@@ -82,6 +94,12 @@ fn relay(client: TcpStream, server: TcpStream, word: &'static str, gate: Arc<Gat
         while let Ok(n @ 1..) = s_in.read(&mut buf) {
             if asked.swap(false, Ordering::SeqCst) {
                 let mut state = gate.state.lock().unwrap();
+                if state.0 && gate.lose.load(Ordering::SeqCst) {
+                    state.0 = false;
+                    state.1 = true;
+                    let _ = c_out.shutdown(std::net::Shutdown::Both);
+                    break;
+                }
                 if state.0 {
                     // This answer is the one held: once.
                     state.0 = false;
