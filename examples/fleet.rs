@@ -8,7 +8,7 @@
 //! With `FLEET_INSTANCE` set it is one instance: `ROCKET_CONFIG` names its configuration
 //! (`examples/fleet.toml` by default) and `ROCKET_*` variables apply, so the tests launch
 //! it as separate processes. Its routes, for 127.0.0.1 only (`Allowed<Ops>`):
-//! `POST /ban/<ip>?<secs>`, `POST /unban/<ip>`, `POST /block/<ip>` (the inline set
+//! `POST /ban/<ip>?<secs>&<reason>`, `POST /unban/<ip>`, `POST /block/<ip>` (the inline set
 //! `blocked` becomes `[ip]`), `POST /mode/<mode>`, `POST /flush` (`flush_bans`),
 //! `POST /strike/<ip>` (a failed login: the automatic-ban rule `login`), `GET /banned/<ip>`,
 //! `GET /status`; and `GET /` for anyone the rules admit.
@@ -35,11 +35,18 @@ fn index() -> &'static str {
     "hello\n"
 }
 
-#[post("/ban/<ip>?<secs>")]
-fn ban(ip: IpAddr, secs: Option<u64>, _ok: Allowed<Ops>, allow: &State<AllowHandle>) -> String {
+#[post("/ban/<ip>?<secs>&<reason>")]
+fn ban(
+    ip: IpAddr,
+    secs: Option<u64>,
+    reason: Option<&str>,
+    _ok: Allowed<Ops>,
+    allow: &State<AllowHandle>,
+) -> String {
+    let reason = reason.unwrap_or("from /ban");
     match secs {
-        Some(s) => allow.ban_for(ip, Duration::from_secs(s), "from /ban"),
-        None => allow.ban_until_lifted(ip, "from /ban"),
+        Some(s) => allow.ban_for(ip, Duration::from_secs(s), reason),
+        None => allow.ban_until_lifted(ip, reason),
     }
     format!("banned {ip}\n")
 }

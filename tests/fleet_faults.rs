@@ -374,7 +374,122 @@ fn a_lift_anywhere_resets_the_count_everywhere() {
     let answers: Vec<String> = (0..5).map(|_| strike(&a, who)).collect();
     assert_eq!(
         answers,
-        ["Ok(false)", "Ok(false)", "Ok(false)", "Ok(false)", "Ok(true)"],
+        [
+            "Ok(false)",
+            "Ok(false)",
+            "Ok(false)",
+            "Ok(false)",
+            "Ok(true)"
+        ],
         "banned at the fifth failed login since it was forgiven, not before"
     );
+}
+
+/// The change log's length.
+fn log_len(redis: &Redis) -> u64 {
+    redis
+        .cmd(&["XLEN", "rocket-allow:log"])
+        .and_then(|a| a.trim_start_matches(':').parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_set_replaced_by_itself_writes_nothing_and_the_log_holds_no_entries() {
+    let _one = serial();
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = Instance::start(dir.path(), &redis.url(), "");
+    let b = Instance::start(dir.path(), &redis.url(), "");
+    a.ops("/block/127.0.14.1");
+    until_all(&[&a, &b], "127.0.14.1", 403, "the set replaced");
+    let before = log_len(&redis);
+    // The same entries sixty times: nothing written, nothing logged.
+    for _ in 0..60 {
+        a.ops("/block/127.0.14.1");
+    }
+    a.ops("/ban/127.0.14.9");
+    until_all(&[&a, &b], "127.0.14.9", 403, "a ban after them");
+    assert_eq!(log_len(&redis), before + 1, "only the ban was logged");
+    // A log entry names the record; the record holds the entries, once.
+    let copies = redis.cmd(&[
+        "EVAL",
+        "local n = 0
+         for _, e in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do
+           for i = 2, #e[2], 2 do
+             if string.find(e[2][i], 'entries', 1, true) then n = n + 1 end
+           end
+         end
+         return n",
+        "1",
+        "rocket-allow:log",
+    ]);
+    assert_eq!(
+        copies.as_deref(),
+        Some(":0"),
+        "a set's entries copied into the log"
+    );
+    // A replay of the log after a reconnect still brings a set changed meanwhile.
+    redis.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    a.ops("/block/127.0.14.2");
+    until_all(
+        &[&a, &b],
+        "127.0.14.2",
+        403,
+        "a set change made while B reconnected",
+    );
+    until_all(&[&a, &b], "127.0.14.1", 200, "the set's old entry");
+}
+
+#[test]
+fn a_reason_too_long_is_cut_never_skipped() {
+    let _one = serial();
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = Instance::start(dir.path(), &redis.url(), "");
+    let b = Instance::start(dir.path(), &redis.url(), "");
+    // A reason a client chose (a user agent quoted in it), 5,000 bytes.
+    let reason = "x".repeat(5000);
+    a.ops(&format!("/ban/127.0.15.1?reason={reason}"));
+    until_all(&[&a, &b], "127.0.15.1", 403, "a ban with a long reason");
+    // Redis holds it cut to 1,024 bytes, ending in `…`, and a new instance reads it.
+    let len = redis.cmd(&[
+        "EVAL",
+        "return string.len(cjson.decode(redis.call('HGET', KEYS[1], ARGV[1])).r)",
+        "1",
+        "rocket-allow:bans",
+        "127.0.15.1/32",
+    ]);
+    assert_eq!(len.as_deref(), Some(":1024"));
+    let c = Instance::start(dir.path(), &redis.url(), "");
+    assert_eq!(c.get("127.0.15.1"), 403);
+}
+
+#[test]
+fn a_field_that_is_not_utf8_is_skipped_and_the_rest_is_read() {
+    let _one = serial();
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = Instance::start(dir.path(), &redis.url(), "");
+    a.ops("/ban/127.0.16.1");
+    until_all(&[&a], "127.0.16.1", 403, "a ban");
+    // Someone writes a field whose name (and another whose value) is not UTF-8.
+    redis.cmd(&[
+        "EVAL",
+        "redis.call('HSET', KEYS[1], '\\255\\254', '{\"m\":1}')
+         redis.call('HSET', KEYS[1], '127.0.16.7/32', '{\"r\":\"\\255\",\"m\":1}')
+         return 1",
+        "1",
+        "rocket-allow:bans",
+    ]);
+    // A new instance (a full read) still gets every good record.
+    let b = Instance::start(dir.path(), &redis.url(), "");
+    until_all(
+        &[&b],
+        "127.0.16.1",
+        403,
+        "the ban beside a field that is not UTF-8",
+    );
+    assert_eq!(b.get("127.0.16.7"), 200);
+    let err = std::fs::read_to_string(dir.path().join(format!("fleet-{}.err", b.port))).unwrap();
+    assert!(err.contains("not UTF-8"), "{err}");
 }

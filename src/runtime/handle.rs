@@ -336,7 +336,10 @@ impl AllowHandle {
     /// let handle = client.rocket().state::<AllowHandle>().unwrap();
     /// handle.ban_with_reason("192.0.2.7", None, Some("by hand")).unwrap();
     /// handle.flush_bans().unwrap();
-    /// assert_eq!(std::fs::read_to_string(&file).unwrap(), "192.0.2.7/32 - by hand\n");
+    /// // One line a ban: network, expiry (`-`: until lifted), version, reason.
+    /// let saved = std::fs::read_to_string(&file).unwrap();
+    /// let line = saved.lines().find(|l| !l.starts_with('#')).unwrap();
+    /// assert!(line.starts_with("192.0.2.7/32 - ") && line.ends_with(" by hand"));
     /// # std::fs::remove_dir_all(&dir).unwrap();
     /// ```
     pub fn flush_bans(&self) -> Result<(), RuntimeError> {
@@ -349,6 +352,8 @@ impl AllowHandle {
     /// returning (so the next request sees the change): with big sets, call it from
     /// `rocket::tokio::task::spawn_blocking` in an async handler. Host names given here are
     /// not resolved (they match nothing) unless they were already in the configuration.
+    /// The entries the set has already change nothing: nothing is recompiled, recorded or
+    /// written to the fleet store.
     pub fn replace_set<S: AsRef<str>>(&self, name: &str, entries: &[S]) -> Result<(), Error> {
         let key = format!("allow.sets.{name}");
         match self.shared.spec.set_kinds.get(name) {
@@ -377,9 +382,14 @@ impl AllowHandle {
                     .map_err(|m| invalid(&format!("{key}[{i}]"), m.to_string()))
             })
             .collect::<Result<Vec<Target>, Error>>()?;
-        self.shared
-            .update(|c| c.with_set(name, targets))
+        // The entries it has already: nothing compiled, recorded or written to the fleet.
+        let changed = self
+            .shared
+            .replace_set(name, targets)
             .map_err(|message| invalid(&key, message))?;
+        if !changed {
+            return Ok(());
+        }
         self.audit(&format!("replace_set {name}: {} entries", entries.len()));
         if let Some(store) = &self.shared.store {
             let entries: Vec<String> = entries.iter().map(|e| e.as_ref().to_string()).collect();

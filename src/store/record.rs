@@ -157,6 +157,24 @@ impl Change {
     pub fn message(&self) -> String {
         json!({ "k": self.kind.name(), "f": self.field, "v": self.value }).to_string()
     }
+
+    /// The change log's entry for this change: which record changed, not the record (a
+    /// set's entries are stored once, in its hash field, however often it changes; an entry
+    /// is a few dozen bytes, so the log's size is bounded by its count).
+    pub fn reference(&self) -> String {
+        json!({ "k": self.kind.name(), "f": self.field }).to_string()
+    }
+}
+
+/// Reads a change log entry written by [`Change::reference`]: the kind and field.
+pub(crate) fn decode_reference(text: &str) -> Result<(Kind, String), String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let kind = v["k"]
+        .as_str()
+        .and_then(Kind::from_name)
+        .ok_or("no known `k`")?;
+    let field = v["f"].as_str().ok_or("no `f`")?;
+    Ok((kind, field.to_string()))
 }
 
 /// A record read from Redis (a hash field or a message), checked.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use redis::{Commands, Connection};
 
-use super::record::{decode, decode_message, Change, Kind, Record};
+use super::record::{decode, decode_message, decode_reference, Change, Kind, Record};
 use super::{now_ms, Local, Store, STORE_ERRORS, STORE_SYNC_AGE, STORE_UP};
 
 /// Writes a record if it is newer than the one Redis holds (versions compared as time,
@@ -18,7 +18,8 @@ use super::{now_ms, Local, Store, STORE_ERRORS, STORE_SYNC_AGE, STORE_UP};
 /// of reading everything) and publishes it with its log id. Returns the log id, or 0 when
 /// Redis held the same or a newer record.
 /// KEYS: the hash, the expiry set, the channel, the log. ARGV: field, value, made,
-/// instance, sequence, drop-at (or ""), message, the writer's clock now.
+/// instance, sequence, drop-at (or ""), message, the writer's clock now, the log entry
+/// (which record changed: a replay reads the record itself).
 const WRITE: &str = r#"
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if cur then
@@ -41,7 +42,7 @@ if ARGV[6] == '' then
 else
   redis.call('ZADD', KEYS[2], ARGV[6], member)
 end
-local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', '100000', '*', 'c', ARGV[7])
+local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', '100000', '*', 'r', ARGV[9])
 redis.call('PUBLISH', KEYS[3], id .. ' ' .. ARGV[7])
 return id
 "#;
@@ -501,17 +502,44 @@ fn replay(
             store.saw(&last);
             return Ok(Some(last));
         }
+        // Each record named on the page, once, read as Redis holds it now (newer wins, so
+        // reading a later state than the entry's is as good).
+        let mut named: Vec<(Kind, String)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for (id, fields) in page {
             for (name, text) in fields {
-                if name != "c" {
-                    continue; // a replay marker
-                }
-                match decode_message(&text) {
-                    Ok((_, record)) => apply(store, local, record),
-                    Err(e) => malformed(&format!("{} {id}", keys.log), &e),
+                match name.as_str() {
+                    "r" => match decode_reference(&text) {
+                        Ok(r) if seen.insert(r.clone()) => named.push(r),
+                        Ok(_) => {}
+                        Err(e) => malformed(&format!("{} {id}", keys.log), &e),
+                    },
+                    // An entry of an older version: the record itself.
+                    "c" => match decode_message(&text) {
+                        Ok((_, record)) => apply(store, local, record),
+                        Err(e) => malformed(&format!("{} {id}", keys.log), &e),
+                    },
+                    _ => {} // a replay marker
                 }
             }
             last = id;
+        }
+        let mut pipe = redis::pipe();
+        for (kind, field) in &named {
+            pipe.cmd("HGET").arg(keys.hash(*kind)).arg(field);
+        }
+        let values: Vec<Option<Vec<u8>>> = pipe.query(con)?;
+        for ((kind, field), value) in named.into_iter().zip(values) {
+            // Gone since (pruned when it expired): nothing to apply.
+            let Some(value) = value else { continue };
+            let key = format!("{} {field}", keys.hash(kind));
+            match std::str::from_utf8(&value) {
+                Ok(v) => match decode(kind, &field, v) {
+                    Ok(record) => apply(store, local, record),
+                    Err(e) => malformed(&key, &e),
+                },
+                Err(_) => malformed(&key, "not UTF-8"),
+            }
         }
     }
 }
@@ -549,7 +577,8 @@ fn write_cmd(write: &str, keys: &Keys, change: &Change) -> redis::Cmd {
         .arg(change.version.seq)
         .arg(change.drop_at.map(|d| d.to_string()).unwrap_or_default())
         .arg(change.message())
-        .arg(now_ms());
+        .arg(now_ms())
+        .arg(change.reference());
     cmd
 }
 
