@@ -105,7 +105,8 @@ impl AllowHandle {
 
     /// Refuses `target` (an address, `IpAddr`, or a network, `IpNet`) in every policy and
     /// mode, before any rule, for `ttl`; banning again renews it. Recorded (tracing event
-    /// and access-log line); does not recompile the rules.
+    /// and access-log line); does not recompile the rules. A `reason` longer than 1,024
+    /// bytes is cut, ending in `…` (the bans file and the fleet store hold the same text).
     ///
     /// ```
     /// # use rocket::figment::{Figment, providers::{Format, Toml}};

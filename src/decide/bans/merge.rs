@@ -180,8 +180,11 @@ impl Bans {
                 State::Ban { expires, reason } if expires > now => {
                     bans.push((target, expires, reason, r.version));
                 }
+                // A ban that ended: a lift of what is held, if anything is.
                 State::Ban { expires, .. } => {
-                    lifts.push((target, Lift::of(r.version, Some(expires))))
+                    if table.get(target).is_some() || lifted.contains_key(&target) {
+                        lifts.push((target, Lift::of(r.version, Some(expires))));
+                    }
                 }
                 State::Lifted { keep } => lifts.push((
                     target,

@@ -128,7 +128,7 @@ pub(crate) fn tagged(origin: &str, reason: &str) -> String {
 
 /// The longest reason a ban keeps, in bytes (origin included): longer ones are cut, ending
 /// in `…`. Every replica (the bans file, the fleet store) holds the same text.
-pub const MAX_REASON_BYTES: usize = 1024;
+pub(crate) const MAX_REASON_BYTES: usize = 1024;
 
 /// `text` cut to [`MAX_REASON_BYTES`] at a character boundary, ending in `…` when cut.
 pub(crate) fn cap_reason(text: &str) -> std::borrow::Cow<'_, str> {
@@ -384,7 +384,8 @@ impl Bans {
     }
 
     /// Waits until every change made before the call is in the bans file (at once without
-    /// one); the error says why the last save failed.
+    /// one); `Ok` once a save of the current state went in, else the error of the save that
+    /// failed (the saver keeps trying, with backoff).
     pub fn flush(&self) -> Result<(), String> {
         self.saver.as_ref().map_or(Ok(()), file::Saver::flush)
     }
