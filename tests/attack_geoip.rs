@@ -94,6 +94,16 @@ fn via(port: u16, client: &str) -> Option<u16> {
     send_from(port, "127.0.0.2", req.as_bytes()).map(|r| r.status)
 }
 
+/// The lines saying `db`'s last good networks were kept: this test's own (the tests of this
+/// file run at once, and log to one capture).
+fn kept(db: &Path) -> Vec<String> {
+    let db = db.display().to_string();
+    logged("; keeping the networks last read")
+        .into_iter()
+        .filter(|l| l.contains(&db))
+        .collect()
+}
+
 #[test]
 fn a_database_whose_walk_never_ends_fails_ignite_instead_of_hanging_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -117,11 +127,10 @@ fn a_database_whose_walk_never_ends_keeps_the_last_good_and_leaves_reloads_worki
     assert_eq!(via(port, "203.0.113.7"), Some(403));
     assert_eq!(via(port, "198.51.100.7"), Some(200));
 
-    const KEPT: &str = "; keeping the networks last read";
-    let before = logged(KEPT).len();
+    let before = kept(&db).len();
     replace(&db, &endless_walk_db());
-    wait_for_long(|| logged(KEPT).len() > before);
-    let line = logged(KEPT).pop().unwrap();
+    wait_for_long(|| kept(&db).len() > before);
+    let line = kept(&db).pop().unwrap();
     assert!(
         line.starts_with("allow.geoip.country_db: ") && line.contains("corrupt"),
         "{line}"
@@ -201,7 +210,6 @@ fn a_database_deleted_emptied_or_swapped_by_symlink_keeps_the_last_good_until_a_
         via(port, "203.0.113.7") == Some(first) && via(port, "198.51.100.7") == Some(second)
     };
     assert!(ru_is(403, 200));
-    const KEPT: &str = "; keeping the networks last read";
 
     // The link swapped to another file, as a deployment does (a new link renamed over it).
     let link = dir.path().join("link.new");
@@ -210,10 +218,10 @@ fn a_database_deleted_emptied_or_swapped_by_symlink_keeps_the_last_good_until_a_
     wait_for(|| ru_is(200, 403));
 
     // Deleted: the networks stay, and the log says the file is gone.
-    let before = logged(KEPT).len();
+    let before = kept(&db).len();
     std::fs::remove_file(&db).unwrap();
-    wait_for(|| logged(KEPT).len() > before);
-    assert!(logged(KEPT).pop().unwrap().contains("is gone"));
+    wait_for(|| kept(&db).len() > before);
+    assert!(kept(&db).pop().unwrap().contains("is gone"));
     assert!(ru_is(200, 403));
 
     // Back as an empty file, then as a link to a directory: still the last good networks.
@@ -230,10 +238,10 @@ fn a_database_deleted_emptied_or_swapped_by_symlink_keeps_the_last_good_until_a_
             "not a regular file",
         ),
     ] {
-        let before = logged(KEPT).len();
+        let before = kept(&db).len();
         make(&db);
-        wait_for(|| logged(KEPT).len() > before);
-        let line = logged(KEPT).pop().unwrap();
+        wait_for(|| kept(&db).len() > before);
+        let line = kept(&db).pop().unwrap();
         assert!(line.contains(reason), "{line}");
         assert!(ru_is(200, 403));
     }

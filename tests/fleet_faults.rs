@@ -89,6 +89,42 @@ fn a_restart_during_an_outage_keeps_the_outages_changes() {
 }
 
 #[test]
+fn a_set_changed_during_an_outage_survives_a_restart_too() {
+    let _one = serial();
+    let store_dir = tempfile::tempdir().unwrap();
+    let mut redis = Redis::start_in(store_dir.path());
+    let dir = tempfile::tempdir().unwrap();
+    let a_dir = dir.path().join("a");
+    std::fs::create_dir(&a_dir).unwrap();
+    let a = Instance::start(&a_dir, &redis.url(), &bans_file(&a_dir));
+    a.ops("/block/127.0.8.5");
+    common::until(15, "the set in Redis", || {
+        redis
+            .cmd(&["HEXISTS", "rocket-allow:sets", "blocked"])
+            .as_deref()
+            == Some(":1")
+    });
+    redis.cmd(&["SAVE"]);
+    redis.crash();
+    // During the outage the set changes, and the instance restarts.
+    a.ops("/block/127.0.8.6");
+    a.ops("/flush");
+    drop(a);
+    let a = Instance::start(&a_dir, &redis.url(), &bans_file(&a_dir));
+    assert_eq!(a.get("127.0.8.6"), 403, "the set as changed during the outage");
+    assert_eq!(a.get("127.0.8.5"), 200);
+    // Redis returns with the older set: the newer one wins, there and on a new instance.
+    redis.restart();
+    until_line(
+        &a_dir.join(format!("fleet-{}.err", a.port)),
+        "connected and in sync",
+    );
+    let b = Instance::start(dir.path(), &redis.url(), "");
+    until_all(&[&a, &b], "127.0.8.6", 403, "the set changed during the outage");
+    until_all(&[&a, &b], "127.0.8.5", 200, "the set's older entry");
+}
+
+#[test]
 fn redis_restored_from_an_older_snapshot_gets_the_last_changes_back() {
     let _one = serial();
     let store_dir = tempfile::tempdir().unwrap();

@@ -437,6 +437,19 @@ async fn start_store(shared: &Arc<Shared>) -> Result<(), String> {
     let Some(store) = &shared.store else {
         return Ok(());
     };
+    // Sets and modes changed here before a restart (kept in the bans file) are this
+    // instance's newest records; from now on the bans file keeps them too.
+    store.restore(shared.as_ref(), shared.bans.take_records());
+    let weak = Arc::downgrade(store);
+    shared
+        .bans
+        .keep_records(move || weak.upgrade().map(|s| s.file_records()).unwrap_or_default());
+    let weak = Arc::downgrade(shared);
+    store.on_change(move || {
+        if let Some(shared) = weak.upgrade() {
+            shared.bans.records_changed();
+        }
+    });
     let local: Weak<dyn crate::store::Local> = Arc::downgrade(shared) as _;
     store
         .start(local)

@@ -138,6 +138,8 @@ pub(crate) struct Store {
     last_error: Mutex<Option<String>>,
     /// Versions this instance's changes.
     clock: Arc<Clock>,
+    /// Told when a set's or mode's record held here changed (the bans file keeps them).
+    on_change: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
     wake: Condvar,
     connected: AtomicBool,
     /// Set when the app is gone: the thread ends.
@@ -177,6 +179,7 @@ impl Store {
             seen: Mutex::new(None),
             last_error: Mutex::new(None),
             clock,
+            on_change: std::sync::OnceLock::new(),
             wake: Condvar::new(),
             connected: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
@@ -260,7 +263,42 @@ impl Store {
         }
         others.insert(key, change.clone());
         drop(others);
+        self.changed();
         self.push(change);
+    }
+
+    fn changed(&self) {
+        if let Some(f) = self.on_change.get() {
+            f();
+        }
+    }
+
+    /// Has `f` told whenever a set's or mode's record held here changes.
+    pub fn on_change(&self, f: impl Fn() + Send + Sync + 'static) {
+        let _ = self.on_change.set(Box::new(f));
+    }
+
+    /// The sets' and modes' records held here, as lines for the bans file.
+    pub fn file_records(&self) -> Vec<String> {
+        self.others
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(Change::message)
+            .collect()
+    }
+
+    /// Applies the sets' and modes' records a bans file kept (at ignite, before the first
+    /// sync): changes made here before a restart are the newest records until Redis has
+    /// newer ones.
+    pub fn restore(&self, local: &dyn Local, lines: Vec<String>) {
+        for line in lines {
+            match record::decode_message(&line) {
+                Ok((_, r)) => sync::apply(self, local, r),
+                Err(e) => log::warn!(target: "rocket_allow",
+                    "rocket-allow: bans file: a set or mode record skipped: {e}"),
+            }
+        }
     }
 
     /// Whether a set's or mode's record from elsewhere is newer than the one held; if so it
@@ -275,6 +313,8 @@ impl Store {
             return false;
         }
         others.insert(key, change);
+        drop(others);
+        self.changed();
         true
     }
 

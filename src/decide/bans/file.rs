@@ -1,7 +1,8 @@
 //! The bans file: one ban a line, `network expiry version reason...` (the expiry in Unix
 //! seconds, with up to three decimals, or `-` for a ban until lifted; the version
 //! `ms.instance.seq`; an automatic ban's reason is `origin<TAB>reason`), and with a fleet
-//! store one kept lift a line, `network lifted version keep` (`keep` an expiry as above).
+//! store one kept lift a line, `network lifted version keep` (`keep` an expiry as above),
+//! and the store's other records (sets and modes changed at run time), `record <JSON>`.
 //! The first line, [`HEADER`], says so; a file without it is the older form `network
 //! expiry reason...`, whose bans are older than any versioned record.
 //!
@@ -41,19 +42,36 @@ pub(super) struct Line {
     pub lift: Option<Lift>,
 }
 
+/// What a file holds: bans and lifts, and the fleet store's other records (`record <JSON>`
+/// lines: sets and modes changed at run time, kept as the store gave them).
+#[derive(Default)]
+pub(super) struct Contents {
+    pub lines: Vec<Line>,
+    pub records: Vec<String>,
+}
+
 /// Reads the file (missing: no bans). An expiry past what a date can show is a ban until
 /// lifted; a leading byte-order mark is skipped.
-pub(super) fn read(path: &Path) -> Result<Vec<Line>, String> {
+pub(super) fn read(path: &Path) -> Result<Contents, String> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Contents::default()),
         Err(e) => return Err(format!("cannot read `{}`: {e}", path.display())),
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let versioned = text.starts_with(MARK);
-    text.lines()
+    let mut records = Vec::new();
+    let lines = text
+        .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
+        .filter(|(_, l)| match l.strip_prefix("record ") {
+            Some(record) if versioned => {
+                records.push(record.to_string());
+                false
+            }
+            _ => true,
+        })
         .map(|(i, line)| {
             let bad = |m: &str| format!("{}:{}: `{line}`: {m}", path.display(), i + 1);
             let mut parts = line.splitn(if versioned { 4 } else { 3 }, ' ');
@@ -95,7 +113,16 @@ pub(super) fn read(path: &Path) -> Result<Vec<Line>, String> {
                 lift: None,
             })
         })
-        .collect()
+        .collect::<Result<Vec<Line>, String>>()?;
+    Ok(Contents { lines, records })
+}
+
+/// Appends one of the fleet store's other records (one line of JSON).
+pub(super) fn write_record(out: &mut String, record: &str) {
+    out.push_str("record ");
+    // JSON text holds no line break; anything else that would break the line is dropped.
+    out.extend(record.chars().filter(|c| *c != '\n' && *c != '\r'));
+    out.push('\n');
 }
 
 /// Unix seconds, with up to three decimals (`1796139510` or `1796139510.25`), as Unix ms;

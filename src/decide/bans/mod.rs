@@ -86,7 +86,14 @@ struct Store {
     /// Whether lifts are kept (only a fleet store needs them).
     keep_lifts: bool,
     clock: Arc<Clock>,
+    /// The fleet store's other records read from the file, until it takes them.
+    records_read: Mutex<Vec<String>>,
+    /// What the fleet store has to keep in the file besides bans (sets and modes).
+    records: std::sync::OnceLock<Records>,
 }
+
+/// The fleet store's other records, as lines of JSON.
+type Records = Box<dyn Fn() -> Vec<String> + Send + Sync>;
 
 /// The bans and the threads that keep them.
 pub(crate) struct Bans {
@@ -229,6 +236,11 @@ impl Store {
         for (target, lift) in self.lock_lifted().iter() {
             file::write_lift(&mut out, *target, lift);
         }
+        if let Some(records) = self.records.get() {
+            for record in records() {
+                file::write_record(&mut out, &record);
+            }
+        }
         out
     }
 }
@@ -258,11 +270,17 @@ impl Bans {
             lifted: Mutex::new(HashMap::new()),
             keep_lifts,
             clock: Arc::new(Clock::new()),
+            records_read: Mutex::new(Vec::new()),
+            records: std::sync::OnceLock::new(),
         });
         if let Some(path) = &file {
             let now = now_ms();
+            let contents = file::read(path)?;
+            if keep_lifts {
+                *store.records_read.lock().unwrap_or_else(|e| e.into_inner()) = contents.records;
+            }
             let mut lifted = store.lock_lifted();
-            for line in file::read(path)? {
+            for line in contents.lines {
                 match line.lift {
                     Some(lift) if keep_lifts && lift.keep > now => {
                         lifted.insert(line.target, lift);
@@ -339,6 +357,31 @@ impl Bans {
         self.store.labels.release(old.label);
         self.changed();
         (old.expires > now_ms(), lift)
+    }
+
+    /// The fleet store's other records the bans file held at ignite (once: they are
+    /// handed over).
+    pub fn take_records(&self) -> Vec<String> {
+        std::mem::take(
+            &mut *self
+                .store
+                .records_read
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        )
+    }
+
+    /// Has the bans file keep what `records` gives besides bans (the fleet store's sets
+    /// and modes), from the next save on; [`Bans::records_changed`] asks for one.
+    pub fn keep_records(&self, records: impl Fn() -> Vec<String> + Send + Sync + 'static) {
+        let _ = self.store.records.set(Box::new(records));
+    }
+
+    /// Says that the records kept by [`Bans::keep_records`] changed: they are saved.
+    pub fn records_changed(&self) {
+        if let Some(saver) = &self.saver {
+            saver.changed();
+        }
     }
 
     /// The clock that versions this instance's changes (the fleet store versions set and
