@@ -113,11 +113,22 @@ pub(crate) fn admit(
             GuardError::UnknownPolicy(unknown),
         ));
     };
+    // Decided by the guard itself (not taken from the fairing having let the request
+    // through: in report mode it lets through what the policy refuses).
     let ruling = decide_for_guard(shared, req, policy);
     let admitted = match strict {
         true => ruling.verdict == crate::rules::Verdict::Allow,
         false => ruling.admitted(),
     };
+    if strict && !admitted && ruling.admitted() {
+        // The decision's own line says "would be denied": say what happened here.
+        log::warn!(
+            target: "rocket_allow",
+            "rocket-allow: {} refused {}: policy `{name}` is in report mode and would refuse              it; report mode never opens this route",
+            guard(),
+            ruling.client.map_or_else(|| "the client".to_string(), |c| c.ip.to_string())
+        );
+    }
     // Admitted means the client is known (an unreadable one is refused in every mode).
     match (admitted, ruling.client.map(|c| c.ip)) {
         (true, Some(ip)) => Outcome::Success(ip),

@@ -222,3 +222,70 @@ fn markup_in_ban_reasons_list_files_paths_and_user_agents_is_text_on_every_page(
     );
     server.stop().unwrap();
 }
+
+/// Every admin route, JSON and stylesheet included.
+const EVERY_ROUTE: [&str; 11] = [
+    "/allow/",
+    "/allow/refused",
+    "/allow/bans",
+    "/allow/rules",
+    "/allow/explain?ip=127.0.0.50",
+    "/allow/admin.css",
+    "/allow/api/overview",
+    "/allow/api/refused",
+    "/allow/api/bans",
+    "/allow/api/rules",
+    "/allow/api/explain?ip=127.0.0.50&path=/",
+];
+
+/// The admin policy in report mode (its own `mode`, or the top level's during a roll-out),
+/// covering the page's path as docs/admin.md suggests: the fairing admits what the policy
+/// would refuse, and the page must still refuse it, reading and writing.
+#[test]
+fn report_mode_never_opens_the_admin_page() {
+    for (top, own) in [("", "mode = \"report\"\n"), ("mode = \"report\"\n", "")] {
+        let toml = format!(
+            r#"
+[default.allow]
+{top}rules = []
+[default.allow.policies.ops]
+{own}paths = ["/allow"]
+rules = [{{ allow = "127.0.0.1" }}, {{ deny = "all" }}]
+[default.allow.admin]
+policy = "ops"
+"#
+        );
+        let server = serve(admin_app(&toml));
+        let allow = server.allow.clone().unwrap();
+        allow
+            .ban_with_reason("192.0.2.1", None, Some("secret"))
+            .unwrap();
+        // The operator gets in.
+        let page = get(&server, "127.0.0.1", "/allow/bans");
+        assert_eq!(page.status, 200, "{toml}");
+        let token = csrf_cookie(&page);
+        // Anyone else reads nothing and gets no token.
+        for path in EVERY_ROUTE {
+            let r = get(&server, "127.0.0.66", path);
+            assert_eq!(r.status, 403, "{toml} {path}: {r:?}");
+            assert!(
+                !r.body.contains("secret") && !r.head.contains("rocket_allow_csrf"),
+                "{toml} {path}: {r:?}"
+            );
+        }
+        // And changes nothing, even with a token of its own making sent as the page's form.
+        let headers = same_origin(&server, &token);
+        let unban = format!("csrf={token}&target=192.0.2.1");
+        let r = post(&server, "127.0.0.66", "/allow/unban", &unban, &headers);
+        assert_eq!(r.status, 403, "{toml}: {r:?}");
+        assert!(allow.is_banned("192.0.2.1".parse().unwrap()).is_some());
+        let ban = format!("csrf={token}&target=127.0.0.1&duration=3600&reason=x");
+        let r = post(&server, "127.0.0.66", "/allow/bans", &ban, &headers);
+        assert_eq!(r.status, 403, "{toml}: {r:?}");
+        assert!(allow.is_banned("127.0.0.1".parse().unwrap()).is_none());
+        // Report mode still admits the refused client everywhere else.
+        assert_eq!(get(&server, "127.0.0.66", "/").status, 200, "{toml}");
+        assert_eq!(get(&server, "127.0.0.1", "/allow/").status, 200, "{toml}");
+        server.stop().unwrap();
+    }
+}
