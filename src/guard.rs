@@ -81,14 +81,15 @@ impl<'r, P: Policy> FromRequest<'r> for Allowed<P> {
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, GuardError> {
         let guard = || format!("Allowed<{}>", std::any::type_name::<P>());
         admit(req, P::NAME, P::NAME, false, guard).map(|client| Allowed {
-            client,
+            client: client.ip,
             _policy: PhantomData,
         })
     }
 }
 
 /// Whether policy `name` admits the request, decided as the fairing decides (same client,
-/// logging, counting); `guard` names the guard in errors. `strict`: a would-be refusal of
+/// logging, counting), and the client it admitted (with the peer it came from); `guard`
+/// names the guard in errors. `strict`: a would-be refusal of
 /// report mode refuses too (the admin page is never opened by a dry run). `unknown`: what
 /// [`GuardError::UnknownPolicy`] says when no policy `name` is configured.
 pub(crate) fn admit(
@@ -97,7 +98,7 @@ pub(crate) fn admit(
     unknown: &'static str,
     strict: bool,
     guard: impl Fn() -> String,
-) -> Outcome<IpAddr, GuardError> {
+) -> Outcome<crate::client::ClientAddr, GuardError> {
     let Some(AllowState(shared)) = req.rocket().state::<AllowState>() else {
         return not_attached(&guard());
     };
@@ -130,8 +131,8 @@ pub(crate) fn admit(
         );
     }
     // Admitted means the client is known (an unreadable one is refused in every mode).
-    match (admitted, ruling.client.map(|c| c.ip)) {
-        (true, Some(ip)) => Outcome::Success(ip),
+    match (admitted, ruling.client) {
+        (true, Some(client)) => Outcome::Success(client),
         _ => Outcome::Error((ruling.status, GuardError::Refused)),
     }
 }

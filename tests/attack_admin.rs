@@ -289,3 +289,59 @@ policy = "ops"
         server.stop().unwrap();
     }
 }
+
+/// The operator behind a trusted proxy (127.0.0.2 forwards for 192.0.2.10, which the admin
+/// policy admits): a ban on the proxy, or on a network holding it, refuses every request
+/// it forwards, the operator's included. The page neither makes it nor offers it.
+#[test]
+fn a_ban_on_the_proxy_the_operator_comes_through_is_not_made_nor_offered() {
+    let server = serve(admin_app(
+        r#"
+[default.allow]
+trusted_proxies = ["127.0.0.2"]
+rules = [{ deny = "127.0.0.66" }]
+[default.allow.policies.ops]
+rules = [{ allow = "192.0.2.10" }, { deny = "all" }]
+[default.allow.admin]
+policy = "ops"
+"#,
+    ));
+    let allow = server.allow.clone().unwrap();
+    const XFF: &str = "X-Forwarded-For: 192.0.2.10";
+    let load = |path: &str| server.request_from("127.0.0.2", "GET", path, &[XFF.as_bytes()]);
+    // A refused neighbour of the proxy: the page lists its /24, which holds the proxy.
+    assert_eq!(get(&server, "127.0.0.66", "/").status, 403);
+    let page = load("/allow/refused");
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page.body.contains("127.0.0.0/24"), "{}", page.body);
+    assert!(
+        !page.body.contains(r#"name="target" value="127.0.0.0/24""#),
+        "a one-click ban of the operator's proxy: {}",
+        page.body
+    );
+    assert!(page.body.contains(r#"name="target" value="127.0.0.66""#));
+    let token = csrf_cookie(&page);
+    let mut headers = same_origin(&server, &token);
+    headers.push(XFF.to_string());
+    for target in [
+        "127.0.0.2",
+        "127.0.0.2/31",
+        "127.0.0.0/24",
+        "::ffff:127.0.0.2",
+        "192.0.2.0/24",
+    ] {
+        let body = format!("csrf={token}&target={target}&duration=3600&reason=oops");
+        let r = post(&server, "127.0.0.2", "/allow/bans", &body, &headers);
+        assert_eq!(r.status, 400, "{target}: {r:?}");
+        assert!(r.body.contains("you"), "{target}: {}", r.body);
+        assert!(allow.bans().is_empty(), "{target}: {:?}", allow.bans());
+        assert_eq!(load("/allow/").status, 200, "{target}");
+    }
+    // Bans that leave the operator's way in alone are made as always.
+    let body = format!("csrf={token}&target=127.0.0.66&duration=3600&reason=probing");
+    let r = post(&server, "127.0.0.2", "/allow/bans", &body, &headers);
+    assert_eq!(r.status, 303, "{r:?}");
+    assert!(allow.is_banned("127.0.0.66".parse().unwrap()).is_some());
+    assert_eq!(load("/allow/").status, 200);
+    server.stop().unwrap();
+}

@@ -100,7 +100,7 @@ fn post_button(
 /// A one-button form that bans `target` for an hour; none for a target that holds the
 /// operator (see [`Admin::holds_me`]).
 fn ban_button(admin: &Admin, target: &str, reason: &str) -> Markup {
-    if admin.holds_me(target) {
+    if admin.holds_me(target).is_some() {
         return html! { span.muted title="a ban on it would refuse you too" { "holds you" } };
     }
     let fields = [("target", target), ("duration", "3600"), ("reason", reason)];
@@ -405,12 +405,16 @@ fn ban(change: Change, form: Form<BanForm<'_>>) -> Result<Redirect, Result<Answe
         .chars()
         .take(REASON_MAX)
         .collect();
-    if admin.holds_me(form.target) {
+    if let Some(held) = admin.holds_me(form.target) {
+        let you = if held == admin.client.to_canonical() {
+            format!("you ({held})")
+        } else {
+            format!("you (the proxy {held} your requests come through)")
+        };
         let why = format!(
-            "A ban on {} would refuse you ({}) too, and this page with you: not done. \
+            "A ban on {} would refuse {you} too, and this page with you: not done. \
              Ban it from code (AllowHandle::ban) if that is meant.",
             form.target.trim(),
-            admin.client
         );
         return Err(Ok(not_done(admin, &why)));
     }
