@@ -345,3 +345,70 @@ policy = "ops"
     assert_eq!(load("/allow/").status, 200);
     server.stop().unwrap();
 }
+
+/// The JSON pages through every ban, 1,000 at a time by target (`after=` the last target
+/// of the page before), with the total in `X-Total-Count`; so does the page's "next" link.
+#[test]
+fn the_bans_json_and_page_go_through_every_ban_a_page_at_a_time() {
+    let server = serve(admin_app(OPEN));
+    let allow = server.allow.clone().unwrap();
+    for i in 0..2500u32 {
+        let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i);
+        allow.ban(&ip.to_string(), None).unwrap();
+    }
+    allow.ban("2001:db8::/32", None).unwrap();
+    let mut seen: Vec<String> = Vec::new();
+    let mut path = "/allow/api/bans".to_string();
+    loop {
+        let r = get(&server, "127.0.0.1", &path);
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+        assert_eq!(header(&r, "x-total-count"), Some("2501"), "{path}");
+        let list: Vec<serde_json::Value> = serde_json::from_str(&r.body).unwrap();
+        assert!(list.len() <= 1000, "{path}: {}", list.len());
+        let Some(last) = list.last() else { break };
+        let last = last["target"].as_str().unwrap().to_string();
+        seen.extend(
+            list.iter()
+                .map(|b| b["target"].as_str().unwrap().to_string()),
+        );
+        assert!(seen.len() <= 2501, "{path}: pages repeat");
+        path = format!("/allow/api/bans?after={last}");
+    }
+    let all: Vec<String> = allow.bans().iter().map(|b| b.target.to_string()).collect();
+    assert_eq!(seen, all, "every ban once, by target");
+    // The same pages from code, and the count.
+    assert_eq!(allow.ban_count(), 2501);
+    let (mut paged, mut after) = (Vec::new(), None);
+    loop {
+        let page = allow.bans_page(after, 700);
+        let Some(last) = page.last() else { break };
+        after = Some(last.target);
+        paged.extend(page);
+    }
+    assert_eq!(paged, allow.bans());
+    // A search pages the same way, its total the matches'.
+    let r = get(
+        &server,
+        "127.0.0.1",
+        "/allow/api/bans?q=10.0.9&after=10.0.9.100/32",
+    );
+    let list: Vec<serde_json::Value> = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(header(&r, "x-total-count"), Some("196"), "{r:?}");
+    assert_eq!(list[0]["target"], "10.0.9.101/32", "{list:?}");
+    assert_eq!(list.len(), 95, "{list:?}");
+    // The page links to the next 1,000, and that page to the next.
+    let page = get(&server, "127.0.0.1", "/allow/bans");
+    assert!(
+        page.body
+            .contains(r#"href="/allow/bans?after=10.0.3.231%2F32""#),
+        "{}",
+        page.body
+    );
+    let next = get(&server, "127.0.0.1", "/allow/bans?after=10.0.3.231%2F32");
+    assert!(next.body.contains("10.0.3.232/32") && !next.body.contains(">10.0.3.231/32<"));
+    assert!(next.body.contains("2501 bans"), "{}", next.body);
+    // Not an address or network: 400, nothing listed.
+    let bad = get(&server, "127.0.0.1", "/allow/api/bans?after=x");
+    assert_eq!(bad.status, 400, "{bad:?}");
+    server.stop().unwrap();
+}
