@@ -81,14 +81,15 @@ impl<'r, P: Policy> FromRequest<'r> for Allowed<P> {
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, GuardError> {
         let guard = || format!("Allowed<{}>", std::any::type_name::<P>());
         admit(req, P::NAME, P::NAME, false, guard).map(|client| Allowed {
-            client,
+            client: client.ip,
             _policy: PhantomData,
         })
     }
 }
 
 /// Whether policy `name` admits the request, decided as the fairing decides (same client,
-/// logging, counting); `guard` names the guard in errors. `strict`: a would-be refusal of
+/// logging, counting), and the client it admitted (with the peer it came from); `guard`
+/// names the guard in errors. `strict`: a would-be refusal of
 /// report mode refuses too (the admin page is never opened by a dry run). `unknown`: what
 /// [`GuardError::UnknownPolicy`] says when no policy `name` is configured.
 pub(crate) fn admit(
@@ -97,7 +98,7 @@ pub(crate) fn admit(
     unknown: &'static str,
     strict: bool,
     guard: impl Fn() -> String,
-) -> Outcome<IpAddr, GuardError> {
+) -> Outcome<crate::client::ClientAddr, GuardError> {
     let Some(AllowState(shared)) = req.rocket().state::<AllowState>() else {
         return not_attached(&guard());
     };
@@ -113,14 +114,25 @@ pub(crate) fn admit(
             GuardError::UnknownPolicy(unknown),
         ));
     };
+    // Decided by the guard itself (not taken from the fairing having let the request
+    // through: in report mode it lets through what the policy refuses).
     let ruling = decide_for_guard(shared, req, policy);
     let admitted = match strict {
         true => ruling.verdict == crate::rules::Verdict::Allow,
         false => ruling.admitted(),
     };
+    if strict && !admitted && ruling.admitted() {
+        // The decision's own line says "would be denied": say what happened here.
+        log::warn!(
+            target: "rocket_allow",
+            "rocket-allow: {} refused {}: policy `{name}` is in report mode and would refuse              it; report mode never opens this route",
+            guard(),
+            ruling.client.map_or_else(|| "the client".to_string(), |c| c.ip.to_string())
+        );
+    }
     // Admitted means the client is known (an unreadable one is refused in every mode).
-    match (admitted, ruling.client.map(|c| c.ip)) {
-        (true, Some(ip)) => Outcome::Success(ip),
+    match (admitted, ruling.client) {
+        (true, Some(client)) => Outcome::Success(client),
         _ => Outcome::Error((ruling.status, GuardError::Refused)),
     }
 }

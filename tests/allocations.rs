@@ -125,3 +125,51 @@ fn keeping_refusals_for_the_admin_page_allocates_nothing_once_the_ring_is_warm()
         n - base
     );
 }
+
+/// The fewest allocations of 3 views of `path` on the admin page, as 127.0.0.1.
+fn allocations_per_view(client: &Client, path: &str) -> usize {
+    (0..3)
+        .map(|_| {
+            let before = ALLOCS.load(Ordering::SeqCst);
+            let res = client.get(path).remote(addr("127.0.0.1:1")).dispatch();
+            assert_eq!(res.status(), Status::Ok, "{path}");
+            let _ = res.into_bytes();
+            ALLOCS.load(Ordering::SeqCst) - before
+        })
+        .min()
+        .unwrap()
+}
+
+/// A view of the overview (which reloads itself) and of the bans (1,000 rows at most)
+/// costs the same with 100,000 bans as with none: the bans are counted and paged, not
+/// copied out of the table (each with its reason) and sorted whole.
+#[test]
+fn admin_views_do_not_copy_the_ban_table() {
+    let _alone = alone();
+    let c = client(common::admin::admin_app(common::admin::OPEN));
+    let handle = c.rocket().state::<rocket_allow::AllowHandle>().unwrap();
+    // 1,000 bans: the bans view has its full 1,000 rows from here on.
+    let ban = |i: u32| {
+        let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i);
+        handle
+            .ban_with_reason(&ip.to_string(), None, Some("scan"))
+            .unwrap();
+    };
+    (0..1_000).for_each(ban);
+    let views = [
+        "/allow/",
+        "/allow/api/overview",
+        "/allow/bans",
+        "/allow/api/bans",
+    ];
+    let few: Vec<usize> = views.iter().map(|v| allocations_per_view(&c, v)).collect();
+    (1_000..100_000).for_each(ban);
+    for (view, few) in views.iter().zip(few) {
+        let many = allocations_per_view(&c, view);
+        eprintln!("{view}: {few} allocations with 1,000 bans, {many} with 100,000");
+        assert!(
+            many < few + 1_000,
+            "{view}: {many} allocations with 100,000 bans, {few} with 1,000"
+        );
+    }
+}

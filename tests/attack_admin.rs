@@ -222,3 +222,193 @@ fn markup_in_ban_reasons_list_files_paths_and_user_agents_is_text_on_every_page(
     );
     server.stop().unwrap();
 }
+
+/// Every admin route, JSON and stylesheet included.
+const EVERY_ROUTE: [&str; 11] = [
+    "/allow/",
+    "/allow/refused",
+    "/allow/bans",
+    "/allow/rules",
+    "/allow/explain?ip=127.0.0.50",
+    "/allow/admin.css",
+    "/allow/api/overview",
+    "/allow/api/refused",
+    "/allow/api/bans",
+    "/allow/api/rules",
+    "/allow/api/explain?ip=127.0.0.50&path=/",
+];
+
+/// The admin policy in report mode (its own `mode`, or the top level's during a roll-out),
+/// covering the page's path as docs/admin.md suggests: the fairing admits what the policy
+/// would refuse, and the page must still refuse it, reading and writing.
+#[test]
+fn report_mode_never_opens_the_admin_page() {
+    for (top, own) in [("", "mode = \"report\"\n"), ("mode = \"report\"\n", "")] {
+        let toml = format!(
+            r#"
+[default.allow]
+{top}rules = []
+[default.allow.policies.ops]
+{own}paths = ["/allow"]
+rules = [{{ allow = "127.0.0.1" }}, {{ deny = "all" }}]
+[default.allow.admin]
+policy = "ops"
+"#
+        );
+        let server = serve(admin_app(&toml));
+        let allow = server.allow.clone().unwrap();
+        allow
+            .ban_with_reason("192.0.2.1", None, Some("secret"))
+            .unwrap();
+        // The operator gets in.
+        let page = get(&server, "127.0.0.1", "/allow/bans");
+        assert_eq!(page.status, 200, "{toml}");
+        let token = csrf_cookie(&page);
+        // Anyone else reads nothing and gets no token.
+        for path in EVERY_ROUTE {
+            let r = get(&server, "127.0.0.66", path);
+            assert_eq!(r.status, 403, "{toml} {path}: {r:?}");
+            assert!(
+                !r.body.contains("secret") && !r.head.contains("rocket_allow_csrf"),
+                "{toml} {path}: {r:?}"
+            );
+        }
+        // And changes nothing, even with a token of its own making sent as the page's form.
+        let headers = same_origin(&server, &token);
+        let unban = format!("csrf={token}&target=192.0.2.1");
+        let r = post(&server, "127.0.0.66", "/allow/unban", &unban, &headers);
+        assert_eq!(r.status, 403, "{toml}: {r:?}");
+        assert!(allow.is_banned("192.0.2.1".parse().unwrap()).is_some());
+        let ban = format!("csrf={token}&target=127.0.0.1&duration=3600&reason=x");
+        let r = post(&server, "127.0.0.66", "/allow/bans", &ban, &headers);
+        assert_eq!(r.status, 403, "{toml}: {r:?}");
+        assert!(allow.is_banned("127.0.0.1".parse().unwrap()).is_none());
+        // Report mode still admits the refused client everywhere else.
+        assert_eq!(get(&server, "127.0.0.66", "/").status, 200, "{toml}");
+        assert_eq!(get(&server, "127.0.0.1", "/allow/").status, 200, "{toml}");
+        server.stop().unwrap();
+    }
+}
+
+/// The operator behind a trusted proxy (127.0.0.2 forwards for 192.0.2.10, which the admin
+/// policy admits): a ban on the proxy, or on a network holding it, refuses every request
+/// it forwards, the operator's included. The page neither makes it nor offers it.
+#[test]
+fn a_ban_on_the_proxy_the_operator_comes_through_is_not_made_nor_offered() {
+    let server = serve(admin_app(
+        r#"
+[default.allow]
+trusted_proxies = ["127.0.0.2"]
+rules = [{ deny = "127.0.0.66" }]
+[default.allow.policies.ops]
+rules = [{ allow = "192.0.2.10" }, { deny = "all" }]
+[default.allow.admin]
+policy = "ops"
+"#,
+    ));
+    let allow = server.allow.clone().unwrap();
+    const XFF: &str = "X-Forwarded-For: 192.0.2.10";
+    let load = |path: &str| server.request_from("127.0.0.2", "GET", path, &[XFF.as_bytes()]);
+    // A refused neighbour of the proxy: the page lists its /24, which holds the proxy.
+    assert_eq!(get(&server, "127.0.0.66", "/").status, 403);
+    let page = load("/allow/refused");
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page.body.contains("127.0.0.0/24"), "{}", page.body);
+    assert!(
+        !page.body.contains(r#"name="target" value="127.0.0.0/24""#),
+        "a one-click ban of the operator's proxy: {}",
+        page.body
+    );
+    assert!(page.body.contains(r#"name="target" value="127.0.0.66""#));
+    let token = csrf_cookie(&page);
+    let mut headers = same_origin(&server, &token);
+    headers.push(XFF.to_string());
+    for target in [
+        "127.0.0.2",
+        "127.0.0.2/31",
+        "127.0.0.0/24",
+        "::ffff:127.0.0.2",
+        "192.0.2.0/24",
+    ] {
+        let body = format!("csrf={token}&target={target}&duration=3600&reason=oops");
+        let r = post(&server, "127.0.0.2", "/allow/bans", &body, &headers);
+        assert_eq!(r.status, 400, "{target}: {r:?}");
+        assert!(r.body.contains("you"), "{target}: {}", r.body);
+        assert!(allow.bans().is_empty(), "{target}: {:?}", allow.bans());
+        assert_eq!(load("/allow/").status, 200, "{target}");
+    }
+    // Bans that leave the operator's way in alone are made as always.
+    let body = format!("csrf={token}&target=127.0.0.66&duration=3600&reason=probing");
+    let r = post(&server, "127.0.0.2", "/allow/bans", &body, &headers);
+    assert_eq!(r.status, 303, "{r:?}");
+    assert!(allow.is_banned("127.0.0.66".parse().unwrap()).is_some());
+    assert_eq!(load("/allow/").status, 200);
+    server.stop().unwrap();
+}
+
+/// The JSON pages through every ban, 1,000 at a time by target (`after=` the last target
+/// of the page before), with the total in `X-Total-Count`; so does the page's "next" link.
+#[test]
+fn the_bans_json_and_page_go_through_every_ban_a_page_at_a_time() {
+    let server = serve(admin_app(OPEN));
+    let allow = server.allow.clone().unwrap();
+    for i in 0..2500u32 {
+        let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i);
+        allow.ban(&ip.to_string(), None).unwrap();
+    }
+    allow.ban("2001:db8::/32", None).unwrap();
+    let mut seen: Vec<String> = Vec::new();
+    let mut path = "/allow/api/bans".to_string();
+    loop {
+        let r = get(&server, "127.0.0.1", &path);
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+        assert_eq!(header(&r, "x-total-count"), Some("2501"), "{path}");
+        let list: Vec<serde_json::Value> = serde_json::from_str(&r.body).unwrap();
+        assert!(list.len() <= 1000, "{path}: {}", list.len());
+        let Some(last) = list.last() else { break };
+        let last = last["target"].as_str().unwrap().to_string();
+        seen.extend(
+            list.iter()
+                .map(|b| b["target"].as_str().unwrap().to_string()),
+        );
+        assert!(seen.len() <= 2501, "{path}: pages repeat");
+        path = format!("/allow/api/bans?after={last}");
+    }
+    let all: Vec<String> = allow.bans().iter().map(|b| b.target.to_string()).collect();
+    assert_eq!(seen, all, "every ban once, by target");
+    // The same pages from code, and the count.
+    assert_eq!(allow.ban_count(), 2501);
+    let (mut paged, mut after) = (Vec::new(), None);
+    loop {
+        let page = allow.bans_page(after, 700);
+        let Some(last) = page.last() else { break };
+        after = Some(last.target);
+        paged.extend(page);
+    }
+    assert_eq!(paged, allow.bans());
+    // A search pages the same way, its total the matches'.
+    let r = get(
+        &server,
+        "127.0.0.1",
+        "/allow/api/bans?q=10.0.9&after=10.0.9.100/32",
+    );
+    let list: Vec<serde_json::Value> = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(header(&r, "x-total-count"), Some("196"), "{r:?}");
+    assert_eq!(list[0]["target"], "10.0.9.101/32", "{list:?}");
+    assert_eq!(list.len(), 95, "{list:?}");
+    // The page links to the next 1,000, and that page to the next.
+    let page = get(&server, "127.0.0.1", "/allow/bans");
+    assert!(
+        page.body
+            .contains(r#"href="/allow/bans?after=10.0.3.231%2F32""#),
+        "{}",
+        page.body
+    );
+    let next = get(&server, "127.0.0.1", "/allow/bans?after=10.0.3.231%2F32");
+    assert!(next.body.contains("10.0.3.232/32") && !next.body.contains(">10.0.3.231/32<"));
+    assert!(next.body.contains("2501 bans"), "{}", next.body);
+    // Not an address or network: 400, nothing listed.
+    let bad = get(&server, "127.0.0.1", "/allow/api/bans?after=x");
+    assert_eq!(bad.status, 400, "{bad:?}");
+    server.stop().unwrap();
+}

@@ -252,3 +252,72 @@ fn a_database_deleted_emptied_or_swapped_by_symlink_keeps_the_last_good_until_a_
     wait_for(|| ru_is(403, 200));
     server.stop().unwrap();
 }
+
+/// The test databases' aliases: MaxMind's readers walk `2002::/16` (6to4), `2001::/32`
+/// (Teredo, the address right after the prefix) and `::/96` (IPv4-compatible) into the IPv4
+/// space, so `country:`/`asn:` rules must match those clients as the reader places them.
+#[test]
+fn six_to_four_teredo_and_ipv4_compatible_clients_match_as_the_reader_places_them() {
+    let country = common::geoip::data("GeoLite2-Country-Test.mmdb");
+    let asn = common::geoip::data("GeoLite2-ASN-Test.mmdb");
+    let gb = ["2002:5102:458e::1", "2001:0:5102:458e::1", "::81.2.69.142"];
+    let google = ["2002:100:1::1", "2001:0:100:1::1", "::1.0.0.1"];
+    // What maxminddb says of each: GB and AS15169.
+    let bytes = std::fs::read(&country).unwrap();
+    for ip in gb {
+        assert_eq!(looked_up(&bytes, ip).as_deref(), Some("GB"), "{ip}");
+    }
+    let reader = maxminddb::Reader::open_readfile(&asn).unwrap();
+    for ip in google {
+        let r = reader.lookup(ip.parse().unwrap()).unwrap();
+        let n: Option<u32> = r
+            .decode_path(&maxminddb::path!["autonomous_system_number"])
+            .unwrap();
+        assert_eq!(n, Some(15169), "{ip}");
+    }
+    // Addresses the reader places nowhere stay unmatched.
+    let nowhere = ["2002:c000:201::1", "2001:0:c000:201::1", "::192.0.2.1"];
+    for ip in nowhere {
+        assert_eq!(looked_up(&bytes, ip), None, "{ip}");
+    }
+    for (rules, matched, unmatched) in [
+        (
+            r#"[{ deny = "country:GB" }, { deny = "asn:15169" }, { allow = "all" }]"#,
+            403,
+            200,
+        ),
+        (
+            r#"[{ allow = "country:GB" }, { allow = "asn:15169" }, { deny = "all" }]"#,
+            200,
+            403,
+        ),
+    ] {
+        let app = rocket::custom(figment(&format!(
+            r#"
+            [default.allow]
+            trusted_proxies = ["127.0.0.2"]
+            rules = {rules}
+            [default.allow.geoip]
+            country_db = "{country}"
+            asn_db = "{asn}"
+            "#
+        )))
+        .attach(AllowFairing::fairing())
+        .mount("/", routes![index_route]);
+        let server = serve(app);
+        for ip in gb.iter().chain(&google) {
+            assert_eq!(via(server.port, ip), Some(matched), "{rules}: {ip}");
+        }
+        for ip in nowhere {
+            assert_eq!(via(server.port, ip), Some(unmatched), "{rules}: {ip}");
+        }
+        // explain (and the log) name the network as the reader walks it.
+        let e = server
+            .allow
+            .as_ref()
+            .unwrap()
+            .explain(gb[0].parse().unwrap(), "/");
+        assert_eq!(e.network.as_deref(), Some("2002:5102:458e::/47"), "{e:?}");
+        server.stop().unwrap();
+    }
+}

@@ -111,7 +111,11 @@ fn a_set_changed_during_an_outage_survives_a_restart_too() {
     a.ops("/flush");
     drop(a);
     let a = Instance::start(&a_dir, &redis.url(), &bans_file(&a_dir));
-    assert_eq!(a.get("127.0.8.6"), 403, "the set as changed during the outage");
+    assert_eq!(
+        a.get("127.0.8.6"),
+        403,
+        "the set as changed during the outage"
+    );
     assert_eq!(a.get("127.0.8.5"), 200);
     // Redis returns with the older set: the newer one wins, there and on a new instance.
     redis.restart();
@@ -120,7 +124,12 @@ fn a_set_changed_during_an_outage_survives_a_restart_too() {
         "connected and in sync",
     );
     let b = Instance::start(dir.path(), &redis.url(), "");
-    until_all(&[&a, &b], "127.0.8.6", 403, "the set changed during the outage");
+    until_all(
+        &[&a, &b],
+        "127.0.8.6",
+        403,
+        "the set changed during the outage",
+    );
     until_all(&[&a, &b], "127.0.8.5", 200, "the set's older entry");
 }
 

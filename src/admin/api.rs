@@ -21,9 +21,17 @@ fn refused(admin: Admin) -> Answer {
     Answer::json(&view::refused(&admin.handle))
 }
 
-#[get("/api/bans?<q>")]
-fn bans(admin: Admin, q: Option<&str>) -> Answer {
-    let bans = view::bans(&admin.handle, q);
+/// The first 1,000 bans by target (after `after`, the last target of the page before, if
+/// given) that match `q`; how many match in all in `X-Total-Count`.
+#[get("/api/bans?<q>&<after>")]
+fn bans(admin: Admin, q: Option<&str>, after: Option<&str>) -> Answer {
+    let after = match after.map(view::page_start).transpose() {
+        Ok(after) => after,
+        Err(message) => {
+            return Answer::json(&view::Failed::new(message)).with_status(Status::BadRequest)
+        }
+    };
+    let bans = view::bans(&admin.handle, q, after);
     Answer::json(&bans.rows).with_total(bans.total)
 }
 

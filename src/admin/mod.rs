@@ -96,6 +96,9 @@ pub(crate) struct Admin {
     pub handle: AllowHandle,
     /// The client the policy admitted.
     pub client: IpAddr,
+    /// The TCP peer the request came from: the client, or the trusted proxy that forwarded
+    /// it (whose bans refuse the request too).
+    pub peer: IpAddr,
     /// Where the routes are mounted (`/allow`), for links.
     pub base: String,
     pub read_only: bool,
@@ -110,14 +113,17 @@ impl Admin {
             .acting_as(&format!("admin page, client {}", self.client))
     }
 
-    /// Whether a ban on `target` would refuse this client too: the page, which decides its
-    /// own requests bans first, would then refuse the operator who made it, with no page
-    /// left to lift it from.
-    pub fn holds_me(&self, target: &str) -> bool {
-        match crate::rules::Target::parse(target.trim()) {
-            Ok(crate::rules::Target::Net(net)) => net.contains(&self.client.to_canonical()),
-            _ => false,
-        }
+    /// The address of this request a ban on `target` would refuse it for, if any: the
+    /// client, or the peer it came through (a trusted proxy), as a ban on either refuses
+    /// the request. The page, which decides its own requests bans first, would then refuse
+    /// the operator who made it (and everyone behind that proxy), with no page left to
+    /// lift it from. A target that is not a ban's holds nothing (the ban is refused anyway).
+    pub fn holds_me(&self, target: &str) -> Option<IpAddr> {
+        let net = crate::decide::bans::parse_target(target.trim()).ok()?;
+        [self.client, self.peer]
+            .into_iter()
+            .map(|ip| ip.to_canonical())
+            .find(|ip| net.contains(ip))
     }
 
     /// A link under the mount point.
@@ -147,7 +153,7 @@ impl<'r> FromRequest<'r> for Admin {
             true,
             || "the admin page ([allow.admin] policy)".to_string(),
         ) {
-            Outcome::Success(ip) => ip,
+            Outcome::Success(client) => client,
             Outcome::Error(e) => return Outcome::Error(e),
             Outcome::Forward(s) => return Outcome::Forward(s),
         };
@@ -164,7 +170,8 @@ impl<'r> FromRequest<'r> for Admin {
         let csrf = csrf::token(req, &base);
         Outcome::Success(Admin {
             handle: handle.clone(),
-            client,
+            client: client.ip,
+            peer: client.peer,
             base,
             read_only: settings.read_only,
             csrf,

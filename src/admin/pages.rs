@@ -100,7 +100,7 @@ fn post_button(
 /// A one-button form that bans `target` for an hour; none for a target that holds the
 /// operator (see [`Admin::holds_me`]).
 fn ban_button(admin: &Admin, target: &str, reason: &str) -> Markup {
-    if admin.holds_me(target) {
+    if admin.holds_me(target).is_some() {
         return html! { span.muted title="a ban on it would refuse you too" { "holds you" } };
     }
     let fields = [("target", target), ("duration", "3600"), ("reason", reason)];
@@ -258,9 +258,29 @@ fn refused(admin: Admin) -> Answer {
     layout(&admin, "/refused", false, body)
 }
 
-#[get("/bans?<q>")]
-fn bans(admin: Admin, q: Option<&str>) -> Answer {
-    let view::BanRows { total, rows } = view::bans(&admin.handle, q);
+#[get("/bans?<q>&<after>")]
+fn bans(admin: Admin, q: Option<&str>, after: Option<&str>) -> Answer {
+    let after = match after.map(view::page_start).transpose() {
+        Ok(after) => after,
+        Err(message) => return not_done(&admin, &message),
+    };
+    let view::BanRows { total, rows, more } = view::bans(&admin.handle, q, after);
+    // The same search from another start.
+    let from = |start: Option<&str>| {
+        let encode = |s: &str| rocket::http::RawStr::new(s).percent_encode().to_string();
+        let mut query = Vec::new();
+        if let Some(q) = q.filter(|q| !q.trim().is_empty()) {
+            query.push(format!("q={}", encode(q)));
+        }
+        if let Some(start) = start {
+            query.push(format!("after={}", encode(start)));
+        }
+        match query.is_empty() {
+            true => admin.link("/bans"),
+            false => format!("{}?{}", admin.link("/bans"), query.join("&")),
+        }
+    };
+    let next = rows.last().filter(|_| more).map(|b| from(Some(&b.target)));
     let body = html! {
         @if !admin.read_only {
             h2 { "Ban" }
@@ -279,10 +299,23 @@ fn bans(admin: Admin, q: Option<&str>) -> Answer {
             label { "Search" input name="q" value=(q.unwrap_or("")) placeholder="target, reason or origin"; }
             button type="submit" { "Search" }
         }
-        @if rows.is_empty() { p.muted { "No bans" @if q.is_some() { " match" } "." } } @else {
+        @if rows.is_empty() {
+            p.muted { "No bans" @if q.is_some() { " match" } @if let Some(a) = after { " after " (a) } "." }
+            @if after.is_some() { p { a href=(from(None)) { "From the first" } } }
+        } @else {
             p.muted id="total" {
                 (total) @if total == 1 { " ban" } @else { " bans" } @if q.is_some() { " match" } "."
-                @if rows.len() < total { " The first " (rows.len()) " by target are shown: search to find the others." }
+                @if rows.len() < total {
+                    " " (rows.len()) " by target are shown"
+                    @if let Some(a) = after { " after " (a) }
+                    ": search to find the others, or page on."
+                }
+            }
+            @if next.is_some() || after.is_some() {
+                p.pages {
+                    @if after.is_some() { a href=(from(None)) { "From the first" } " " }
+                    @if let Some(next) = &next { a href=(next) id="next" { "Next " (view::BANS_SHOWN) } }
+                }
             }
             div.wrap { table id="bans" {
                 tr { th { "Target" } th { "Origin" } th { "Reason" } th { "Until" } th {} }
@@ -405,12 +438,16 @@ fn ban(change: Change, form: Form<BanForm<'_>>) -> Result<Redirect, Result<Answe
         .chars()
         .take(REASON_MAX)
         .collect();
-    if admin.holds_me(form.target) {
+    if let Some(held) = admin.holds_me(form.target) {
+        let you = if held == admin.client.to_canonical() {
+            format!("you ({held})")
+        } else {
+            format!("you (the proxy {held} your requests come through)")
+        };
         let why = format!(
-            "A ban on {} would refuse you ({}) too, and this page with you: not done. \
+            "A ban on {} would refuse {you} too, and this page with you: not done. \
              Ban it from code (AllowHandle::ban) if that is meant.",
             form.target.trim(),
-            admin.client
         );
         return Err(Ok(not_done(admin, &why)));
     }

@@ -27,8 +27,11 @@ fn time(t: SystemTime) -> String {
 /// Where a ban came from: `manual` (this app's own calls, the admin page, the bans file) or
 /// the automatic rule that made it (`auto_ban <name>`, also when another instance of the
 /// fleet made it). The one place that says it.
+/// The origin shown for a ban made through `AllowHandle` (or read without one).
+const MANUAL: &str = "manual";
+
 pub(crate) fn ban_origin(ban: &Ban) -> String {
-    ban.origin.clone().unwrap_or_else(|| "manual".to_string())
+    ban.origin.clone().unwrap_or_else(|| MANUAL.to_string())
 }
 
 #[derive(Serialize)]
@@ -87,7 +90,7 @@ pub(crate) fn overview(handle: &AllowHandle, read_only: bool) -> Overview {
         minutes,
         access_log: shared.log.is_some(),
         log_lines_lost: handle.log_lines_lost(),
-        bans: handle.bans().len(),
+        bans: handle.ban_count(),
         store: handle.store_status().map(|s| Store {
             connected: s.connected,
             last_sync_age_secs: s.last_sync_age.map(|d| d.as_secs_f64()),
@@ -245,43 +248,77 @@ pub(crate) const BANS_SHOWN: usize = 1000;
 pub(crate) struct BanRows {
     pub total: usize,
     pub rows: Vec<BanRow>,
+    /// Whether more bans match after the last row (the next page's start).
+    pub more: bool,
 }
 
-/// The first [`BANS_SHOWN`] bans, those whose target, reason or origin contain `query`
-/// (any case) if given.
-pub(crate) fn bans(handle: &AllowHandle, query: Option<&str>) -> BanRows {
+/// Where a page of bans starts: after this target (an address or network, as a ban's).
+pub(crate) fn page_start(after: &str) -> Result<IpNet, String> {
+    crate::decide::bans::parse_target(after.trim()).map_err(|e| format!("after: {e}"))
+}
+
+/// A request the JSON cannot answer, and why.
+#[derive(Serialize)]
+pub(crate) struct Failed {
+    pub error: bool,
+    pub message: String,
+}
+
+impl Failed {
+    pub fn new(message: String) -> Failed {
+        Failed {
+            error: true,
+            message,
+        }
+    }
+}
+
+/// The first [`BANS_SHOWN`] bans by target after `after` (from the first without), those
+/// whose target, reason or origin contain `query` (any case) if given. One pass over the
+/// ban table that keeps the page only (a scan can make a million bans).
+pub(crate) fn bans(handle: &AllowHandle, query: Option<&str>, after: Option<IpNet>) -> BanRows {
     let query = query
         .map(str::trim)
         .filter(|q| !q.is_empty())
         .map(str::to_lowercase);
-    let mut out = BanRows {
-        total: 0,
-        rows: Vec::new(),
-    };
-    for b in handle.bans() {
-        let row = || BanRow {
-            target: b.target.to_string(),
-            origin: ban_origin(&b),
-            reason: b.reason.clone(),
-            expires: b.expires.map(time),
-        };
-        let row = match &query {
-            None if out.rows.len() >= BANS_SHOWN => None,
-            None => Some(row()),
-            Some(q) => Some(row()).filter(|row| {
-                [Some(&row.target), row.reason.as_ref(), Some(&row.origin)]
+    // Whether a label's origin or reason matches, decided once per label; a target is
+    // written into one buffer (addresses are written in lower case).
+    let mut labels: HashMap<u32, bool> = HashMap::new();
+    let mut target_text = String::new();
+    let page = handle
+        .shared
+        .bans
+        .page(after, BANS_SHOWN, |target, label, origin, reason| {
+            let Some(q) = &query else {
+                return true;
+            };
+            let by_label = *labels.entry(label).or_insert_with(|| {
+                [reason, Some(origin.unwrap_or(MANUAL))]
                     .into_iter()
                     .flatten()
-                    .any(|text| text.to_lowercase().contains(q))
-            }),
-        };
-        let matched = query.is_none() || row.is_some();
-        out.total += usize::from(matched);
-        if let Some(row) = row.filter(|_| out.rows.len() < BANS_SHOWN) {
-            out.rows.push(row);
-        }
+                    .any(|text| text.to_lowercase().contains(q.as_str()))
+            });
+            by_label || {
+                use std::fmt::Write;
+                target_text.clear();
+                let _ = write!(target_text, "{target}");
+                target_text.contains(q.as_str())
+            }
+        });
+    BanRows {
+        total: page.total,
+        more: page.following > page.bans.len(),
+        rows: page
+            .bans
+            .iter()
+            .map(|b| BanRow {
+                target: b.target.to_string(),
+                origin: ban_origin(b),
+                reason: b.reason.clone(),
+                expires: b.expires.map(time),
+            })
+            .collect(),
     }
-    out
 }
 
 #[derive(Serialize)]

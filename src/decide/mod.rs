@@ -260,9 +260,10 @@ pub(crate) fn ruling_of(req: &Request<'_>) -> Option<Ruling> {
 struct GuardRulings(Mutex<Vec<(usize, Ruling)>>);
 
 /// The decision of `policy` for a guard: made at most once per request and policy however
-/// many routes Rocket tries, and not made again when the fairing already decided this
-/// request with the same policy and let it through (it was recorded then). So a request
-/// is counted and logged once per policy.
+/// many routes Rocket tries, and not recorded again when the fairing already decided this
+/// request with the same policy and let it through (it was recorded then), but made again
+/// all the same: the fairing lets through what a policy in report mode refuses. So a
+/// request is counted and logged once per policy, and every guard judges for itself.
 pub(crate) fn decide_for_guard(shared: &Shared, req: &Request<'_>, policy: usize) -> Ruling {
     let cache = req.local_cache(GuardRulings::default);
     let seen = |c: &GuardRulings| {
@@ -275,15 +276,18 @@ pub(crate) fn decide_for_guard(shared: &Shared, req: &Request<'_>, policy: usize
     let by_fairing =
         !refused(req) && shared.spec.policy_for(|| req.uri().path().segments()) == Some(policy);
     let ruling = if by_fairing {
+        // The fairing recorded this policy's decision already; the guard makes it again, not
+        // recorded, rather than take "the request reached a route" for an allow: report
+        // mode admits what the policy refuses, and a strict guard must refuse it.
         let generation = shared.generation.load();
-        let spec = &shared.spec.policies[policy];
+        let client = shared.client(&generation, req, policy);
+        let judged = judgement(shared, &generation, policy, client);
         Ruling {
-            // The request reached a route: the fairing admitted it under this policy.
-            verdict: Verdict::Allow,
-            status: spec.reject_status,
-            client: shared.client(&generation, req, policy).and_then(Result::ok),
-            enforced: spec.enforced(),
-            by: By::Rule,
+            verdict: judged.verdict,
+            status: shared.spec.policies[policy].reject_status,
+            client: client.and_then(Result::ok),
+            enforced: judged.enforced,
+            by: judged.by,
         }
     } else {
         decide(shared, req, policy, Stage::After)
@@ -338,50 +342,19 @@ pub(crate) fn decide(shared: &Shared, req: &Request<'_>, policy: usize, stage: S
         .kept_client(req, stage)
         .or_else(|| shared.client_as_received(&generation, req, policy));
     let spec = &shared.spec.policies[policy];
-    let enforced = spec.enforced();
-    let ban_note;
-    let mut banned = None;
-    let stale = shared.store.as_ref().is_some_and(|s| s.gate.refusing());
-    let (verdict, rule, by, note, enforced) = match client {
-        // `on_unavailable = "refuse"` and the store away too long: nothing is let in.
-        Some(_) if stale => (
-            Verdict::Deny,
-            None,
-            By::Store,
-            Some("the fleet store has been unreachable longer than max_stale_secs"),
-            true,
-        ),
-        Some(Ok(ClientAddr { ip, peer, note, .. })) => {
-            match judge(shared, &generation, policy, ip, Some(peer)) {
-                Judged::Ban(ban) => {
-                    ban_note = describe_ban(&ban);
-                    banned = Some(ban);
-                    (Verdict::Deny, None, By::Ban, Some(ban_note.as_str()), true)
-                }
-                Judged::Rule(d) => {
-                    let by = match d.rule {
-                        Some(rule) => {
-                            if let Some(hits) = &shared.hits {
-                                hits.hit(policy, rule);
-                            }
-                            By::Rule
-                        }
-                        None => By::Default,
-                    };
-                    (d.verdict, d.rule, by, note, enforced)
-                }
-            }
-        }
-        // The client cannot be known, so neither can its bans: refused in every mode.
-        Some(Err(why)) => (Verdict::Deny, None, By::Header, Some(why.reason()), true),
-        None => (
-            Verdict::Deny,
-            None,
-            By::Header,
-            Some("no client address (a local client needs .remote(...))"),
-            true,
-        ),
-    };
+    let Judgement {
+        verdict,
+        rule,
+        by,
+        note,
+        enforced,
+        banned,
+    } = judgement(shared, &generation, policy, client);
+    if let (Some(rule), Some(hits)) = (rule, &shared.hits) {
+        hits.hit(policy, rule);
+    }
+    let ban_note = banned.as_ref().map(describe_ban);
+    let note = ban_note.as_deref().or(note);
     shared.metrics.decision(policy, verdict, enforced, by);
     let ruling = Ruling {
         verdict,
@@ -404,6 +377,72 @@ pub(crate) fn decide(shared: &Shared, req: &Request<'_>, policy: usize, stage: S
         record.keep_refusal(req, shared, &generation, banned);
     }
     ruling
+}
+
+/// What decides a request under a policy, before anything about it is recorded.
+struct Judgement {
+    verdict: Verdict,
+    /// The rule that matched, if one did.
+    rule: Option<usize>,
+    by: By,
+    /// Why, when the log line should say more than the rule (not for a ban: see `banned`).
+    note: Option<&'static str>,
+    /// Whether a refusal is carried out: the policy's mode for its rules, always for the rest.
+    enforced: bool,
+    /// The ban that refuses the client, if one does.
+    banned: Option<Ban>,
+}
+
+/// The decision of `policy` on `client` (the request's address as read under it), nothing
+/// recorded: the fleet store's gate, then bans, then the rules; a client that cannot be
+/// known is refused in every mode (neither can its bans be).
+fn judgement(
+    shared: &Shared,
+    generation: &Generation,
+    policy: usize,
+    client: Option<Result<ClientAddr, Unreadable>>,
+) -> Judgement {
+    let refuse = |by, note| Judgement {
+        verdict: Verdict::Deny,
+        rule: None,
+        by,
+        note,
+        enforced: true,
+        banned: None,
+    };
+    let stale = shared.store.as_ref().is_some_and(|s| s.gate.refusing());
+    match client {
+        // `on_unavailable = "refuse"` and the store away too long: nothing is let in.
+        Some(_) if stale => refuse(
+            By::Store,
+            Some("the fleet store has been unreachable longer than max_stale_secs"),
+        ),
+        Some(Ok(ClientAddr { ip, peer, note, .. })) => {
+            match judge(shared, generation, policy, ip, Some(peer)) {
+                Judged::Ban(ban) => Judgement {
+                    banned: Some(ban),
+                    ..refuse(By::Ban, None)
+                },
+                Judged::Rule(d) => Judgement {
+                    verdict: d.verdict,
+                    rule: d.rule,
+                    by: if d.rule.is_some() {
+                        By::Rule
+                    } else {
+                        By::Default
+                    },
+                    note,
+                    enforced: shared.spec.policies[policy].enforced(),
+                    banned: None,
+                },
+            }
+        }
+        Some(Err(why)) => refuse(By::Header, Some(why.reason())),
+        None => refuse(
+            By::Header,
+            Some("no client address (a local client needs .remote(...))"),
+        ),
+    }
 }
 
 /// What decides an address under a policy: a ban in force, else the policy's rules.

@@ -65,7 +65,13 @@ pub(super) fn read(
     let bits = if meta.ip_version == 6 { 128 } else { 32 };
     super::tree::bounded(&bytes, meta.node_count as usize, meta.record_size, bits)
         .map_err(|e| format!("`{shown}` is corrupt: {e}"))?;
-    let networks = reader.networks(WithinOptions::default()).map_err(corrupt)?;
+    // Every path through the search tree, aliases included: the reader's lookup follows
+    // `2002::/16`, `2001::/32` (in MaxMind's files) or any other record pointing into the
+    // IPv4 subtree down it, so those IPv6 networks have the values of the IPv4 ones. (The
+    // tree check above bounds the paths.)
+    let every = WithinOptions::default().include_aliased_networks();
+    let v6 = meta.ip_version == 6;
+    let networks = reader.networks(every).map_err(corrupt)?;
     for item in networks {
         let found = item.map_err(corrupt)?;
         let Some(offset) = found.offset() else {
@@ -103,8 +109,20 @@ pub(super) fn read(
             let net = found.network().map_err(corrupt)?;
             let net =
                 IpNet::new(net.network(), net.prefix()).map_err(|e| corrupt_net(&shown, e))?;
-            list.push(net);
-            list.extend(ipv4_space_in(net));
+            match net {
+                // Matched as IPv4, as the compiled table matches those clients.
+                IpNet::V6(n) if IPV4_MAPPED.contains(&n) => {}
+                IpNet::V6(_) => {
+                    list.push(net);
+                    list.extend(ipv4_space_in(net));
+                }
+                IpNet::V4(n) => {
+                    list.push(net);
+                    if v6 {
+                        list.extend(ipv4_compatible(n).map(IpNet::V6));
+                    }
+                }
+            }
         }
     }
     if with_key == 0 {
@@ -115,6 +133,21 @@ pub(super) fn read(
         return Err(format!("`{shown}` (type `{db_type}`) has no {what}"));
     }
     Ok(out)
+}
+
+/// `::ffff:0:0/96`: IPv4-mapped addresses, which every rule matches as IPv4.
+const IPV4_MAPPED: ipnet::Ipv6Net =
+    match ipnet::Ipv6Net::new(std::net::Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0), 96) {
+        Ok(net) => net,
+        Err(_) => panic!("96 is a prefix length"),
+    };
+
+/// `net` in an IPv6 database's IPv4 subtree as the IPv6 clients that reach it there:
+/// `::a.b.c.d` (IPv4-compatible), which the reader looks up where it looks up `a.b.c.d`,
+/// and which the compiled table, matching IPv6 clients against IPv6 networks, must be told.
+fn ipv4_compatible(net: ipnet::Ipv4Net) -> Option<ipnet::Ipv6Net> {
+    let address = std::net::Ipv6Addr::from(u128::from(u32::from(net.network())));
+    ipnet::Ipv6Net::new(address, 96 + net.prefix_len()).ok()
 }
 
 /// IPv4 addresses are looked up in an IPv6 database as `::a.b.c.d` (maxminddb and
@@ -138,12 +171,17 @@ fn corrupt_net(shown: &std::path::Display<'_>, e: ipnet::PrefixLenError) -> Stri
 mod tests {
     use super::*;
     use maxminddb::path;
+    use std::net::IpAddr;
 
     const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/geoip/");
 
     /// Every network of the test databases, read by this module for every value they
-    /// hold, gives that value when maxminddb looks up its first and last address; and
-    /// every network maxminddb walks with a value is among them.
+    /// hold, gives that value when maxminddb looks up its first and last address; every
+    /// network maxminddb walks with a value (aliases included) is among them; and every
+    /// address probed, IPv4 in its IPv6 forms (IPv4-compatible `::a.b.c.d`, IPv4-mapped,
+    /// 6to4 `2002::/16`, Teredo `2001::/32` with the address where MaxMind's files alias it
+    /// and where RFC 4380 puts the client) and pseudo-random addresses over the whole space,
+    /// matches the value maxminddb's lookup gives it, and no other.
     #[test]
     fn every_network_agrees_with_maxminddbs_own_lookup() {
         for (file, kind) in [
@@ -153,7 +191,7 @@ mod tests {
         ] {
             let path = format!("{DIR}{file}");
             let reader = Reader::open_readfile(&path).unwrap();
-            let lookup = |ip: std::net::IpAddr| -> Option<GeoKey> {
+            let lookup = |ip: IpAddr| -> Option<GeoKey> {
                 let r = reader.lookup(ip).unwrap();
                 match kind {
                     Kind::Country => {
@@ -172,9 +210,10 @@ mod tests {
                         .map(GeoKey::Asn),
                 }
             };
-            // Every value in the database, from maxminddb's own walk.
+            // Every value in the database, from maxminddb's own walk, aliases included.
             let mut walked: Vec<(IpNet, GeoKey)> = Vec::new();
-            for item in reader.networks(WithinOptions::default()).unwrap() {
+            let every = WithinOptions::default().include_aliased_networks();
+            for item in reader.networks(every).unwrap() {
                 let item = item.unwrap();
                 let n = item.network().unwrap();
                 let net = IpNet::new(n.network(), n.prefix()).unwrap();
@@ -192,11 +231,69 @@ mod tests {
                     assert_eq!(lookup(net.broadcast()), Some(*key), "{file}: {net}");
                 }
             }
-            assert_eq!(count, walked.len(), "{file}");
-            for (net, key) in &walked {
-                assert!(ours[key].contains(net), "{file}: {net} missing");
-            }
             assert!(count > 100, "{file}: {count}");
+            // IPv4-mapped networks are left out: those clients are matched as IPv4.
+            let mapped: IpNet = "::ffff:0:0/96".parse().unwrap();
+            for (net, key) in &walked {
+                assert!(
+                    ours[key].contains(net) || mapped.contains(net),
+                    "{file}: {net} missing"
+                );
+            }
+            // What the compiled table gives `ip`: the value whose networks hold it, IPv4-mapped
+            // clients as IPv4.
+            let ours_of = |ip: IpAddr| -> Option<GeoKey> {
+                let ip = ip.to_canonical();
+                let mut keys = ours
+                    .iter()
+                    .filter(|(_, nets)| nets.iter().any(|n| n.contains(&ip)))
+                    .map(|(k, _)| *k);
+                let key = keys.next();
+                assert_eq!(keys.next(), None, "{file}: {ip} has two values");
+                key
+            };
+            let mut probes: Vec<IpAddr> = Vec::new();
+            let v4s = walked.iter().filter_map(|(net, _)| match net {
+                IpNet::V4(n) => Some([n.network(), n.broadcast()]),
+                IpNet::V6(_) => None,
+            });
+            for v4 in v4s.flatten() {
+                let a = u128::from(u32::from(v4));
+                probes.extend(
+                    [
+                        a,
+                        0xffff_0000_0000 | a,
+                        0x2002 << 112 | a << 80 | 0x1234_5678,
+                        0x2001_0000 << 96 | a << 64 | 1,
+                        0x2001_0000_0000_0000_8000_fedc << 32 | (a ^ 0xffff_ffff),
+                    ]
+                    .map(|n| IpAddr::V6(n.into())),
+                );
+                probes.push(IpAddr::V4(v4));
+            }
+            // Pseudo-random addresses, in the aliased ranges and anywhere.
+            let mut x: u128 = 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834;
+            for i in 0..40_000u32 {
+                x = x
+                    .wrapping_mul(0x2360_ed05_1fc6_5da4_4385_df64_9fcc_f645)
+                    .wrapping_add(0x5851_f42d_4c95_7f2d_1405_7b7e_f767_814f);
+                let r = x ^ (x >> 67);
+                let n = match i % 5 {
+                    0 => r,
+                    1 => 0x2002 << 112 | r >> 16,
+                    2 => 0x2001_0000 << 96 | r >> 32,
+                    3 => r >> 96,
+                    _ => 0xffff_0000_0000 | r >> 96,
+                };
+                probes.push(IpAddr::V6(n.into()));
+            }
+            let mut seen = 0;
+            for ip in probes {
+                let want = lookup(ip);
+                seen += usize::from(want.is_some());
+                assert_eq!(ours_of(ip), want, "{file}: {ip}");
+            }
+            assert!(seen > 100, "{file}: {seen} probes with a value");
         }
     }
 

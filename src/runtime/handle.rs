@@ -305,9 +305,56 @@ impl AllowHandle {
         Ok(self.lift(net))
     }
 
-    /// The bans in force: target, expiry, reason, ordered by target.
+    /// The bans in force: target, expiry, reason, ordered by target. This copies and
+    /// sorts the whole table (a scan can make a million bans): to show or send them, take
+    /// them a page at a time with [`AllowHandle::bans_page`], and count them with
+    /// [`AllowHandle::ban_count`].
     pub fn bans(&self) -> Vec<Ban> {
         self.shared.bans.list()
+    }
+
+    /// How many bans the table holds, without copying any: one atomic load. A ban that
+    /// expired within the last quarter second is counted until the thread that removes
+    /// expired bans passes (the `rocket_allow_bans` gauge counts the same).
+    ///
+    /// ```
+    /// # use rocket::figment::{Figment, providers::{Format, Toml}};
+    /// # let figment = Figment::from(rocket::Config::default())
+    /// #     .merge(Toml::string("[default.allow]\nrules = []").nested());
+    /// # let rocket = rocket::custom(figment).attach(rocket_allow::AllowFairing::fairing());
+    /// # let client = rocket::local::blocking::Client::untracked(rocket).unwrap();
+    /// let handle = client.rocket().state::<rocket_allow::AllowHandle>().unwrap();
+    /// handle.ban("192.0.2.0/24", None).unwrap();
+    /// assert_eq!(handle.ban_count(), 1);
+    /// ```
+    pub fn ban_count(&self) -> usize {
+        self.shared.bans.len()
+    }
+
+    /// A page of the bans in force, ordered by target as [`AllowHandle::bans`] lists them:
+    /// at most `limit` of those whose target comes after `after` (`None`: from the first).
+    /// Pass the last target of a page to get the next; an empty page is the end. One pass
+    /// over the table that keeps only the page, where `bans()` copies and sorts it whole.
+    ///
+    /// ```
+    /// # use rocket::figment::{Figment, providers::{Format, Toml}};
+    /// # let figment = Figment::from(rocket::Config::default())
+    /// #     .merge(Toml::string("[default.allow]\nrules = []").nested());
+    /// # let rocket = rocket::custom(figment).attach(rocket_allow::AllowFairing::fairing());
+    /// # let client = rocket::local::blocking::Client::untracked(rocket).unwrap();
+    /// let handle = client.rocket().state::<rocket_allow::AllowHandle>().unwrap();
+    /// for ip in ["192.0.2.3", "192.0.2.1", "192.0.2.2"] {
+    ///     handle.ban(ip, None).unwrap();
+    /// }
+    /// let first = handle.bans_page(None, 2);
+    /// assert_eq!(first.len(), 2);
+    /// assert_eq!(first[0].target.to_string(), "192.0.2.1/32");
+    /// let next = handle.bans_page(Some(first[1].target), 2);
+    /// assert_eq!(next.len(), 1);
+    /// assert_eq!(next[0].target.to_string(), "192.0.2.3/32");
+    /// ```
+    pub fn bans_page(&self, after: Option<IpNet>, limit: usize) -> Vec<Ban> {
+        self.shared.bans.page(after, limit, |_, _, _, _| true).bans
     }
 
     /// Waits until every ban change made before the call is in the bans file

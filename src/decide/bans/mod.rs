@@ -66,6 +66,16 @@ impl Ban {
     }
 }
 
+/// A page of bans, from [`Bans::page`].
+pub(crate) struct Page {
+    /// The page, ordered by target.
+    pub bans: Vec<Ban>,
+    /// How many bans in force were accepted, before the page's start or not.
+    pub total: usize,
+    /// How many of them come after the page's start (the page's own included).
+    pub following: usize,
+}
+
 /// The last millisecond of the year 9999: the latest expiry a date can show. A ban meant
 /// to end later is a ban until lifted.
 pub(crate) const MAX_EXPIRY_MS: u64 = 253_402_300_799_999;
@@ -402,6 +412,66 @@ impl Bans {
         let mut out = self.some(usize::MAX);
         out.sort_by_key(|b| b.target);
         out
+    }
+
+    /// A page of the bans in force that `keep` accepts (given the target, the label, which
+    /// is the same for bans of the same origin and reason, the origin and the reason),
+    /// ordered by target: at most `limit` of those whose target comes after
+    /// `after`. One pass over the table holding `limit` entries, one text per distinct
+    /// reason, and the page's bans made at the end: no copy of the table, no sort of it.
+    pub fn page(
+        &self,
+        after: Option<IpNet>,
+        limit: usize,
+        mut keep: impl FnMut(IpNet, u32, Option<&str>, Option<&str>) -> bool,
+    ) -> Page {
+        let now = now_ms();
+        let after = after.map(|a| a.trunc());
+        // Each distinct label's (origin, reason), read once.
+        let mut texts: HashMap<u32, (Option<String>, Option<String>)> = HashMap::new();
+        // The `limit` smallest targets after `after` so far, the largest on top.
+        let mut heap: std::collections::BinaryHeap<(IpNet, u64, u32)> =
+            std::collections::BinaryHeap::with_capacity(limit.min(self.len()).saturating_add(1));
+        let (mut total, mut following) = (0, 0);
+        self.store.table.each(|f| {
+            if f.expires <= now {
+                return;
+            }
+            let (origin, reason) = texts
+                .entry(f.label)
+                .or_insert_with(|| untag(self.store.labels.text(f.label)));
+            if !keep(f.target, f.label, origin.as_deref(), reason.as_deref()) {
+                return;
+            }
+            total += 1;
+            if after.is_some_and(|a| f.target <= a) {
+                return;
+            }
+            following += 1;
+            if heap.len() < limit {
+                heap.push((f.target, f.expires, f.label));
+            } else if heap.peek().is_some_and(|top| f.target < top.0) {
+                heap.pop();
+                heap.push((f.target, f.expires, f.label));
+            }
+        });
+        let bans = heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|(target, expires, label)| {
+                self.store.ban(Found {
+                    target,
+                    expires,
+                    label,
+                    version: Version::ZERO,
+                })
+            })
+            .collect();
+        Page {
+            bans,
+            total,
+            following,
+        }
     }
 
     /// At most `n` of the bans in force, in no order.
