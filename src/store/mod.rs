@@ -20,9 +20,11 @@
 //! `on_unavailable = "refuse"`).
 
 mod acl;
+mod failure;
 mod read;
 mod record;
 mod sync;
+mod write;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -192,7 +194,7 @@ impl Store {
         let (store, weak) = (self.clone(), local.clone());
         std::thread::Builder::new()
             .name("rocket-allow-store-write".into())
-            .spawn(move || sync::write_loop(&store, &weak))?;
+            .spawn(move || write::write_loop(&store, &weak))?;
         let store = self.clone();
         std::thread::Builder::new()
             .name("rocket-allow-store".into())

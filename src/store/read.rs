@@ -12,7 +12,9 @@ use ipnet::IpNet;
 use redis::Connection;
 
 use super::record::{decode, Change, Kind, Record};
-use super::sync::{apply, connection_failed, err, malformed, write_back, Failure, Keys, SCAN};
+use super::failure::{connection_failed, malformed, Failure};
+use super::sync::{apply, Keys, SCAN};
+use super::write::write_back;
 use super::{Local, Store};
 use crate::background::Priority;
 use crate::decide::bans;

@@ -8,44 +8,10 @@ use std::time::{Duration, Instant};
 
 use redis::{Commands, Connection};
 
+use super::failure::{count_error, malformed, Failure};
 use super::record::{decode, decode_message, decode_reference, Change, Kind, Record};
+use super::write::{flush, WRITE};
 use super::{now_ms, Local, Store, STORE_ERRORS, STORE_SYNC_AGE, STORE_UP};
-
-/// Writes a record if it is newer than the one Redis holds (versions compared as time,
-/// instance, sequence: a record sent again, after a reply that never came, is the same
-/// version and changes nothing), notes when it may go, appends it to the change log (the
-/// last 100,000 changes, so that an instance that was away replays what it missed instead
-/// of reading everything) and publishes it with its log id. Returns the log id, or 0 when
-/// Redis held the same or a newer record.
-/// KEYS: the hash, the expiry set, the channel, the log. ARGV: field, value, made,
-/// instance, sequence, drop-at (or ""), message, the writer's clock now, the log entry
-/// (which record changed: a replay reads the record itself).
-const WRITE: &str = r#"
-local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if cur then
-  local ok, old = pcall(cjson.decode, cur)
-  local m = ok and type(old) == 'table' and tonumber(old['m'])
-  -- A record made more than a day ahead of the writer's clock (ARGV[8]) is garbage (or a
-  -- clock far off), and must not pin the field forever.
-  if m and m <= tonumber(ARGV[8]) + 86400000 then
-    local nm, ni, ns = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-    local oi, os = tonumber(old['i']) or 0, tonumber(old['s']) or 0
-    if m > nm or (m == nm and (oi > ni or (oi == ni and os >= ns))) then
-      return 0
-    end
-  end
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-local member = KEYS[1] .. '|' .. ARGV[1]
-if ARGV[6] == '' then
-  redis.call('ZREM', KEYS[2], member)
-else
-  redis.call('ZADD', KEYS[2], ARGV[6], member)
-end
-local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', '100000', '*', 'r', ARGV[9])
-redis.call('PUBLISH', KEYS[3], id .. ' ' .. ARGV[7])
-return id
-"#;
 
 /// Removes records whose time has come (at most 10,000 a call). KEYS: the expiry set.
 /// ARGV: now, the prefix of our hashes (nothing else is touched).
@@ -64,7 +30,7 @@ return #due
 "#;
 
 /// How long a connect, a command or a read may take.
-const TIMEOUT: Duration = Duration::from_secs(2);
+pub(super) const TIMEOUT: Duration = Duration::from_secs(2);
 /// How often a connected instance checks Redis (and counts it as a good sync).
 const HEARTBEAT: Duration = Duration::from_secs(1);
 /// How often expired records are pruned.
@@ -148,151 +114,11 @@ pub(super) fn run(store: &Arc<Store>, local: &Weak<dyn Local>) {
     }
 }
 
-/// The writer thread's body: writes local changes the moment they are queued, on a
-/// connection of its own (the reader waits on its subscription). While Redis is away, or
-/// refuses them (out of memory, no permission, a replica), the changes stay queued and are
-/// tried again with backoff; the reader also writes them first after it reconnects.
-pub(super) fn write_loop(store: &Arc<Store>, local: &Weak<dyn Local>) {
-    let keys = Keys::new(&store.config.prefix);
-    let Ok(client) = store.config.client() else {
-        return;
-    };
-    let mut con: Option<(Connection, String)> = None;
-    let mut backoff = Duration::from_millis(100);
-    let mut refused = false;
-    loop {
-        {
-            let q = store.queue.lock().unwrap_or_else(|e| e.into_inner());
-            let wait = if con.is_some() && !refused {
-                Duration::from_secs(1)
-            } else {
-                backoff
-            };
-            let _ = store.wake.wait_timeout_while(q, wait, |q| {
-                (q.is_empty() || refused) && !store.stopped.load(Ordering::Relaxed)
-            });
-        }
-        if store.stopped.load(Ordering::Relaxed) {
-            return;
-        }
-        let Some(l) = local.upgrade() else {
-            return;
-        };
-        if store
-            .queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_empty()
-        {
-            refused = false;
-            continue;
-        }
-        if con.is_none() {
-            let connected = client
-                .get_connection_with_timeout(TIMEOUT)
-                .and_then(|mut c| {
-                    c.set_read_timeout(Some(TIMEOUT))?;
-                    c.set_write_timeout(Some(TIMEOUT))?;
-                    let sha: String = redis::cmd("SCRIPT").arg("LOAD").arg(WRITE).query(&mut c)?;
-                    Ok((c, sha))
-                });
-            match connected {
-                Ok(c) => {
-                    con = Some(c);
-                    backoff = Duration::from_millis(100);
-                }
-                Err(e) => {
-                    // The reader reports an outage; a refusal (no permission to load the
-                    // script) shows in the status.
-                    if !connection_failed(&e) {
-                        store.set_error(Some(err(e)));
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    continue;
-                }
-            }
-        }
-        if let Some((c, sha)) = &mut con {
-            match flush(store, c, sha, &keys, l.as_ref()) {
-                Ok(()) => {
-                    refused = false;
-                    backoff = Duration::from_millis(100);
-                }
-                Err(e) if e.kind == "connection" => con = None,
-                Err(_) => {
-                    // Kept queued; tried again after a pause that grows while it lasts.
-                    refused = true;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-    }
-}
-
 fn age_gauge(store: &Store) {
     let last = store.gate.last_sync.load(Ordering::Relaxed);
     if last > 0 {
         metrics::gauge!(STORE_SYNC_AGE).set(now_ms().saturating_sub(last) as f64 / 1000.0);
     }
-}
-
-pub(super) fn err(e: redis::RedisError) -> String {
-    // The error's text can hold the URL: say what kind of failure it was, and the detail
-    // Redis gave, which never holds the password.
-    match (e.code(), e.detail()) {
-        (Some(code), Some(d)) => format!("{code}: {d}"),
-        (None, Some(d)) => format!("{:?}: {d}", e.kind()),
-        // A pipeline's error: the text is Redis's own replies, which hold no password.
-        (None, None) if e.kind() == redis::ErrorKind::Extension => e.to_string(),
-        (_, None) => format!("{:?}: {}", e.kind(), e.category()),
-    }
-}
-
-/// A failure, with its kind for the metrics and the status: `connection` (reconnect and
-/// resynchronise), `oom`, `noperm`, `readonly` or `command` (Redis refused what was sent:
-/// the change stays queued).
-#[derive(Debug)]
-pub(super) struct Failure {
-    pub kind: &'static str,
-    pub text: String,
-}
-
-impl From<redis::RedisError> for Failure {
-    fn from(e: redis::RedisError) -> Failure {
-        let kind = kind_of(&e);
-        Failure { kind, text: err(e) }
-    }
-}
-
-impl From<String> for Failure {
-    fn from(text: String) -> Failure {
-        Failure {
-            kind: "command",
-            text,
-        }
-    }
-}
-
-/// What kind of failure a Redis error is.
-pub(super) fn kind_of(e: &redis::RedisError) -> &'static str {
-    if connection_failed(e) {
-        return "connection";
-    }
-    // Inside a script, Redis passes the command's own error code on.
-    let text = format!("{} {}", e.code().unwrap_or(""), e.detail().unwrap_or(""));
-    if text.starts_with("OOM") || text.contains("OOM command not allowed") {
-        "oom"
-    } else if text.starts_with("NOPERM") || text.contains("NOPERM") {
-        "noperm"
-    } else if text.starts_with("READONLY") || text.contains("READONLY") {
-        "readonly"
-    } else {
-        "command"
-    }
-}
-
-fn count_error(e: &Failure) {
-    metrics::counter!(STORE_ERRORS, "kind" => e.kind).increment(1);
 }
 
 /// Parses a change-log id (`ms-seq`).
@@ -542,144 +368,6 @@ fn replay(
             }
         }
     }
-}
-
-pub(super) fn malformed(key: &str, why: &str) {
-    metrics::counter!(STORE_ERRORS, "kind" => "malformed").increment(1);
-    // Text from Redis is someone else's: keep the line short and printable.
-    let why: String = why
-        .chars()
-        .take(200)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    log::warn!(target: "rocket_allow", "rocket-allow: fleet store: skipped `{key}`: {why}");
-}
-
-/// Whether a failure is the connection's (try again later) rather than Redis refusing
-/// what was sent.
-pub(super) fn connection_failed(e: &redis::RedisError) -> bool {
-    e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
-}
-
-/// One record's WRITE call.
-fn write_cmd(write: &str, keys: &Keys, change: &Change) -> redis::Cmd {
-    let mut cmd = redis::cmd("EVALSHA");
-    cmd.arg(write)
-        .arg(4)
-        .arg(keys.hash(change.kind))
-        .arg(&keys.expiry)
-        .arg(&keys.channel)
-        .arg(&keys.log)
-        .arg(&change.field)
-        .arg(&change.value)
-        .arg(change.version.ms)
-        .arg(change.version.instance)
-        .arg(change.version.seq)
-        .arg(change.drop_at.map(|d| d.to_string()).unwrap_or_default())
-        .arg(change.message())
-        .arg(now_ms())
-        .arg(change.reference());
-    cmd
-}
-
-/// Writes one change (newer wins); when Redis held a newer record, that one is applied
-/// here. Sent again after a reply that never came, it changes nothing the second time.
-fn write_one(
-    store: &Store,
-    con: &mut Connection,
-    write: &str,
-    keys: &Keys,
-    change: &Change,
-    local: &dyn Local,
-) -> redis::RedisResult<()> {
-    // One command, not a pipeline: its error keeps Redis's code (OOM, NOPERM...).
-    let written: redis::Value = write_cmd(write, keys, change).query(con)?;
-    match written {
-        redis::Value::BulkString(id) => store.saw(&String::from_utf8_lossy(&id)),
-        redis::Value::SimpleString(id) => store.saw(&id),
-        _ => {
-            let hash = keys.hash(change.kind);
-            let newer: Option<String> = con.hget(&hash, &change.field)?;
-            if let Some(newer) = newer {
-                match decode(change.kind, &change.field, &newer) {
-                    Ok(record) => apply(store, local, record),
-                    Err(e) => malformed(&format!("{hash} {}", change.field), &e),
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Writes the queued local changes, oldest first. One that fails stays at the front: for
-/// the connection, until the next one; refused by Redis (out of memory, no permission, a
-/// replica, a key of the wrong type), until Redis takes it, tried again with backoff and
-/// shown in the status, the metrics and the log. Never dropped.
-fn flush(
-    store: &Store,
-    con: &mut Connection,
-    write: &str,
-    keys: &Keys,
-    local: &dyn Local,
-) -> Result<(), Failure> {
-    loop {
-        // Left at the front while it is written.
-        let next = store
-            .queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .front()
-            .cloned();
-        let Some(change) = next else {
-            return Ok(());
-        };
-        if let Err(e) = write_one(store, con, write, keys, &change, local) {
-            let failure = Failure::from(e);
-            if failure.kind != "connection" {
-                count_error(&failure);
-                let mut last = store.last_error.lock().unwrap_or_else(|e| e.into_inner());
-                if last.as_deref() != Some(failure.text.as_str()) {
-                    log::warn!(target: "rocket_allow",
-                        "rocket-allow: fleet store: Redis refused a write ({}); the change stays queued and is tried again",
-                        failure.text);
-                    *last = Some(failure.text.clone());
-                }
-            }
-            return Err(failure);
-        }
-        store.set_error(None);
-        // The reader and the writer both flush: the other may have taken it off already.
-        let mut queue = store.queue.lock().unwrap_or_else(|e| e.into_inner());
-        if queue.front() == Some(&change) {
-            queue.pop_front();
-        }
-    }
-}
-
-/// Writes back records this instance holds that Redis lacks or holds older (a full read
-/// found them), in pipelined chunks; how many Redis took.
-pub(super) fn write_back(
-    store: &Store,
-    con: &mut Connection,
-    write: &str,
-    keys: &Keys,
-    changes: &[Change],
-) -> Result<usize, Failure> {
-    let mut written = 0;
-    for chunk in changes.chunks(SCAN) {
-        let mut pipe = redis::pipe();
-        for change in chunk {
-            pipe.add_command(write_cmd(write, keys, change));
-        }
-        let replies: Vec<redis::Value> = pipe.query(con)?;
-        for reply in replies {
-            if let redis::Value::BulkString(id) = reply {
-                store.saw(&String::from_utf8_lossy(&id));
-                written += 1;
-            }
-        }
-    }
-    Ok(written)
 }
 
 /// Applies one record from Redis if it is newer than the one held.
