@@ -91,3 +91,76 @@ fn a_change_queued_during_the_outage_hides_the_restore() {
     );
     until_all(&[&a, &c], "127.0.10.1", 403, "X on an instance started after the restore");
 }
+
+fn now_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}
+
+/// A record another instance wrote (hash field and message), as its WRITE script would.
+fn plant(redis: &Redis, field: &str, record: &str) {
+    assert_eq!(
+        redis.cmd(&["HSET", "rocket-allow:bans", field, record]).as_deref(),
+        Some(":1")
+    );
+    let message = format!(
+        r#"{{"k":"bans","f":"{field}","v":{}}}"#,
+        serde_json::to_string(record).unwrap()
+    );
+    redis.cmd(&["PUBLISH", "rocket-allow:changes", &format!("1-1 {message}")]);
+}
+
+/// "The change made later wins, wherever and whenever it was made" / `Bans::ban_at`: "a
+/// change made here, newer than any record held". An instance whose clock runs an hour
+/// ahead (within the 1-day allowance) lifted X. An operator now bans X on A: the API says
+/// banned, A refuses X for a moment, then A's write comes back "Redis holds newer", A
+/// applies the lift and X is admitted again, everywhere, for the hour. No error anywhere.
+#[test]
+fn a_lift_from_a_clock_ahead_silently_undoes_every_new_ban() {
+    let _one = serial();
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = Instance::start(dir.path(), &redis.url(), "");
+    let b = Instance::start(dir.path(), &redis.url(), "");
+    for i in [&a, &b] {
+        until_line(&err_log(dir.path(), i), "connected and in sync");
+    }
+    let ahead = now_ms() + 3_600_000;
+    plant(
+        &redis,
+        "127.0.12.1/32",
+        &format!(r#"{{"l":true,"k":null,"m":{ahead},"i":7,"s":0,"o":"skewed"}}"#),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(body(&a, "POST", "/ban/127.0.12.1"), "banned 127.0.12.1");
+    std::thread::sleep(Duration::from_secs(2));
+    let s = status(&a);
+    assert_eq!(
+        (a.get("127.0.12.1"), b.get("127.0.12.1")),
+        (403, 403),
+        "the ban the operator just made is gone on A and B (status: {s})"
+    );
+}
+
+/// The same skew the other way: an instance an hour ahead banned X; the operator lifts it
+/// on A ("lifted: true"), and a second later A refuses X again.
+#[test]
+fn a_ban_from_a_clock_ahead_cannot_be_lifted() {
+    let _one = serial();
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = Instance::start(dir.path(), &redis.url(), "");
+    until_line(&err_log(dir.path(), &a), "connected and in sync");
+    let ahead = now_ms() + 3_600_000;
+    plant(
+        &redis,
+        "127.0.12.2/32",
+        &format!(r#"{{"e":null,"r":null,"m":{ahead},"i":7,"s":0,"o":"skewed"}}"#),
+    );
+    common::until(15, "X banned on A", || a.get("127.0.12.2") == 403);
+    assert_eq!(body(&a, "POST", "/unban/127.0.12.2"), "lifted: true");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(a.get("127.0.12.2"), 200, "the lift the operator just made was undone");
+}
