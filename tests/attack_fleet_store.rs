@@ -164,3 +164,60 @@ fn a_ban_from_a_clock_ahead_cannot_be_lifted() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(a.get("127.0.12.2"), 200, "the lift the operator just made was undone");
 }
+
+/// How many HSCAN calls Redis has served (each full read makes at least three).
+fn hscans(redis: &Redis) -> u64 {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "INFO", "commandstats"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_hscan:calls="))
+        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+}
+
+fn syncs(dir: &std::path::Path, i: &Instance) -> usize {
+    std::fs::read_to_string(err_log(dir, i))
+        .unwrap_or_default()
+        .matches("connected and in sync")
+        .count()
+}
+
+/// Drops the instances' connections (the log kept) and waits until `i` is in sync again.
+fn reconnect(redis: &Redis, dir: &std::path::Path, i: &Instance) {
+    let before = syncs(dir, i);
+    redis.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    redis.cmd(&["CLIENT", "KILL", "TYPE", "normal"]);
+    common::until(20, "in sync again", || syncs(dir, i) > before);
+}
+
+/// "A reconnect to the same Redis replays the change log ... A full read happens only when
+/// the log no longer covers the gap (or Redis was replaced)" and "The id a message carries
+/// is never trusted as a replay point: anyone can publish." One PUBLISH with a made-up id
+/// (no record at all: the message does not even parse) turns every later reconnect of every
+/// instance into a full read (HSCAN of every hash, a million bans: seconds of Redis CPU
+/// each), for the life of the process.
+#[test]
+fn one_forged_message_id_makes_every_reconnect_a_full_read_for_ever() {
+    let _one = serial();
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = Instance::start(dir.path(), &redis.url(), "");
+    until_line(&err_log(dir.path(), &a), "connected and in sync");
+    a.ops("/ban/127.0.13.1");
+    // A plain reconnect replays the log: no HSCAN.
+    let h0 = hscans(&redis);
+    reconnect(&redis, dir.path(), &a);
+    assert_eq!(hscans(&redis), h0, "a reconnect replays the log");
+    // The forged id.
+    redis.cmd(&["PUBLISH", "rocket-allow:changes", "99999999999999-0 junk"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut full = 0;
+    for _ in 0..3 {
+        let h = hscans(&redis);
+        reconnect(&redis, dir.path(), &a);
+        full += usize::from(hscans(&redis) > h);
+    }
+    assert_eq!(full, 0, "reconnects after one forged message id that were full reads");
+}
