@@ -221,3 +221,44 @@ fn one_forged_message_id_makes_every_reconnect_a_full_read_for_ever() {
     }
     assert_eq!(full, 0, "reconnects after one forged message id that were full reads");
 }
+
+fn bans_file(dir: &std::path::Path) -> String {
+    format!(
+        "[default.allow.bans]\nfile = \"{}\"",
+        dir.join("bans.txt").display()
+    )
+}
+
+/// "Every replica ends with the newest record of each target" / "applying a record twice,
+/// late or out of order changes nothing". X is banned for an hour; the operator then
+/// shortens it (a new ban of X for 2 s: the newer record). Redis prunes that record when
+/// it ends, and nothing remembers that it replaced the hour's ban: C, restarted from its
+/// bans file (the hour's ban, the older version), finds X absent in Redis, "Redis lost
+/// it", writes the hour's ban back, and the whole fleet bans X again for the hour.
+#[test]
+fn a_shortened_ban_comes_back_from_a_restarted_instance() {
+    let _one = serial();
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let c_dir = dir.path().join("c");
+    std::fs::create_dir(&c_dir).unwrap();
+    let a = Instance::start(dir.path(), &redis.url(), "");
+    let c = Instance::start(&c_dir, &redis.url(), &bans_file(&c_dir));
+    a.ops("/ban/127.0.14.1?secs=3600");
+    until_all(&[&a, &c], "127.0.14.1", 403, "the hour's ban");
+    c.ops("/flush");
+    drop(c);
+    // Shortened to 2 s while C is away (a restart, a deploy).
+    a.ops("/ban/127.0.14.1?secs=2");
+    common::until(15, "the shortened ban over and pruned", || {
+        hget(&redis, "127.0.14.1/32") == "$-1" && a.get("127.0.14.1") == 200
+    });
+    let c = Instance::start(&c_dir, &redis.url(), &bans_file(&c_dir));
+    until_line(&err_log(&c_dir, &c), "connected and in sync");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        (a.get("127.0.14.1"), c.get("127.0.14.1"), hget(&redis, "127.0.14.1/32")),
+        (200, 200, "$-1".to_string()),
+        "the ban replaced by a 2 s one is back on the fleet"
+    );
+}
