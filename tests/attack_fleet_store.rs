@@ -262,3 +262,33 @@ fn a_shortened_ban_comes_back_from_a_restarted_instance() {
         "the ban replaced by a 2 s one is back on the fleet"
     );
 }
+
+/// "A write refused (... any other command error) stays queued, ... tried again with
+/// backoff, and `store_status().last_error` says ..."; "a key of the wrong type is skipped
+/// as a whole". A Redis script is not rolled back when it fails part way: with
+/// `<prefix>:expiry` of the wrong type (someone else's junk, a broken writer), WRITE has
+/// set the hash field when its ZADD fails; the retry finds the same version there, is
+/// answered "held already", and the change is taken off the queue as written, though it was
+/// never logged nor published. B never learns of the ban (not even by its reconnects, which
+/// replay a log without it); A says nothing is pending (its `last_error` is the PRUNE's).
+#[test]
+fn a_write_that_fails_half_way_is_taken_for_written_and_never_published() {
+    let _one = serial();
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = Instance::start(dir.path(), &redis.url(), "");
+    let b = Instance::start(dir.path(), &redis.url(), "");
+    for i in [&a, &b] {
+        until_line(&err_log(dir.path(), i), "connected and in sync");
+    }
+    redis.cmd(&["SET", "rocket-allow:expiry", "junk"]);
+    a.ops("/ban/127.0.15.1?secs=600");
+    common::until(15, "A's write settled", || status(&a).contains("pending: 0"));
+    std::thread::sleep(Duration::from_secs(3));
+    let s = status(&a);
+    assert!(
+        b.get("127.0.15.1") == 403 || !s.contains("pending: 0"),
+        "the ban is in Redis's hash ({}), never logged nor published, off A's queue: B admits X; A: {s}",
+        hget(&redis, "127.0.15.1/32")
+    );
+}
