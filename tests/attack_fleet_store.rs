@@ -292,3 +292,60 @@ fn a_write_that_fails_half_way_is_taken_for_written_and_never_published() {
         hget(&redis, "127.0.15.1/32")
     );
 }
+
+/// "flush_bans() returning Ok means that survives kill -9, in a fleet too" / "An instance
+/// restarts during an outage: with a bans file ... a lift is not undone". During an outage
+/// A bans X; later the operator lifts X on B (B never received the ban: the outage) and
+/// `flush_bans()` says Ok; B restarts before Redis is back. `Bans::unban` saves (wakes
+/// the saver) only when a ban was held here, so B's lift was queued in memory and never
+/// written to the bans file: after the restart it is gone, and when Redis returns A's older
+/// ban wins on the whole fleet.
+#[test]
+fn a_lift_of_a_ban_not_held_here_is_not_in_the_bans_file() {
+    let _one = serial();
+    let mut redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let b_dir = dir.path().join("b");
+    std::fs::create_dir(&b_dir).unwrap();
+    let a = Instance::start(dir.path(), &redis.url(), "");
+    let b = Instance::start(&b_dir, &redis.url(), &bans_file(&b_dir));
+    until_line(&err_log(&b_dir, &b), "connected and in sync");
+    redis.kill();
+    a.ops("/ban/127.0.16.1");
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(body(&b, "POST", "/unban/127.0.16.1"), "lifted: false");
+    assert_eq!(body(&b, "POST", "/flush"), "saved");
+    let file = std::fs::read_to_string(b_dir.join("bans.txt")).unwrap_or_default();
+    drop(b);
+    let b = Instance::start(&b_dir, &redis.url(), &bans_file(&b_dir));
+    redis.restart();
+    until_line(&err_log(&b_dir, &b), "connected and in sync");
+    common::until(20, "A in sync", || status(&a).contains("pending: 0") && status(&a).contains("connected: true"));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        (a.get("127.0.16.1"), b.get("127.0.16.1")),
+        (200, 200),
+        "the later lift, flushed before the restart, is lost; B's bans file was:\n{file}"
+    );
+}
+
+/// Held: the reply to a ban's WRITE is lost (the connection reset after the script ran):
+/// sent again, ignored as the same version, the ban is everywhere and nothing is pending.
+#[test]
+fn held_a_lost_reply_to_a_ban_write() {
+    let _one = serial();
+    let redis = Redis::start();
+    let stall = common::stall::Stall::start(redis.port, "127.0.17.1/32");
+    let dir = tempfile::tempdir().unwrap();
+    let a = Instance::start(dir.path(), &stall.url(), "");
+    let b = Instance::start(dir.path(), &redis.url(), "");
+    for i in [&a, &b] {
+        until_line(&err_log(dir.path(), i), "connected and in sync");
+    }
+    stall.lose();
+    a.ops("/ban/127.0.17.1");
+    stall.until_holding();
+    until_all(&[&a, &b], "127.0.17.1", 403, "the ban whose reply was lost");
+    common::until(15, "nothing pending", || status(&a).contains("pending: 0"));
+    assert_eq!(redis.cmd(&["XLEN", "rocket-allow:log"]).as_deref(), Some(":2"), "logged once (+ the marker)");
+}
