@@ -89,7 +89,12 @@ fn a_change_queued_during_the_outage_hides_the_restore() {
         "$-1",
         "X, banned after the snapshot, was never written back to the restored Redis"
     );
-    until_all(&[&a, &c], "127.0.10.1", 403, "X on an instance started after the restore");
+    until_all(
+        &[&a, &c],
+        "127.0.10.1",
+        403,
+        "X on an instance started after the restore",
+    );
 }
 
 fn now_ms() -> u128 {
@@ -102,7 +107,9 @@ fn now_ms() -> u128 {
 /// A record another instance wrote (hash field and message), as its WRITE script would.
 fn plant(redis: &Redis, field: &str, record: &str) {
     assert_eq!(
-        redis.cmd(&["HSET", "rocket-allow:bans", field, record]).as_deref(),
+        redis
+            .cmd(&["HSET", "rocket-allow:bans", field, record])
+            .as_deref(),
         Some(":1")
     );
     let message = format!(
@@ -162,7 +169,11 @@ fn a_ban_from_a_clock_ahead_cannot_be_lifted() {
     common::until(15, "X banned on A", || a.get("127.0.12.2") == 403);
     assert_eq!(body(&a, "POST", "/unban/127.0.12.2"), "lifted: true");
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(a.get("127.0.12.2"), 200, "the lift the operator just made was undone");
+    assert_eq!(
+        a.get("127.0.12.2"),
+        200,
+        "the lift the operator just made was undone"
+    );
 }
 
 /// How many HSCAN calls Redis has served (each full read makes at least three).
@@ -219,7 +230,10 @@ fn one_forged_message_id_makes_every_reconnect_a_full_read_for_ever() {
         reconnect(&redis, dir.path(), &a);
         full += usize::from(hscans(&redis) > h);
     }
-    assert_eq!(full, 0, "reconnects after one forged message id that were full reads");
+    assert_eq!(
+        full, 0,
+        "reconnects after one forged message id that were full reads"
+    );
 }
 
 fn bans_file(dir: &std::path::Path) -> String {
@@ -257,7 +271,11 @@ fn a_shortened_ban_comes_back_from_a_restarted_instance() {
     until_line(&err_log(&c_dir, &c), "connected and in sync");
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(
-        (a.get("127.0.14.1"), c.get("127.0.14.1"), hget(&redis, "127.0.14.1/32")),
+        (
+            a.get("127.0.14.1"),
+            c.get("127.0.14.1"),
+            hget(&redis, "127.0.14.1/32")
+        ),
         (200, 200, "$-1".to_string()),
         "the ban replaced by a 2 s one is back on the fleet"
     );
@@ -283,7 +301,9 @@ fn a_write_that_fails_half_way_is_taken_for_written_and_never_published() {
     }
     redis.cmd(&["SET", "rocket-allow:expiry", "junk"]);
     a.ops("/ban/127.0.15.1?secs=600");
-    common::until(15, "A's write settled", || status(&a).contains("pending: 0"));
+    common::until(15, "A's write settled", || {
+        status(&a).contains("pending: 0")
+    });
     std::thread::sleep(Duration::from_secs(3));
     let s = status(&a);
     assert!(
@@ -320,7 +340,9 @@ fn a_lift_of_a_ban_not_held_here_is_not_in_the_bans_file() {
     let b = Instance::start(&b_dir, &redis.url(), &bans_file(&b_dir));
     redis.restart();
     until_line(&err_log(&b_dir, &b), "connected and in sync");
-    common::until(20, "A in sync", || status(&a).contains("pending: 0") && status(&a).contains("connected: true"));
+    common::until(20, "A in sync", || {
+        status(&a).contains("pending: 0") && status(&a).contains("connected: true")
+    });
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(
         (a.get("127.0.16.1"), b.get("127.0.16.1")),
@@ -347,5 +369,9 @@ fn held_a_lost_reply_to_a_ban_write() {
     stall.until_holding();
     until_all(&[&a, &b], "127.0.17.1", 403, "the ban whose reply was lost");
     common::until(15, "nothing pending", || status(&a).contains("pending: 0"));
-    assert_eq!(redis.cmd(&["XLEN", "rocket-allow:log"]).as_deref(), Some(":2"), "logged once (+ the marker)");
+    assert_eq!(
+        redis.cmd(&["XLEN", "rocket-allow:log"]).as_deref(),
+        Some(":2"),
+        "logged once (+ the marker)"
+    );
 }

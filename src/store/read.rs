@@ -11,8 +11,8 @@ use std::sync::mpsc;
 use ipnet::IpNet;
 use redis::Connection;
 
+use super::failure::{connection_failed, err, malformed, Failure};
 use super::record::{decode, Change, Kind, Record};
-use super::failure::{connection_failed, malformed, Failure};
 use super::sync::{apply, Keys, SCAN};
 use super::write::write_back;
 use super::{Local, Store};

@@ -11,7 +11,7 @@ use redis::{Commands, Connection};
 use super::failure::{count_error, malformed, Failure};
 use super::record::{decode, decode_message, decode_reference, Change, Kind, Record};
 use super::write::{flush, WRITE};
-use super::{now_ms, Local, Store, STORE_ERRORS, STORE_SYNC_AGE, STORE_UP};
+use super::{now_ms, Local, Store, STORE_SYNC_AGE, STORE_UP};
 
 /// Removes records whose time has come (at most 10,000 a call). KEYS: the expiry set.
 /// ARGV: now, the prefix of our hashes (nothing else is touched).
@@ -40,9 +40,9 @@ pub(super) const SCAN: usize = 10_000;
 
 pub(super) struct Keys {
     epoch: String,
-    expiry: String,
-    channel: String,
-    log: String,
+    pub expiry: String,
+    pub channel: String,
+    pub log: String,
     pub prefix: String,
 }
 
