@@ -18,6 +18,7 @@ local ab = p .. ':ab:check:c:x'
 local checks = {
   {'PING'},
   {'GET', p .. ':epoch'}, {'SET', p .. ':epoch', 'x', 'NX'},
+  {'GET', p .. ':seq'}, {'INCR', p .. ':seq'}, {'TYPE', p .. ':bans'},
   {'HGET', p .. ':bans', 'x'}, {'HSET', p .. ':bans', 'x', 'x'}, {'HDEL', p .. ':bans', 'x'},
   {'HSCAN', p .. ':bans', '0'}, {'HSCAN', p .. ':sets', '0'}, {'HSCAN', p .. ':modes', '0'},
   {'HSET', p .. ':sets', 'x', 'x'}, {'HSET', p .. ':modes', 'x', 'x'},
@@ -88,7 +89,7 @@ pub(super) fn check(con: &mut Connection, keys: &Keys) -> Result<(), Failure> {
 pub(crate) fn rule(prefix: &str) -> String {
     format!(
         "ACL SETUSER <user> on ><password> resetkeys ~{prefix}:* resetchannels &{prefix}:changes \
-         +ping +time +get +set +del +exists +pexpire +hget +hset +hdel +hscan +zadd +zrem +zcard \
+         +ping +time +get +set +incr +type +del +exists +pexpire +hget +hset +hdel +hscan +zadd +zrem +zcard \
          +zpopmin +zrangebyscore +zremrangebyscore +zremrangebyrank +xadd +xrange +xrevrange \
          +publish +subscribe +eval +evalsha +script|load"
     )

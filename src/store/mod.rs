@@ -132,10 +132,11 @@ pub(crate) struct Store {
     /// This instance's replica of the sets' and modes' records (changed here, or applied
     /// from elsewhere): what a full read compares with, and writes back when Redis lost it.
     others: Mutex<std::collections::HashMap<(Kind, String), Change>>,
-    /// The newest change-log id this instance wrote or was told of: a reconnect replays
-    /// the log only if Redis still holds it (a Redis restored from a snapshot, or a
-    /// promoted replica, may have lost it, and then everything is merged again).
-    seen: Mutex<Option<(u64, u64)>>,
+    /// The highest count of changes (`<prefix>:seq`) this instance read from Redis or got
+    /// back from its own writes: a Redis that counts fewer on a reconnect lost changes (a
+    /// restore from an older snapshot, a replica promoted before it had them), and is
+    /// merged with in full. Messages never raise it: anyone can publish.
+    trusted: AtomicU64,
     /// The last error Redis answered with, while it lasts.
     last_error: Mutex<Option<String>>,
     /// Versions this instance's changes.
@@ -178,7 +179,7 @@ impl Store {
             config,
             queue: Mutex::new(VecDeque::new()),
             others: Mutex::default(),
-            seen: Mutex::new(None),
+            trusted: AtomicU64::new(0),
             last_error: Mutex::new(None),
             clock,
             on_change: std::sync::OnceLock::new(),
@@ -320,14 +321,9 @@ impl Store {
         true
     }
 
-    /// Notes a change-log id this instance wrote or was told of.
-    fn saw(&self, id: &str) {
-        if let Some(id) = sync::parse_id(id) {
-            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-            if seen.is_none_or(|s| s < id) {
-                *seen = Some(id);
-            }
-        }
+    /// Notes a count of changes Redis gave.
+    fn counted(&self, n: u64) {
+        self.trusted.fetch_max(n, Ordering::Relaxed);
     }
 
     fn set_error(&self, error: Option<String>) {

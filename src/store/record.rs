@@ -153,6 +153,24 @@ impl Change {
         )
     }
 
+    /// This change made again at `version` (by `origin`).
+    pub fn after(&self, version: Version, origin: &str) -> Change {
+        let mut value: Value = serde_json::from_str(&self.value).unwrap_or_default();
+        for key in ["m", "i", "s", "o"] {
+            if let Some(o) = value.as_object_mut() {
+                o.remove(key);
+            }
+        }
+        Change::new(
+            self.kind,
+            self.field.clone(),
+            value,
+            version,
+            origin,
+            self.drop_at,
+        )
+    }
+
     /// The message published for this change.
     pub fn message(&self) -> String {
         json!({ "k": self.kind.name(), "f": self.field, "v": self.value }).to_string()
@@ -192,6 +210,16 @@ pub(crate) enum Record {
         enforce: bool,
         version: Version,
     },
+}
+
+impl Record {
+    /// The record's version.
+    pub fn version(&self) -> Version {
+        match self {
+            Record::Ban(r) => r.version,
+            Record::Set { version, .. } | Record::Mode { version, .. } => *version,
+        }
+    }
 }
 
 /// A ban's record as JSON (read straight into its fields: a full resync reads a million).

@@ -13,10 +13,14 @@ use super::record::{decode, decode_message, decode_reference, Change, Kind, Reco
 use super::write::{flush, WRITE};
 use super::{now_ms, Local, Store, STORE_SYNC_AGE, STORE_UP};
 
-/// Removes records whose time has come (at most 10,000 a call). KEYS: the expiry set.
-/// ARGV: now, the prefix of our hashes (nothing else is touched).
+/// Removes records whose time has come (at most 10,000 a call), by Redis's clock (one
+/// instance whose clock runs ahead must not remove the fleet's bans early). KEYS: the
+/// expiry set. ARGV: unused, the prefix of our hashes (nothing else is touched).
 const PRUNE: &str = r#"
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 10000)
+if redis.call('TYPE', KEYS[1])['ok'] ~= 'zset' then return 0 end
+local tm = redis.call('TIME')
+local now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 10000)
 local ours = { [ARGV[2] .. 'bans'] = true, [ARGV[2] .. 'sets'] = true, [ARGV[2] .. 'modes'] = true }
 for _, m in ipairs(due) do
   local sep = string.find(m, '|', 1, true)
@@ -43,6 +47,8 @@ pub(super) struct Keys {
     pub expiry: String,
     pub channel: String,
     pub log: String,
+    /// How many changes Redis took (see [`super::Store::counted`]).
+    pub seq: String,
     pub prefix: String,
 }
 
@@ -53,6 +59,7 @@ impl Keys {
             expiry: format!("{prefix}:expiry"),
             channel: format!("{prefix}:changes"),
             log: format!("{prefix}:log"),
+            seq: format!("{prefix}:seq"),
             prefix: format!("{prefix}:"),
         }
     }
@@ -121,21 +128,10 @@ fn age_gauge(store: &Store) {
     }
 }
 
-/// Parses a change-log id (`ms-seq`).
-pub(super) fn parse_id(id: &str) -> Option<(u64, u64)> {
-    let (ms, seq) = id.split_once('-')?;
-    Some((ms.parse().ok()?, seq.parse().ok()?))
-}
-
-/// Whether the change log holds the entry `id`.
-fn logged(con: &mut Connection, keys: &Keys, id: (u64, u64)) -> Result<bool, Failure> {
-    let id = format!("{}-{}", id.0, id.1);
-    let found: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
-        .arg(&keys.log)
-        .arg(&id)
-        .arg(&id)
-        .query(con)?;
-    Ok(found.first().is_some_and(|(i, _)| *i == id))
+/// How many changes Redis says it took (`<prefix>:seq`); 0 when absent or not a number.
+fn count(con: &mut Connection, keys: &Keys) -> Result<u64, Failure> {
+    let n: Option<String> = redis::cmd("GET").arg(&keys.seq).query(con)?;
+    Ok(n.and_then(|n| n.parse().ok()).unwrap_or(0))
 }
 
 /// One connection's life: `Ok` when the app is gone, `Err` when the connection failed.
@@ -185,20 +181,15 @@ fn session(
             .query(&mut con)?;
     }
     *epoch = con.get(&keys.epoch)?;
-    match flush(store, &mut con, &write, keys, l.as_ref()) {
-        Err(e) if e.kind == "connection" => return Err(e),
-        // Refused (out of memory...): kept queued for the writer; the read goes on.
-        _ => {}
-    }
     // Back on the same Redis, with every change since the last one applied still in the
-    // log, and the newest change this instance wrote or saw still there (a restore or a
-    // failover can lose the last writes, and keep the log's older part): replay those.
-    // Otherwise merge everything.
-    let seen = *store.seen.lock().unwrap_or_else(|e| e.into_inner());
+    // log, and no change lost (Redis counts at least as many as this instance knew of: a
+    // restore or a failover can lose the last writes and keep the log's older part):
+    // replay those. Otherwise merge everything. Checked before this instance writes
+    // anything there (the writer thread waits for this session to be in sync): a write
+    // would count again what the lost ones counted.
+    let complete = count(&mut con, keys)? >= store.trusted.load(Ordering::Relaxed);
     let replayed = match last_id.as_deref() {
-        Some(from) if same_redis && seen.map_or(Ok(true), |id| logged(&mut con, keys, id))? => {
-            replay(store, &mut con, keys, from, l.as_ref())?
-        }
+        Some(from) if same_redis && complete => replay(store, &mut con, keys, from, l.as_ref())?,
         _ => None,
     };
     match replayed {
@@ -209,13 +200,24 @@ fn session(
             // the next connection must read everything again.
             let newest = newest_id(&mut con, keys)?;
             super::read::read_all(store, &mut con, &write, keys, l.as_ref())?;
-            store.saw(&newest);
+            // What Redis counts now is the reference from here (it may have counted less
+            // than before, if it lost changes; they were just written back).
+            store
+                .trusted
+                .store(count(&mut con, keys)?, Ordering::Relaxed);
             *last_id = Some(newest);
         }
+    }
+    match flush(store, &mut con, &write, keys, l.as_ref()) {
+        Err(e) if e.kind == "connection" => return Err(e),
+        // Refused (out of memory...): kept queued for the writer, tried again.
+        _ => {}
     }
     drop(l);
     store.gate.last_sync.store(now_ms(), Ordering::Relaxed);
     store.connected.store(true, Ordering::Relaxed);
+    // The writer waits for this.
+    store.wake.notify_all();
     metrics::gauge!(STORE_UP).set(1.0);
     age_gauge(store);
     *backoff = Duration::from_millis(100);
@@ -236,13 +238,7 @@ fn session(
                 // publish): a reconnect replays from the last id read from the log itself,
                 // which re-applies these changes, harmlessly. It only makes a reconnect
                 // check that the log still holds it (if not: a full merge, never less).
-                let text = match payload.split_once(' ') {
-                    Some((id, text)) => {
-                        store.saw(id);
-                        text
-                    }
-                    None => payload.as_str(),
-                };
+                let text = payload.split_once(' ').map_or(payload.as_str(), |(_, t)| t);
                 match decode_message(text) {
                     Ok((_, record)) => apply(store, l.as_ref(), record),
                     Err(e) => malformed(&keys.channel, &e),
@@ -252,7 +248,15 @@ fn session(
             Err(e) => return Err(e.into()),
         }
         if beat.elapsed() >= HEARTBEAT {
-            let _: String = redis::cmd("PING").query(&mut con)?;
+            // Redis counting fewer changes than it did: it lost some (replaced, flushed or
+            // restored under this connection): merge everything again.
+            let n = count(&mut con, keys)?;
+            if n < store.trusted.load(Ordering::Relaxed) {
+                return Err(Failure::from(String::from(
+                    "Redis counts fewer changes than it did (restored or flushed?); merging again",
+                )));
+            }
+            store.counted(n);
             store.gate.last_sync.store(now_ms(), Ordering::Relaxed);
             age_gauge(store);
             beat = Instant::now();
@@ -325,7 +329,6 @@ fn replay(
             .arg(SCAN)
             .query(con)?;
         if page.is_empty() {
-            store.saw(&last);
             return Ok(Some(last));
         }
         // Each record named on the page, once, read as Redis holds it now (newer wins, so

@@ -17,12 +17,32 @@ use super::{now_ms, Local, Store};
 /// instance, sequence: a record sent again, after a reply that never came, is the same
 /// version and changes nothing), notes when it may go, appends it to the change log (the
 /// last 100,000 changes, so that an instance that was away replays what it missed instead
-/// of reading everything) and publishes it with its log id. Returns the log id, or 0 when
-/// Redis held the same or a newer record.
-/// KEYS: the hash, the expiry set, the channel, the log. ARGV: field, value, made,
-/// instance, sequence, drop-at (or ""), message, the writer's clock now, the log entry
-/// (which record changed: a replay reads the record itself).
+/// of reading everything), counts it in `<prefix>:seq` (a Redis restored from an older
+/// snapshot counts less than its instances saw) and publishes it with its log id.
+///
+/// Checks come first and the writes after, so it never stops half way: a hash of another
+/// type is an error (nothing written); an expiry set, a log or a count someone else wrote
+/// with another type is dropped and started again.
+///
+/// A record is kept in Redis at least as long as the one it replaces would have been: a ban
+/// shortened (or lifted) while an instance held the longer one must outlive it, or that
+/// instance would write the longer one back.
+///
+/// Returns `[log id, count]`, or 0 when Redis held the same or a newer record.
+/// KEYS: the hash, the expiry set, the channel, the log, the count. ARGV: field, value,
+/// made, instance, sequence, drop-at (or ""), message, the writer's clock now, the log
+/// entry (which record changed: a replay reads the record itself).
 pub(super) const WRITE: &str = r#"
+local ht = redis.call('TYPE', KEYS[1])['ok']
+if ht ~= 'none' and ht ~= 'hash' then
+  return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' is not a hash')
+end
+local function usable(key, kind)
+  local t = redis.call('TYPE', key)['ok']
+  if t ~= 'none' and t ~= kind then redis.call('DEL', key) end
+end
+usable(KEYS[2], 'zset')
+usable(KEYS[4], 'stream')
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if cur then
   local ok, old = pcall(cjson.decode, cur)
@@ -37,16 +57,30 @@ if cur then
     end
   end
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local n = redis.pcall('INCR', KEYS[5])
+if type(n) ~= 'number' then
+  redis.call('DEL', KEYS[5])
+  n = redis.call('INCR', KEYS[5])
+end
 local member = KEYS[1] .. '|' .. ARGV[1]
-if ARGV[6] == '' then
+local drop = ARGV[6]
+if cur then
+  local before = redis.call('ZSCORE', KEYS[2], member)
+  if not before then
+    drop = ''
+  elseif drop ~= '' and tonumber(before) > tonumber(drop) then
+    drop = before
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if drop == '' then
   redis.call('ZREM', KEYS[2], member)
 else
-  redis.call('ZADD', KEYS[2], ARGV[6], member)
+  redis.call('ZADD', KEYS[2], drop, member)
 end
 local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', '100000', '*', 'r', ARGV[9])
 redis.call('PUBLISH', KEYS[3], id .. ' ' .. ARGV[7])
-return id
+return { id, n }
 "#;
 
 /// The writer thread's body: writes local changes the moment they are queued, on a
@@ -69,9 +103,15 @@ pub(super) fn write_loop(store: &Arc<Store>, local: &Weak<dyn Local>) {
             } else {
                 backoff
             };
+            // Only while the reader's session is in sync: after a reconnect, the reader
+            // checks first whether Redis lost changes (a write before would hide it).
             let _ = store.wake.wait_timeout_while(q, wait, |q| {
-                (q.is_empty() || refused) && !store.stopped.load(Ordering::Relaxed)
+                (q.is_empty() || refused || !store.connected.load(Ordering::Relaxed))
+                    && !store.stopped.load(Ordering::Relaxed)
             });
+        }
+        if !store.connected.load(Ordering::Relaxed) {
+            continue;
         }
         if store.stopped.load(Ordering::Relaxed) {
             return;
@@ -134,11 +174,12 @@ pub(super) fn write_loop(store: &Arc<Store>, local: &Weak<dyn Local>) {
 fn write_cmd(write: &str, keys: &Keys, change: &Change) -> redis::Cmd {
     let mut cmd = redis::cmd("EVALSHA");
     cmd.arg(write)
-        .arg(4)
+        .arg(5)
         .arg(keys.hash(change.kind))
         .arg(&keys.expiry)
         .arg(&keys.channel)
         .arg(&keys.log)
+        .arg(&keys.seq)
         .arg(&change.field)
         .arg(&change.value)
         .arg(change.version.ms)
@@ -151,8 +192,28 @@ fn write_cmd(write: &str, keys: &Keys, change: &Change) -> redis::Cmd {
     cmd
 }
 
+/// The count of a WRITE reply (`[log id, count]`), if it wrote.
+fn written(reply: &redis::Value) -> Option<u64> {
+    match reply {
+        redis::Value::Array(items) => match items.as_slice() {
+            [_, redis::Value::Int(n)] => u64::try_from(*n).ok(),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// How far ahead of this instance's clock a record Redis holds must be to be taken for
+/// another instance's clock running ahead rather than a later change.
+const AHEAD_MS: u64 = 1000;
+
 /// Writes one change (newer wins); when Redis held a newer record, that one is applied
 /// here. Sent again after a reply that never came, it changes nothing the second time.
+///
+/// A change made here is made after every record this instance held; if Redis holds one
+/// dated later than this instance's clock (another instance's clock runs ahead), the change
+/// is made again with a version after that record's, so that what the operator just did is
+/// done, and a warning says so.
 fn write_one(
     store: &Store,
     con: &mut Connection,
@@ -161,21 +222,40 @@ fn write_one(
     change: &Change,
     local: &dyn Local,
 ) -> redis::RedisResult<()> {
-    // One command, not a pipeline: its error keeps Redis's code (OOM, NOPERM...).
-    let written: redis::Value = write_cmd(write, keys, change).query(con)?;
-    match written {
-        redis::Value::BulkString(id) => store.saw(&String::from_utf8_lossy(&id)),
-        redis::Value::SimpleString(id) => store.saw(&id),
-        _ => {
-            let hash = keys.hash(change.kind);
-            let newer: Option<String> = con.hget(&hash, &change.field)?;
-            if let Some(newer) = newer {
-                match decode(change.kind, &change.field, &newer) {
-                    Ok(record) => apply(store, local, record),
-                    Err(e) => malformed(&format!("{hash} {}", change.field), &e),
-                }
-            }
+    let mut change = std::borrow::Cow::Borrowed(change);
+    for _ in 0..3 {
+        // One command, not a pipeline: its error keeps Redis's code (OOM, NOPERM...).
+        let reply: redis::Value = write_cmd(write, keys, &change).query(con)?;
+        if let Some(n) = written(&reply) {
+            store.counted(n);
+            return Ok(());
         }
+        let hash = keys.hash(change.kind);
+        let newer: Option<String> = con.hget(&hash, &change.field)?;
+        let Some(newer) = newer else {
+            return Ok(());
+        };
+        let record = match decode(change.kind, &change.field, &newer) {
+            Ok(record) => record,
+            Err(e) => {
+                malformed(&format!("{hash} {}", change.field), &e);
+                return Ok(());
+            }
+        };
+        let theirs = record.version();
+        if theirs.ms <= now_ms().saturating_add(AHEAD_MS) || theirs == change.version {
+            apply(store, local, record);
+            return Ok(());
+        }
+        log::warn!(target: "rocket_allow",
+            "rocket-allow: fleet store: `{hash} {}` holds a record made {} ms ahead of this \
+             instance's clock (is another instance's clock ahead?); this instance's change is \
+             made again after it", change.field, theirs.ms.saturating_sub(now_ms()));
+        let again = change.after(store.clock.after(Some(theirs)), &store.instance);
+        if let Ok(mine) = decode(again.kind, &again.field, &again.value) {
+            apply(store, local, mine);
+        }
+        change = std::borrow::Cow::Owned(again);
     }
     Ok(())
 }
@@ -234,19 +314,17 @@ pub(super) fn write_back(
     keys: &Keys,
     changes: &[Change],
 ) -> Result<usize, Failure> {
-    let mut written = 0;
+    let mut count = 0;
     for chunk in changes.chunks(SCAN) {
         let mut pipe = redis::pipe();
         for change in chunk {
             pipe.add_command(write_cmd(write, keys, change));
         }
         let replies: Vec<redis::Value> = pipe.query(con)?;
-        for reply in replies {
-            if let redis::Value::BulkString(id) = reply {
-                store.saw(&String::from_utf8_lossy(&id));
-                written += 1;
-            }
+        for n in replies.iter().filter_map(written) {
+            store.counted(n);
+            count += 1;
         }
     }
-    Ok(written)
+    Ok(count)
 }

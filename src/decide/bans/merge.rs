@@ -140,7 +140,8 @@ impl Bans {
                 keep,
             },
         };
-        if self.store.keep_lifts && lift.keep > now {
+        let kept = self.store.keep_lifts && lift.keep > now;
+        if kept {
             lifted.insert(target, lift);
         }
         let old = self.store.table.remove(target);
@@ -151,7 +152,13 @@ impl Bans {
                 self.changed();
                 Merged::Lifted(old.expires > now)
             }
-            None => Merged::Lifted(false),
+            None => {
+                // A lift kept is a record the bans file holds too.
+                if kept {
+                    self.changed();
+                }
+                Merged::Lifted(false)
+            }
         }
     }
 
@@ -229,10 +236,11 @@ impl Bans {
                 lifted.remove(target);
             }
         }
-        let mut gone = 0;
+        let (mut gone, mut kept) = (0, false);
         for (target, lift) in lifts {
             if self.store.keep_lifts && lift.keep > now {
                 lifted.insert(target, lift);
+                kept = true;
             }
             if let Some(old) = table.remove(target) {
                 labels.release(old.label);
@@ -240,7 +248,7 @@ impl Bans {
             }
         }
         drop(lifted);
-        if added + gone > 0 {
+        if added + gone > 0 || kept {
             self.changed();
         }
         (added, gone)

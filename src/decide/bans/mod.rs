@@ -340,7 +340,7 @@ impl Bans {
     pub fn ban_at(&self, target: IpNet, expires: u64, reason: Option<&str>) -> (Ban, Version) {
         let target = target.trunc();
         let mut lifted = self.store.lock_lifted();
-        let version = self.store.clock.next();
+        let version = self.store.clock.after(self.held_version(target, &lifted));
         let (found, _) = self.store.put(target, expires, reason, version);
         lifted.remove(&target);
         drop(lifted);
@@ -354,7 +354,7 @@ impl Bans {
     pub fn unban(&self, target: IpNet) -> (bool, Lift) {
         let target = target.trunc();
         let mut lifted = self.store.lock_lifted();
-        let version = self.store.clock.next();
+        let version = self.store.clock.after(self.held_version(target, &lifted));
         let old = self.store.table.remove(target);
         let lift = Lift::of(version, old.map(|o| o.expires));
         if self.store.keep_lifts {
@@ -362,6 +362,10 @@ impl Bans {
         }
         drop(lifted);
         let Some(old) = old else {
+            // Nothing held here, but the lift is a record to keep (the bans file too).
+            if self.store.keep_lifts {
+                self.changed();
+            }
             return (false, lift);
         };
         self.store.labels.release(old.label);
@@ -392,6 +396,15 @@ impl Bans {
         if let Some(saver) = &self.saver {
             saver.changed();
         }
+    }
+
+    /// The version of what is held for `target` (the caller holds `lifted`).
+    fn held_version(&self, target: IpNet, lifted: &HashMap<IpNet, Lift>) -> Option<Version> {
+        self.store
+            .table
+            .get(target)
+            .map(|f| f.version)
+            .or_else(|| lifted.get(&target).map(|l| l.version))
     }
 
     /// The clock that versions this instance's changes (the fleet store versions set and

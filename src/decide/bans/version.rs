@@ -92,7 +92,15 @@ impl Clock {
 
     /// A version for a change made now.
     pub fn next(&self) -> Version {
-        let now = super::now_ms();
+        self.after(None)
+    }
+
+    /// A version for a change made now, after `held` (the record it replaces, which another
+    /// instance whose clock runs ahead may have dated later than now): a change made here
+    /// is newer than every record this instance held when it was made.
+    pub fn after(&self, held: Option<Version>) -> Version {
+        let floor = held.map_or(0, |h| h.ms.saturating_add(1));
+        let now = super::now_ms().max(floor);
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         *last = if now > last.0 {
             (now, 0)
@@ -135,6 +143,20 @@ mod tests {
         ] {
             assert_eq!(Version::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_version_after_a_record_from_the_future_is_newer_still() {
+        let clock = Clock::new();
+        let ahead = Version {
+            ms: super::super::now_ms() + 3_600_000,
+            instance: u32::MAX,
+            seq: u32::MAX,
+        };
+        let v = clock.after(Some(ahead));
+        assert!(v > ahead);
+        assert!(clock.next() > v, "and the clock goes on from there");
+        assert!(clock.after(Some(Version::ZERO)) > v);
     }
 
     #[test]
