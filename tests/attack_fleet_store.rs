@@ -14,21 +14,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::fleet::{serial, until_all, until_line, Instance};
+use common::fleet::{bans_file, serial, until_all, until_line, until_record, Instance};
 use common::redis::Redis;
-
-fn body(i: &Instance, method: &str, path: &str) -> String {
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-    );
-    common::http::send_from(i.port, "127.0.0.1", request.as_bytes())
-        .map(|r| r.body.trim().to_string())
-        .unwrap_or_default()
-}
-
-fn status(i: &Instance) -> String {
-    body(i, "GET", "/status")
-}
 
 fn err_log(dir: &std::path::Path, i: &Instance) -> std::path::PathBuf {
     dir.join(format!("fleet-{}.err", i.port))
@@ -38,23 +25,6 @@ fn hget(redis: &Redis, field: &str) -> String {
     redis
         .cmd(&["HGET", "rocket-allow:bans", field])
         .unwrap_or_default()
-}
-
-/// Waits until Redis holds a record for `field` whose JSON contains `want`.
-fn until_record(redis: &Redis, field: &str, want: &str) {
-    common::until(15, &format!("`{field}` recorded with `{want}`"), || {
-        redis
-            .cmd(&[
-                "EVAL",
-                "return string.find(redis.call('HGET', KEYS[1], ARGV[1]) or '', ARGV[2], 1, true) and 1 or 0",
-                "1",
-                "rocket-allow:bans",
-                field,
-                want,
-            ])
-            .as_deref()
-            == Some(":1")
-    });
 }
 
 /// "Redis restored from an older snapshot: the instances find the newest change they wrote
@@ -83,7 +53,7 @@ fn a_change_queued_during_the_outage_hides_the_restore() {
     redis.restart();
     assert_eq!(hget(&redis, "127.0.10.1/32"), "$-1");
     common::until(20, "A in sync again with nothing pending", || {
-        let s = status(&a);
+        let s = a.store_status();
         s.contains("connected: true") && s.contains("pending: 0")
     });
     until_record(&redis, "127.0.10.2/32", "\"e\":null");
@@ -149,9 +119,9 @@ fn a_lift_from_a_clock_ahead_silently_undoes_every_new_ban() {
         &format!(r#"{{"l":true,"k":null,"m":{ahead},"i":7,"s":0,"o":"skewed"}}"#),
     );
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(body(&a, "POST", "/ban/127.0.12.1"), "banned 127.0.12.1");
+    assert_eq!(a.answer("POST", "/ban/127.0.12.1"), "banned 127.0.12.1");
     std::thread::sleep(Duration::from_secs(2));
-    let s = status(&a);
+    let s = a.store_status();
     assert_eq!(
         (a.get("127.0.12.1"), b.get("127.0.12.1")),
         (403, 403),
@@ -175,7 +145,7 @@ fn a_ban_from_a_clock_ahead_cannot_be_lifted() {
         &format!(r#"{{"e":null,"r":null,"m":{ahead},"i":7,"s":0,"o":"skewed"}}"#),
     );
     common::until(15, "X banned on A", || a.get("127.0.12.2") == 403);
-    assert_eq!(body(&a, "POST", "/unban/127.0.12.2"), "lifted: true");
+    assert_eq!(a.answer("POST", "/unban/127.0.12.2"), "lifted: true");
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
         a.get("127.0.12.2"),
@@ -244,13 +214,6 @@ fn one_forged_message_id_makes_every_reconnect_a_full_read_for_ever() {
     );
 }
 
-fn bans_file(dir: &std::path::Path) -> String {
-    format!(
-        "[default.allow.bans]\nfile = \"{}\"",
-        dir.join("bans.txt").display()
-    )
-}
-
 /// "Every replica ends with the newest record of each target" / "applying a record twice,
 /// late or out of order changes nothing". X is banned for an hour; the operator then
 /// shortens it (a new ban of X for 2 s: the newer record). Redis prunes that record when
@@ -312,10 +275,10 @@ fn a_write_that_fails_half_way_is_taken_for_written_and_never_published() {
     redis.cmd(&["SET", "rocket-allow:expiry", "junk"]);
     a.ops("/ban/127.0.15.1?secs=600");
     common::until(15, "A's write settled", || {
-        status(&a).contains("pending: 0")
+        a.store_status().contains("pending: 0")
     });
     std::thread::sleep(Duration::from_secs(3));
-    let s = status(&a);
+    let s = a.store_status();
     assert!(
         b.get("127.0.15.1") == 403 || !s.contains("pending: 0"),
         "the ban is in Redis's hash ({}), never logged nor published, off A's queue: B admits X; A: {s}",
@@ -343,15 +306,15 @@ fn a_lift_of_a_ban_not_held_here_is_not_in_the_bans_file() {
     redis.kill();
     a.ops("/ban/127.0.16.1");
     std::thread::sleep(Duration::from_millis(20));
-    assert_eq!(body(&b, "POST", "/unban/127.0.16.1"), "lifted: false");
-    assert_eq!(body(&b, "POST", "/flush"), "saved");
+    assert_eq!(b.answer("POST", "/unban/127.0.16.1"), "lifted: false");
+    assert_eq!(b.answer("POST", "/flush"), "saved");
     let file = std::fs::read_to_string(b_dir.join("bans.txt")).unwrap_or_default();
     drop(b);
     let b = Instance::start(&b_dir, &redis.url(), &bans_file(&b_dir));
     redis.restart();
     until_line(&err_log(&b_dir, &b), "connected and in sync");
     common::until(20, "A in sync", || {
-        status(&a).contains("pending: 0") && status(&a).contains("connected: true")
+        a.store_status().contains("pending: 0") && a.store_status().contains("connected: true")
     });
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(
@@ -378,7 +341,9 @@ fn held_a_lost_reply_to_a_ban_write() {
     a.ops("/ban/127.0.17.1");
     stall.until_holding();
     until_all(&[&a, &b], "127.0.17.1", 403, "the ban whose reply was lost");
-    common::until(15, "nothing pending", || status(&a).contains("pending: 0"));
+    common::until(15, "nothing pending", || {
+        a.store_status().contains("pending: 0")
+    });
     assert_eq!(
         redis.cmd(&["XLEN", "rocket-allow:log"]).as_deref(),
         Some(":2"),

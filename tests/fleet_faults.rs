@@ -9,33 +9,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::fleet::{serial, until_all, until_line, Instance};
+use common::fleet::{bans_file, serial, until_all, until_line, until_record, Instance};
 use common::redis::Redis;
-
-/// `[allow.bans] file` in the instance's own directory.
-fn bans_file(dir: &std::path::Path) -> String {
-    format!(
-        "[default.allow.bans]\nfile = \"{}\"",
-        dir.join("bans.txt").display()
-    )
-}
-
-/// Waits until Redis holds a record for `field` whose JSON contains `want`.
-fn until_record(redis: &Redis, field: &str, want: &str) {
-    common::until(15, &format!("`{field}` recorded with `{want}`"), || {
-        redis
-            .cmd(&[
-                "EVAL",
-                "return string.find(redis.call('HGET', KEYS[1], ARGV[1]) or '', ARGV[2], 1, true) and 1 or 0",
-                "1",
-                "rocket-allow:bans",
-                field,
-                want,
-            ])
-            .as_deref()
-            == Some(":1")
-    });
-}
 
 #[test]
 fn a_restart_during_an_outage_keeps_the_outages_changes() {
@@ -170,14 +145,6 @@ fn redis_restored_from_an_older_snapshot_gets_the_last_changes_back() {
     );
 }
 
-/// `GET /status` of an instance: its `store_status()`, as `Debug`.
-fn status(i: &Instance) -> String {
-    let request = "GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    common::http::send_from(i.port, "127.0.0.1", request.as_bytes())
-        .map(|r| r.body)
-        .unwrap_or_default()
-}
-
 #[test]
 fn redis_out_of_memory_keeps_changes_queued_and_says_so() {
     let _one = serial();
@@ -195,7 +162,7 @@ fn redis_out_of_memory_keeps_changes_queued_and_says_so() {
     a.ops("/ban/127.0.10.1");
     assert_eq!(a.get("127.0.10.1"), 403, "applied here at once");
     common::until(15, "the refusal shown in the status", || {
-        let s = status(&a);
+        let s = a.store_status();
         s.contains("pending: 1") && s.contains("last_error: Some(\"OOM")
     });
     assert_eq!(b.get("127.0.10.1"), 200);
@@ -208,7 +175,7 @@ fn redis_out_of_memory_keeps_changes_queued_and_says_so() {
         "the ban once Redis had memory",
     );
     common::until(15, "the status clear", || {
-        let s = status(&a);
+        let s = a.store_status();
         s.contains("pending: 0") && s.contains("last_error: None")
     });
 }
@@ -246,7 +213,7 @@ fn a_user_without_the_channel_is_told_so_and_the_documented_acl_works() {
     let url = format!("redis://keysonly:pw1@127.0.0.1:{}/0", redis.port);
     let a = Instance::start(dir.path(), &url, "");
     common::until(15, "the missing permission named", || {
-        let s = status(&a);
+        let s = a.store_status();
         s.contains("connected: false")
             && s.contains("SUBSCRIBE rocket-allow:changes")
             && s.contains("&rocket-allow:changes")
@@ -276,7 +243,7 @@ fn a_user_without_the_channel_is_told_so_and_the_documented_acl_works() {
         "a set through the documented user",
     );
     for i in [&b, &c] {
-        let s = status(i);
+        let s = i.store_status();
         assert!(
             s.contains("connected: true") && s.contains("last_error: None"),
             "{s}"
@@ -284,23 +251,13 @@ fn a_user_without_the_channel_is_told_so_and_the_documented_acl_works() {
     }
 }
 
-/// The body of `method path` from 127.0.0.1 (the fleet example's operator routes).
-fn body(i: &Instance, method: &str, path: &str) -> String {
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-    );
-    common::http::send_from(i.port, "127.0.0.1", request.as_bytes())
-        .map(|r| r.body.trim().to_string())
-        .unwrap_or_default()
-}
-
 /// One failed login of `who` on `i` (rule `login`: `max = 4`); its answer.
 fn strike(i: &Instance, who: &str) -> String {
-    body(i, "POST", &format!("/strike/{who}"))
+    i.answer("POST", &format!("/strike/{who}"))
 }
 
 fn banned(i: &Instance, who: &str) -> bool {
-    body(i, "GET", &format!("/banned/{who}")) == "true"
+    i.answer("GET", &format!("/banned/{who}")) == "true"
 }
 
 /// The fleet's count of `who`'s failed logins, as Redis holds it.

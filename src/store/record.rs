@@ -187,12 +187,18 @@ impl Change {
 /// Reads a change log entry written by [`Change::reference`]: the kind and field.
 pub(crate) fn decode_reference(text: &str) -> Result<(Kind, String), String> {
     let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let (kind, field) = named(&v)?;
+    Ok((kind, field.to_string()))
+}
+
+/// The kind (`k`) and field (`f`) a message or a log entry names.
+fn named(v: &Value) -> Result<(Kind, &str), String> {
     let kind = v["k"]
         .as_str()
         .and_then(Kind::from_name)
         .ok_or("no known `k`")?;
     let field = v["f"].as_str().ok_or("no `f`")?;
-    Ok((kind, field.to_string()))
+    Ok((kind, field))
 }
 
 /// A record read from Redis (a hash field or a message), checked.
@@ -358,11 +364,7 @@ pub(crate) fn decode(kind: Kind, field: &str, value: &str) -> Result<Record, Str
 /// Reads a published message: the kind and the record.
 pub(crate) fn decode_message(text: &str) -> Result<(Kind, Record), String> {
     let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-    let kind = v["k"]
-        .as_str()
-        .and_then(Kind::from_name)
-        .ok_or("no known `k`")?;
-    let field = v["f"].as_str().ok_or("no `f`")?;
+    let (kind, field) = named(&v)?;
     let value = v["v"].as_str().ok_or("no `v`")?;
     Ok((kind, decode(kind, field, value)?))
 }

@@ -57,11 +57,14 @@ if cur then
     end
   end
 end
-local n = redis.pcall('INCR', KEYS[5])
-if type(n) ~= 'number' then
+-- The count: a number, or started again. Checked without writing: the first write must
+-- be this INCR, which Redis refuses when out of memory (after one write, a script is let
+-- finish whatever memory says).
+local st = redis.call('TYPE', KEYS[5])['ok']
+if st ~= 'none' and (st ~= 'string' or not tonumber(redis.call('GET', KEYS[5]))) then
   redis.call('DEL', KEYS[5])
-  n = redis.call('INCR', KEYS[5])
 end
+local n = redis.call('INCR', KEYS[5])
 local member = KEYS[1] .. '|' .. ARGV[1]
 local drop = ARGV[6]
 if cur then

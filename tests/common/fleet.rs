@@ -125,6 +125,21 @@ impl Instance {
         self.status(from, "GET", "/").expect("an answer")
     }
 
+    /// The body of `method path` from 127.0.0.1 (the operator routes), trimmed.
+    pub fn answer(&self, method: &str, path: &str) -> String {
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        );
+        super::http::send_from(self.port, "127.0.0.1", request.as_bytes())
+            .map(|r| r.body.trim().to_string())
+            .unwrap_or_default()
+    }
+
+    /// `GET /status`: the instance's `store_status()`, as `Debug`.
+    pub fn store_status(&self) -> String {
+        self.answer("GET", "/status")
+    }
+
     pub fn ops(&self, path: &str) {
         assert_eq!(self.status("127.0.0.1", "POST", path), Some(200), "{path}");
     }
@@ -168,4 +183,29 @@ pub fn force_full_read(redis: &Redis) {
     redis.cmd(&["DEL", "rocket-allow:log"]);
     redis.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]);
     redis.cmd(&["CLIENT", "KILL", "TYPE", "normal"]);
+}
+
+/// `[allow.bans] file` in the directory `dir`.
+pub fn bans_file(dir: &Path) -> String {
+    format!(
+        "[default.allow.bans]\nfile = \"{}\"",
+        dir.join("bans.txt").display()
+    )
+}
+
+/// Waits until Redis holds a ban record for `field` whose JSON contains `want`.
+pub fn until_record(redis: &Redis, field: &str, want: &str) {
+    super::until(15, &format!("`{field}` recorded with `{want}`"), || {
+        redis
+            .cmd(&[
+                "EVAL",
+                "return string.find(redis.call('HGET', KEYS[1], ARGV[1]) or '', ARGV[2], 1, true) and 1 or 0",
+                "1",
+                "rocket-allow:bans",
+                field,
+                want,
+            ])
+            .as_deref()
+            == Some(":1")
+    });
 }
