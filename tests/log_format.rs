@@ -588,3 +588,85 @@ fn notices_use_the_template() {
         "[INFO] rocket_allow: Access log started (-)\n"
     );
 }
+
+/// Ban reasons and `acting_as` names are text from operators, forms and other instances:
+/// the audit lines (ban, unban, expiry) escape line separators and bidi controls as the
+/// decision line for the same ban does, in JSON and in text (issue 27, item 6).
+#[test]
+fn audit_lines_escape_reasons_and_names_as_decision_lines_do() {
+    let reason = "probe\u{2028}2026-01-01 - INFO - fake\u{2029}x\u{202e}evil\u{2066}y\u{2069}\u{200f}\u{61c}z";
+    let who = "al\u{2028}ice\u{202e}";
+    let forbidden = |c: char| {
+        (c.is_control() && c != '\n')
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{61c}')
+    };
+    for format in [
+        "format = \"json\"",
+        "formatter = \"%(levelname)s %(message)s\"",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("access.log");
+        let server = serve(app_with_catch_all(&config(&log, format), 50));
+        let allow = server.allow.clone().unwrap().acting_as(who);
+        allow.ban_until_lifted("127.0.0.9".parse::<std::net::IpAddr>().unwrap(), reason);
+        // The decision line for the same ban: its note holds the reason.
+        assert_eq!(
+            server.request_from("127.0.0.9", "GET", "/", &[]).status,
+            403
+        );
+        allow.unban("127.0.0.9").unwrap();
+        allow.ban_for(
+            "127.0.0.10".parse::<std::net::IpAddr>().unwrap(),
+            Duration::from_millis(300),
+            reason,
+        );
+        // Access log started, ban, decision, unban, ban, expired.
+        let got = lines(&log, 6);
+        server.stop().unwrap();
+        let text = fs::read_to_string(&log).unwrap();
+        assert_eq!(text.lines().count(), 6, "{format}: {text}");
+        assert!(!text.chars().any(forbidden), "{format}: {text:?}");
+        for needle in [
+            "banned 127.0.0.9/32",
+            "unban 127.0.0.9",
+            "expired banned 127.0.0.10/32",
+        ] {
+            assert!(
+                got.iter().any(|l| l.contains(needle)),
+                "{format}: no {needle:?} in {got:#?}"
+            );
+        }
+        if format.contains("json") {
+            // Escaped as JSON: what a reader decodes is the reason and the name as given.
+            let decoded: Vec<serde_json::Value> = got
+                .iter()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            let messages: Vec<&str> = decoded
+                .iter()
+                .filter_map(|v| v["message"].as_str().or(v["note"].as_str()))
+                .collect();
+            let with_reason = messages.iter().filter(|m| m.contains(reason)).count();
+            assert_eq!(with_reason, 4, "ban, decision, ban, expired: {messages:#?}");
+            let by_who = format!("(by {who})");
+            assert_eq!(
+                messages.iter().filter(|m| m.ends_with(&by_who)).count(),
+                3,
+                "{messages:#?}"
+            );
+        } else {
+            // Escaped as in a decision line's note.
+            let escaped = "probe\\u{2028}2026-01-01 - INFO - fake\\u{2029}x\\u{202e}evil\\u{2066}y\\u{2069}\\u{200f}\\u{61c}z";
+            assert_eq!(
+                got.iter().filter(|l| l.contains(escaped)).count(),
+                4,
+                "{got:#?}"
+            );
+            assert!(
+                got.iter()
+                    .any(|l| l.ends_with("(by al\\u{2028}ice\\u{202e})")),
+                "{got:#?}"
+            );
+        }
+    }
+}

@@ -50,8 +50,13 @@ fn decisions_are_tracing_events_and_no_subscriber_is_installed() {
 
     // An app that has a subscriber sees every decision.
     let events = Events::default();
-    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(events.clone()))
-        .unwrap();
+    let audit = AuditEvents::default();
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::registry()
+            .with(events.clone())
+            .with(audit.clone()),
+    )
+    .unwrap();
     client.get("/").remote(addr("127.0.0.1:1")).dispatch();
     client.get("/a").remote(addr("192.0.2.1:1")).dispatch();
     client.get("/b").remote(addr("203.0.113.1:1")).dispatch();
@@ -127,5 +132,57 @@ fn decisions_are_tracing_events_and_no_subscriber_is_installed() {
         seen[1].1.contains("admin") && seen[1].1.contains("enforced=true"),
         "{}",
         seen[1].1
+    );
+
+    audit_events_escape_reasons_and_names(&audit);
+}
+
+/// Collects the fields of `rocket_allow::audit` events.
+#[derive(Clone, Default)]
+struct AuditEvents(Arc<Mutex<Vec<String>>>);
+
+impl<S: tracing::Subscriber> Layer<S> for AuditEvents {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        if event.metadata().target() == "rocket_allow::audit" {
+            let mut f = Fields(String::new());
+            event.record(&mut f);
+            self.0.lock().unwrap().push(f.0);
+        }
+    }
+}
+
+/// The audit event of a change escapes a ban's reason and an `acting_as` name as the
+/// access log's lines do: no line separator or bidi control reaches the subscriber raw
+/// (issue 27, item 6). Run inside the test above, under its global subscriber: a scoped
+/// one in a test of its own would make that test's "no subscriber installed" check fail.
+fn audit_events_escape_reasons_and_names(events: &AuditEvents) {
+    let client = client(app("[default.allow]\nrules = []"));
+    let allow = client
+        .rocket()
+        .state::<rocket_allow::AllowHandle>()
+        .unwrap()
+        .acting_as("al\u{2028}ice\u{202e}");
+    events.0.lock().unwrap().clear();
+    allow.ban_until_lifted(
+        "192.0.2.7".parse::<std::net::IpAddr>().unwrap(),
+        "probe\u{2028}2026-01-01 INFO fake\u{2029}x\u{202e}y\u{2066}z",
+    );
+    allow.unban("192.0.2.7").unwrap();
+    let seen = events.0.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:#?}");
+    for change in &seen {
+        assert!(
+            !change.contains(['\u{2028}', '\u{2029}', '\u{202e}', '\u{2066}']),
+            "{change:?}"
+        );
+        assert!(
+            change.contains("(by al\\u{2028}ice\\u{202e})"),
+            "{change:?}"
+        );
+    }
+    assert!(
+        seen[0].contains("probe\\u{2028}2026-01-01 INFO fake\\u{2029}x\\u{202e}y\\u{2066}z"),
+        "{:?}",
+        seen[0]
     );
 }

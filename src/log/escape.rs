@@ -145,8 +145,9 @@ pub(super) fn json_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// Displays a value with [`must_escape`] characters escaped (for tracing fields).
-pub(super) struct EscapedDisplay<'a, T: fmt::Display>(pub(super) &'a T);
+/// Displays a value with [`must_escape`] characters escaped (for tracing fields: request
+/// text, and the message of a change, which holds ban reasons and `acting_as` names).
+pub(crate) struct EscapedDisplay<'a, T: fmt::Display>(pub(crate) &'a T);
 
 impl<T: fmt::Display> fmt::Display for EscapedDisplay<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -271,14 +271,8 @@ impl Entry<'_> {
     }
 }
 
-/// RFC 3339 in UTC with milliseconds, fixed width: unambiguous whatever the server's time zone.
-fn timestamp() -> String {
-    let mut out = String::with_capacity(24);
-    write_timestamp(&mut out);
-    out
-}
-
-/// Appends the timestamp. The `YYYY-MM-DDTHH:MM:SS` part is formatted once per second per
+/// Appends the timestamp: RFC 3339 in UTC with milliseconds, fixed width, unambiguous
+/// whatever the server's time zone. The `YYYY-MM-DDTHH:MM:SS` part is formatted once per second per
 /// thread; only the milliseconds are written per line.
 fn write_timestamp(out: &mut String) {
     use std::cell::RefCell;
@@ -308,10 +302,19 @@ pub(super) fn notice_line(layout: &Layout, level: &str, message: &str) -> String
             template.render(&mut line, Record::Notice { level, message });
             line
         }
-        Layout::Json => format!(
-            "{}\n",
-            serde_json::json!({ "timestamp": timestamp(), "level": level, "message": message })
-        ),
+        // Escaped as a decision line's strings are: serde_json leaves U+2028, U+2029 and the
+        // bidi controls raw, and a change's message holds a ban's reason and who made it.
+        Layout::Json => {
+            let mut line = String::with_capacity(64 + message.len());
+            line.push_str("{\"timestamp\":\"");
+            write_timestamp(&mut line);
+            line.push_str("\",\"level\":");
+            json_str(&mut line, level);
+            line.push_str(",\"message\":");
+            json_str(&mut line, message);
+            line.push_str("}\n");
+            line
+        }
     }
 }
 

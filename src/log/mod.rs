@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
 
+pub(crate) use escape::EscapedDisplay;
 pub(crate) use line::{By, Entry, Level, RuleRef, Url};
 use rotate::{open_file, LogFile};
 use template::Record;

@@ -6,19 +6,26 @@ use std::sync::Arc;
 
 use crate::decide::bans::Ban;
 use crate::decide::{describe_ban, Shared};
+use crate::log::EscapedDisplay;
 
 /// Bans restored at ignite that get a line each; the rest are counted in one line (a
 /// million restored bans must not write a million lines at every start).
 const RESTORED_LINES: usize = 10_000;
 
 /// Records one change: `message` says what changed (`ban 192.0.2.7/32 until lifted: x`),
-/// `who` who made it.
+/// `who` who made it. Both hold text from outside (a ban's reason, from a form or another
+/// instance; a name given to `acting_as`): the event and the line escape it as the access
+/// log escapes request text, so that neither splits nor reorders what a reader shows.
 pub(crate) fn record(shared: &Shared, who: Option<&str>, message: &str) {
     let message = match who {
         Some(who) => format!("{message} (by {who})"),
         None => message.to_string(),
     };
-    tracing::info!(target: "rocket_allow::audit", change = %message, "rule change");
+    tracing::info!(
+        target: "rocket_allow::audit",
+        change = %EscapedDisplay(&message),
+        "rule change"
+    );
     if let Some(log) = &shared.log {
         log.notice("INFO", &message);
     }
