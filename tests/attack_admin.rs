@@ -412,3 +412,78 @@ fn the_bans_json_and_page_go_through_every_ban_a_page_at_a_time() {
     assert_eq!(bad.status, 400, "{bad:?}");
     server.stop().unwrap();
 }
+
+/// Any client can fill the recent view's ring (`recent` up to 100,000) in seconds; the page
+/// and the JSON list the newest 1,000 with how many are kept, and page on by `seq` (issue
+/// 27, item 4: one view was 165 MB of HTML). The most refused count every kept refusal.
+#[test]
+fn the_refused_page_and_json_show_a_bounded_number_of_refusals_and_page_through_the_rest() {
+    let server = serve(admin_app(
+        r#"
+        [default.allow]
+        rules = [{ deny = "127.0.0.66" }]
+        [default.allow.admin]
+        recent = 5000
+        "#,
+    ));
+    let sent = 1300;
+    for i in 0..sent {
+        assert_eq!(get(&server, "127.0.0.66", &format!("/r{i}")).status, 403);
+    }
+    let page = get(&server, "127.0.0.1", "/allow/refused");
+    assert_eq!(page.status, 200);
+    let rows = page.body.matches(r#"<td class="ua">"#).count();
+    assert_eq!(rows, 1000, "rows shown");
+    assert!(page.body.contains("1300 kept."), "{}", &page.body[..3000]);
+    assert!(page.body.contains(">/r1299<") && !page.body.contains(">/r299<"));
+    // The most refused count them all, shown or not.
+    assert!(
+        page.body.contains("<td>1300</td>"),
+        "{}",
+        &page.body[..3000]
+    );
+    let json = get(&server, "127.0.0.1", "/allow/api/refused");
+    assert_eq!(header(&json, "x-total-count"), Some("1300"));
+    let v: serde_json::Value = serde_json::from_str(&json.body).unwrap();
+    assert_eq!(v["recent"].as_array().unwrap().len(), 1000);
+    assert_eq!(
+        (v["total"].as_u64(), v["more"].as_bool()),
+        (Some(1300), Some(true))
+    );
+    assert_eq!(v["top_clients"][0]["count"], 1300);
+    // Page by page (`after=` the last row's seq), every refusal once, newest first.
+    let mut seen: Vec<String> = Vec::new();
+    let mut path = "/allow/api/refused".to_string();
+    loop {
+        let r = get(&server, "127.0.0.1", &path);
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+        assert_eq!(header(&r, "x-total-count"), Some("1300"), "{path}");
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        let list = v["recent"].as_array().unwrap();
+        assert!(list.len() <= 1000, "{path}: {}", list.len());
+        let Some(last) = list.last() else { break };
+        seen.extend(list.iter().map(|x| x["path"].as_str().unwrap().to_string()));
+        assert!(seen.len() <= sent, "{path}: pages repeat");
+        path = format!("/allow/api/refused?after={}", last["seq"]);
+    }
+    let all: Vec<String> = (0..sent).rev().map(|i| format!("/r{i}")).collect();
+    assert_eq!(seen, all, "every refusal once, newest first");
+    // The page links to the older ones, and that page back to the newest.
+    let next = page
+        .body
+        .split(r#"id="next""#)
+        .next()
+        .and_then(|b| b.rsplit("href=\"").next())
+        .and_then(|h| h.split('"').next())
+        .unwrap_or_else(|| panic!("no next link: {}", &page.body[..3000]))
+        .to_string();
+    assert!(next.starts_with("/allow/refused?after="), "{next}");
+    let older = get(&server, "127.0.0.1", &next);
+    assert_eq!(older.body.matches(r#"<td class="ua">"#).count(), 300);
+    assert!(older.body.contains(">/r299<") && !older.body.contains(">/r300<"));
+    assert!(older.body.contains("From the newest") && !older.body.contains(r#"id="next""#));
+    // Not a seq: 400, nothing listed.
+    let bad = get(&server, "127.0.0.1", "/allow/api/refused?after=x");
+    assert_eq!(bad.status, 400, "{bad:?}");
+    server.stop().unwrap();
+}

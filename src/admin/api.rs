@@ -16,9 +16,19 @@ fn overview(admin: Admin) -> Answer {
     Answer::json(&view::overview(&admin.handle, admin.read_only))
 }
 
-#[get("/api/refused")]
-fn refused(admin: Admin) -> Answer {
-    Answer::json(&view::refused(&admin.handle))
+/// The newest 1,000 kept refusals (older than `after`, the `seq` of the last of the page
+/// before, if given) and the most refused; how many are kept in all in `X-Total-Count`.
+#[get("/api/refused?<after>")]
+fn refused(admin: Admin, after: Option<&str>) -> Answer {
+    let after = match after.map(view::refusals_start).transpose() {
+        Ok(after) => after,
+        Err(message) => {
+            return Answer::json(&view::Failed::new(message)).with_status(Status::BadRequest)
+        }
+    };
+    let refused = view::refused(&admin.handle, after);
+    let total = refused.total;
+    Answer::json(&refused).with_total(total)
 }
 
 /// The first 1,000 bans by target (after `after`, the last target of the page before, if

@@ -195,9 +195,22 @@ fn overview(admin: Admin) -> Answer {
     layout(&admin, "/", true, body)
 }
 
-#[get("/refused")]
-fn refused(admin: Admin) -> Answer {
-    let r = view::refused(&admin.handle);
+#[get("/refused?<after>")]
+fn refused(admin: Admin, after: Option<&str>) -> Answer {
+    let after = match after.map(view::refusals_start).transpose() {
+        Ok(after) => after,
+        Err(message) => return not_done(&admin, &message),
+    };
+    let r = view::refused(&admin.handle, after);
+    let from = |start: Option<usize>| match start {
+        Some(seq) => format!("{}?after={seq}", admin.link("/refused")),
+        None => admin.link("/refused"),
+    };
+    let next = r
+        .recent
+        .last()
+        .filter(|_| r.more)
+        .map(|x| from(Some(x.seq)));
     let top = |title: &str, rows: &[view::Top]| {
         html! {
             h2 { (title) }
@@ -221,7 +234,25 @@ fn refused(admin: Admin) -> Answer {
     };
     let body = html! {
         h2 { "Recent refusals and would-be refusals" }
-        @if r.recent.is_empty() { p.muted { "None yet." } } @else {
+        @if r.recent.is_empty() {
+            @if after.is_some() {
+                p.muted { "None older kept." }
+                p { a href=(from(None)) { "From the newest" } }
+            } @else { p.muted { "None yet." } }
+        } @else {
+            p.muted id="total" {
+                (r.total) " kept."
+                @if r.recent.len() < r.total {
+                    " " (r.recent.len()) @if after.is_some() { " older ones" } @else { " newest" }
+                    " are shown: page on for the rest."
+                }
+            }
+            @if next.is_some() || after.is_some() {
+                p.pages {
+                    @if after.is_some() { a href=(from(None)) { "From the newest" } " " }
+                    @if let Some(next) = &next { a href=(next) id="next" { "Next " (view::REFUSALS_SHOWN) } }
+                }
+            }
             div.wrap { table id="recent" {
                 tr { th { "Time" } th { "Client" } th { "Via" } th { "Policy" } th { "Decided by" } th { "Request" } th { "User agent" } th {} }
                 @for x in &r.recent {

@@ -116,6 +116,8 @@ pub(crate) fn overview(handle: &AllowHandle, read_only: bool) -> Overview {
 /// One recent refusal or would-be refusal.
 #[derive(Serialize)]
 pub(crate) struct Refusal {
+    /// The order it came in since the app started; `after=` this lists the older ones.
+    pub seq: usize,
     pub at: String,
     pub client: Option<String>,
     /// The TCP peer, when a trusted proxy forwarded the request.
@@ -149,9 +151,29 @@ pub(crate) struct Top {
 
 #[derive(Serialize)]
 pub(crate) struct Refused {
+    /// How many refusals and would-be refusals are kept in all (`recent` at most).
+    pub total: usize,
+    /// The newest [`REFUSALS_SHOWN`] of them (after `after`, if given), newest first.
     pub recent: Vec<Refusal>,
+    /// Whether older ones follow the last of `recent` (`after=` its `seq` lists them).
+    pub more: bool,
+    /// Over every kept refusal, not only those listed.
     pub top_clients: Vec<Top>,
     pub top_networks: Vec<Top>,
+}
+
+/// The most recent refusals a page or JSON answer lists, as for bans ([`BANS_SHOWN`]): the
+/// ring keeps up to 100,000, which listed whole is 165 MB of HTML for one view.
+pub(crate) const REFUSALS_SHOWN: usize = 1000;
+
+/// Where a page of refusals starts: after this `seq` (the last row of the page before).
+pub(crate) fn refusals_start(after: &str) -> Result<usize, String> {
+    after.trim().parse().map_err(|_| {
+        format!(
+            "after: `{}` is not a refusal's seq (a number)",
+            after.trim()
+        )
+    })
 }
 
 /// The network a client is counted in among the top networks: its /24 or /64.
@@ -183,19 +205,22 @@ fn top(handle: &AllowHandle, counts: HashMap<IpNet, (u64, IpAddr)>) -> Vec<Top> 
         .collect()
 }
 
-pub(crate) fn refused(handle: &AllowHandle) -> Refused {
+/// The newest [`REFUSALS_SHOWN`] kept refusals older than `after` (from the newest
+/// without), and the most refused clients and networks of all that are kept.
+pub(crate) fn refused(handle: &AllowHandle, after: Option<usize>) -> Refused {
     let shared = &handle.shared;
-    let kept = shared.recent.kept();
     let mut clients: HashMap<IpNet, (u64, IpAddr)> = HashMap::new();
     let mut networks: HashMap<IpNet, (u64, IpAddr)> = HashMap::new();
-    for k in &kept {
-        if let Some(ip) = k.client {
+    let page = shared.recent.page(after, REFUSALS_SHOWN, |client| {
+        if let Some(ip) = client {
             clients.entry(IpNet::from(ip)).or_insert((0, ip)).0 += 1;
             networks.entry(network_of(ip)).or_insert((0, ip)).0 += 1;
         }
-    }
+    });
     Refused {
-        recent: kept.iter().map(|k| refusal(handle, k)).collect(),
+        total: page.total,
+        recent: page.rows.iter().map(|k| refusal(handle, k)).collect(),
+        more: page.more,
         top_clients: top(handle, clients),
         top_networks: top(handle, networks),
     }
@@ -208,6 +233,7 @@ fn refusal(handle: &AllowHandle, k: &Kept) -> Refusal {
         Some(format!("#{i} {} {}", r.verdict, r.written()))
     });
     Refusal {
+        seq: k.seq,
         at: time(UNIX_EPOCH + Duration::from_millis(k.at_ms)),
         client: k.client.map(|c| c.to_string()),
         via: k

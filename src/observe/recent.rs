@@ -84,6 +84,16 @@ impl Kept {
     }
 }
 
+/// A page of kept refusals ([`Recent::page`]).
+pub(crate) struct KeptPage {
+    /// Kept refusals in all.
+    pub total: usize,
+    /// Newest first.
+    pub rows: Vec<Kept>,
+    /// Whether older ones follow the last row.
+    pub more: bool,
+}
+
 /// Decisions of one minute: allowed, refused, would-be refused.
 struct Minute {
     /// Which minute (since the epoch) the counts are of.
@@ -218,15 +228,54 @@ impl Recent {
     }
 
     /// The kept refusals, newest first.
+    #[cfg(test)]
     pub fn kept(&self) -> Vec<Kept> {
-        let mut all: Vec<Kept> = self
-            .slots
+        self.page(None, usize::MAX, |_| {}).rows
+    }
+
+    /// The newest `n` kept refusals older than `before` (a [`Kept::seq`]; from the newest
+    /// without), newest first, and how many are kept in all; `each` is told the client of
+    /// every kept refusal (for the most refused). One pass over the ring that copies out
+    /// only the page: at `recent = 100000` a copy of the whole ring is tens of MB per view.
+    pub fn page(
+        &self,
+        before: Option<usize>,
+        n: usize,
+        mut each: impl FnMut(Option<IpAddr>),
+    ) -> KeptPage {
+        // (seq, slot) of every kept refusal in the page's range.
+        let mut order: Vec<(usize, usize)> = Vec::new();
+        let mut total = 0;
+        for (i, slot) in self.slots.iter().enumerate() {
+            let k = slot.lock().unwrap_or_else(|e| e.into_inner());
+            if k.at_ms == 0 {
+                continue;
+            }
+            total += 1;
+            each(k.client);
+            if before.is_none_or(|b| k.seq < b) {
+                order.push((k.seq, i));
+            }
+        }
+        let following = order.len();
+        if order.len() > n {
+            order.select_nth_unstable_by_key(n, |&(seq, _)| std::cmp::Reverse(seq));
+            order.truncate(n);
+        }
+        order.sort_unstable_by_key(|&(seq, _)| std::cmp::Reverse(seq));
+        let rows = order
             .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).clone())
-            .filter(|k| k.at_ms != 0)
+            .filter_map(|&(seq, i)| {
+                let k = self.slots[i].lock().unwrap_or_else(|e| e.into_inner());
+                // Taken by a newer refusal since the pass above: not this page's.
+                (k.seq == seq).then(|| k.clone())
+            })
             .collect();
-        all.sort_by_key(|k| std::cmp::Reverse(k.seq));
-        all
+        KeptPage {
+            total,
+            rows,
+            more: following > n,
+        }
     }
 
     /// Decisions per minute over the last hour, oldest first, this minute last.
