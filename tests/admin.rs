@@ -376,3 +376,49 @@ fn sources_show_their_last_good_refresh_and_last_error() {
     );
     server.stop().unwrap();
 }
+
+/// With a fleet store, every page says whose view it is: refusals, the chart and rule hits
+/// are this instance's (named), bans are the fleet's (issue 27, item 10). Without a store
+/// there is one view, and nothing to say.
+#[test]
+fn with_a_store_every_page_says_which_views_are_this_instances_and_which_the_fleets() {
+    // Nothing listens on port 1: the store stays "not connected", the instance is named.
+    let server = serve(admin_app(
+        "[default.allow]\nrules = []\n[default.allow.store]\nredis = \"redis://127.0.0.1:1/0\"\n",
+    ));
+    let allow = server.allow.clone().unwrap();
+    let instance = allow.store_status().unwrap().instance;
+    let scope = |path: &str| {
+        let page = get(&server, "127.0.0.1", path);
+        assert_eq!(page.status, 200, "{path}");
+        let at = page
+            .body
+            .find(r#"id="scope""#)
+            .unwrap_or_else(|| panic!("{path}: no scope note in {}", page.body));
+        let end = page.body[at..].find("</p>").unwrap() + at;
+        page.body[at..end].to_string()
+    };
+    for path in ["/allow/", "/allow/refused", "/allow/rules"] {
+        let note = scope(path);
+        assert!(
+            note.contains(&instance) && note.contains("this instance"),
+            "{path}: {note}"
+        );
+    }
+    let note = scope("/allow/bans");
+    assert!(
+        note.contains("every instance") && note.contains(&instance),
+        "{note}"
+    );
+    server.stop().unwrap();
+    let server = serve(admin_app("[default.allow]\nrules = []\n"));
+    for path in PAGES {
+        let page = get(&server, "127.0.0.1", path);
+        assert!(
+            !page.body.contains(r#"id="scope""#),
+            "{path}: {}",
+            page.body
+        );
+    }
+    server.stop().unwrap();
+}

@@ -124,6 +124,26 @@ fn unban_button(admin: &Admin, target: &str, label: &str) -> Markup {
     )
 }
 
+/// The instance this page is of, when a fleet store is configured: refusals, the chart
+/// and rule hits are then this instance's own (each instance keeps its own in memory),
+/// while bans are the fleet's.
+fn instance(admin: &Admin) -> Option<String> {
+    admin.handle.store_status().map(|s| s.instance)
+}
+
+/// Says that the view below is this instance's own, with a fleet store: `what` (a
+/// sentence that starts with a capital and ends before "this instance").
+fn this_instance_only(admin: &Admin, what: &str) -> Markup {
+    html! {
+        @if let Some(instance) = instance(admin) {
+            p.muted id="scope" {
+                (what) " this instance, " code { (instance) } ", only: each instance of the fleet \
+                 keeps its own, in memory. Bans are the fleet's."
+            }
+        }
+    }
+}
+
 fn explain_link(admin: &Admin, ip: &str, path: &str) -> Markup {
     let query = format!(
         "/explain?ip={}&path={}",
@@ -139,6 +159,7 @@ fn overview(admin: Admin) -> Answer {
     let sum = |f: fn(&view::Minute) -> u64| o.minutes.iter().map(f).sum::<u64>();
     let body = html! {
         h2 { "Decisions per minute, last hour" }
+        (this_instance_only(&admin, "Decisions made by"))
         (chart::decisions(&o.minutes))
         p {
             @for (i, ((name, colour), total)) in chart::SERIES.iter().zip([sum(|m| m.allowed), sum(|m| m.refused), sum(|m| m.would_refuse)]).enumerate() {
@@ -233,6 +254,7 @@ fn refused(admin: Admin, after: Option<&str>) -> Answer {
         }
     };
     let body = html! {
+        (this_instance_only(&admin, "Refusals, and the most refused below, seen by"))
         h2 { "Recent refusals and would-be refusals" }
         @if r.recent.is_empty() {
             @if after.is_some() {
@@ -326,6 +348,13 @@ fn bans(admin: Admin, q: Option<&str>, after: Option<&str>) -> Answer {
             }
         }
         h2 { "Bans in force" }
+        @if let Some(instance) = instance(&admin) {
+            p.muted id="scope" {
+                "The fleet's: every instance sharing the store holds these bans, and a ban made or \
+                 lifted here is made or lifted on every instance. This is instance "
+                code { (instance) } "."
+            }
+        }
         form.box method="get" action=(admin.link("/bans")) {
             label { "Search" input name="q" value=(q.unwrap_or("")) placeholder="target, reason or origin"; }
             button type="submit" { "Search" }
@@ -370,6 +399,7 @@ fn rules(admin: Admin) -> Answer {
     let policies = view::rules(&admin.handle);
     let body = html! {
         p.muted { "Hits since the app started. Rules never hit are highlighted." }
+        (this_instance_only(&admin, "Hits counted by"))
         @for p in &policies {
             h2 { "Policy " (p.policy) " " span.muted { "(" (p.mode) ", default " (p.default) ")" } }
             div.wrap { table.rules {
