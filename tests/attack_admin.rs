@@ -412,3 +412,47 @@ fn the_bans_json_and_page_go_through_every_ban_a_page_at_a_time() {
     assert_eq!(bad.status, 400, "{bad:?}");
     server.stop().unwrap();
 }
+
+#[rocket::catch(403)]
+fn reason(req: &rocket::Request<'_>) -> String {
+    match rocket_allow::Refused::of(req) {
+        Some(r) => format!("{r}\n{:?}\n", r.by),
+        None => "Forbidden, no reason\n".into(),
+    }
+}
+
+/// A Host the page does not answer to (behind a proxy that passes the site's name on,
+/// without `[allow.admin] hosts`): the app's catcher learns why, as for every other refusal.
+#[test]
+fn a_refused_host_tells_the_catcher_why() {
+    let server = serve(admin_app(OPEN).register("/allow", rocket::catchers![reason]));
+    let r = form_request(
+        &server,
+        "127.0.0.1",
+        "GET",
+        "app.example.com",
+        "/allow/bans?q=x",
+        "",
+        &[],
+    );
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(
+        r.body.contains("GET /allow/bans?q=x from 127.0.0.1 refused (403) by the admin page's host names: Host \"app.example.com\" is not an address, localhost or one of [allow.admin] hosts, policy rocket-allow-admin"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains(r#"Host { host: "app.example.com" }"#),
+        "{}",
+        r.body
+    );
+    // The policy's own refusal still says so.
+    let r = get(&server, "127.0.0.2", "/allow/bans");
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(
+        r.body.contains("policy rocket-allow-admin") && !r.body.contains("host names"),
+        "{}",
+        r.body
+    );
+    server.stop().unwrap();
+}

@@ -158,10 +158,23 @@ impl<'r> FromRequest<'r> for Admin {
             Outcome::Forward(s) => return Outcome::Forward(s),
         };
         if !host::answers_to(req, &settings.hosts) {
+            let sent = req.headers().get_one("Host").unwrap_or("");
             log::warn!(target: "rocket_allow",
-                "rocket-allow: admin page: refused: Host {:?} is not an address, localhost or \
-                 one of allow.admin.hosts (a page rebound to this address by DNS?)",
-                req.headers().get_one("Host").unwrap_or(""));
+                "rocket-allow: admin page: refused: Host {sent:?} is not an address, localhost or \
+                 one of allow.admin.hosts (a page rebound to this address by DNS?)");
+            // The catcher that answers can say why (`RefusedBy::Host`).
+            crate::Refused {
+                method: req.method().as_str().to_string(),
+                uri: req.uri().to_string(),
+                client: Some(client.ip),
+                peer: Some(client.peer),
+                policy: Some(settings.policy_name().to_string()),
+                by: crate::RefusedBy::Host {
+                    host: sent.to_string(),
+                },
+                status: Status::Forbidden.code,
+            }
+            .keep(req);
             return Outcome::Error((Status::Forbidden, GuardError::Refused));
         }
         let base = req
