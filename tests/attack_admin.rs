@@ -20,7 +20,7 @@ fn a_ban_that_would_refuse_the_operator_is_not_made_nor_offered() {
         page.body
     );
     assert!(page.body.contains(r#"name="target" value="127.0.0.66""#));
-    let token = csrf_cookie(&page);
+    let (cookie, token) = login(&page);
     for target in [
         "127.0.0.0/24",
         "127.0.0.1",
@@ -29,7 +29,7 @@ fn a_ban_that_would_refuse_the_operator_is_not_made_nor_offered() {
         "::ffff:0:0/96",
     ] {
         let body = format!("csrf={token}&target={target}&duration=3600&reason=oops");
-        let r = post_from_page(&server, "/allow/bans", &body, &token);
+        let r = post_from_page(&server, "/allow/bans", &body, &cookie);
         assert_eq!(r.status, 400, "{target}: {r:?}");
         assert!(r.body.contains("you"), "{target}: {}", r.body);
         assert!(allow.bans().is_empty(), "{target}: {:?}", allow.bans());
@@ -38,7 +38,7 @@ fn a_ban_that_would_refuse_the_operator_is_not_made_nor_offered() {
     // Bans that leave the operator in are made as always.
     let body = format!("csrf={token}&target=127.0.0.66&duration=3600&reason=probing");
     assert_eq!(
-        post_from_page(&server, "/allow/bans", &body, &token).status,
+        post_from_page(&server, "/allow/bans", &body, &cookie).status,
         303
     );
     assert!(allow.is_banned("127.0.0.66".parse().unwrap()).is_some());
@@ -263,7 +263,7 @@ policy = "ops"
         // The operator gets in.
         let page = get(&server, "127.0.0.1", "/allow/bans");
         assert_eq!(page.status, 200, "{toml}");
-        let token = csrf_cookie(&page);
+        let (cookie, token) = login(&page);
         // Anyone else reads nothing and gets no token.
         for path in EVERY_ROUTE {
             let r = get(&server, "127.0.0.66", path);
@@ -274,7 +274,7 @@ policy = "ops"
             );
         }
         // And changes nothing, even with a token of its own making sent as the page's form.
-        let headers = same_origin(&server, &token);
+        let headers = same_origin(&server, &cookie);
         let unban = format!("csrf={token}&target=192.0.2.1");
         let r = post(&server, "127.0.0.66", "/allow/unban", &unban, &headers);
         assert_eq!(r.status, 403, "{toml}: {r:?}");
@@ -320,8 +320,8 @@ policy = "ops"
         page.body
     );
     assert!(page.body.contains(r#"name="target" value="127.0.0.66""#));
-    let token = csrf_cookie(&page);
-    let mut headers = same_origin(&server, &token);
+    let (cookie, token) = login(&page);
+    let mut headers = same_origin(&server, &cookie);
     headers.push(XFF.to_string());
     for target in [
         "127.0.0.2",
@@ -410,6 +410,49 @@ fn the_bans_json_and_page_go_through_every_ban_a_page_at_a_time() {
     // Not an address or network: 400, nothing listed.
     let bad = get(&server, "127.0.0.1", "/allow/api/bans?after=x");
     assert_eq!(bad.status, 400, "{bad:?}");
+    server.stop().unwrap();
+}
+
+/// Cookie tossing: a page on a sibling subdomain, or on another port of the host, can set
+/// the `rocket_allow_csrf` cookie for the page's path. A value it chose must not come with a
+/// token it can write, even where the token stands alone (no Origin, no fetch metadata: a
+/// browser that sends neither).
+#[test]
+fn a_tossed_csrf_cookie_comes_with_no_token_its_author_can_write() {
+    let server = serve(admin_app(OPEN));
+    let allow = server.allow.clone().unwrap();
+    let (cookie, token) = login(&get(&server, "127.0.0.1", "/allow/bans"));
+    let tossed = "ab".repeat(32);
+    let cases = [
+        ("a tossed cookie and its own value", &tossed, &tossed),
+        ("the real cookie sent as the token", &cookie, &cookie),
+        ("a tossed cookie with a real token", &tossed, &token),
+    ];
+    for (what, sent_cookie, form_token) in cases {
+        let body = format!("csrf={form_token}&target=127.0.0.9&duration=3600");
+        let headers = [format!("Cookie: rocket_allow_csrf={sent_cookie}")];
+        let r = post(&server, "127.0.0.1", "/allow/bans", &body, &headers);
+        assert_eq!(r.status, 403, "{what}: {r:?}");
+        assert!(allow.bans().is_empty(), "{what}");
+    }
+    // The page's own pair stands alone as it did.
+    let body = format!("csrf={token}&target=127.0.0.9&duration=3600");
+    let headers = [format!("Cookie: rocket_allow_csrf={cookie}")];
+    let r = post(&server, "127.0.0.1", "/allow/bans", &body, &headers);
+    assert_eq!(r.status, 303, "{r:?}");
+    // A browser holding a tossed cookie gets forms whose token fits it (the attacker cannot
+    // read them), and they work.
+    let req = format!(
+        "GET /allow/bans HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nCookie: rocket_allow_csrf={tossed}\r\nConnection: close\r\n\r\n",
+        server.port
+    );
+    let page = server.raw_from("127.0.0.1", req.as_bytes());
+    let fitted = csrf_token(&page);
+    assert_ne!(fitted, tossed);
+    let body = format!("csrf={fitted}&target=127.0.0.10&duration=3600");
+    let r = post_from_page(&server, "/allow/bans", &body, &tossed);
+    assert_eq!(r.status, 303, "{r:?}");
+    assert_eq!(allow.bans().len(), 2);
     server.stop().unwrap();
 }
 

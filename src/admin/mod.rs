@@ -102,7 +102,7 @@ pub(crate) struct Admin {
     /// Where the routes are mounted (`/allow`), for links.
     pub base: String,
     pub read_only: bool,
-    /// The CSRF token forms carry (the cookie's).
+    /// The CSRF token forms carry (made from the cookie's secret).
     pub csrf: String,
 }
 
