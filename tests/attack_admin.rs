@@ -413,6 +413,162 @@ fn the_bans_json_and_page_go_through_every_ban_a_page_at_a_time() {
     server.stop().unwrap();
 }
 
+/// The `Set-Cookie` line of the CSRF cookie.
+fn csrf_set_cookie(r: &common::http::Response) -> String {
+    r.head
+        .lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie: rocket_allow_csrf=")
+        })
+        .unwrap_or_else(|| panic!("no csrf cookie in {}", r.head))
+        .to_string()
+}
+
+/// The page behind a proxy that terminates TLS (127.0.0.2, trusted, forwarding for the
+/// operator at 192.0.2.10 under `admin.example.com`): the browser's forms say
+/// `Origin: https://admin.example.com`, and the proxy says `X-Forwarded-Proto: https`. The
+/// page's own forms must work, its cookie must be `Secure`, and a client that is not a
+/// trusted proxy changes nothing by sending the header itself.
+#[test]
+fn behind_a_tls_terminating_proxy_the_page_s_own_forms_work_and_its_cookie_is_secure() {
+    let server = serve(admin_app(
+        r#"
+[default.allow]
+trusted_proxies = ["127.0.0.2"]
+rules = []
+[default.allow.policies.ops]
+rules = [{ allow = "192.0.2.10" }, { allow = "127.0.0.3" }, { deny = "all" }]
+[default.allow.admin]
+policy = "ops"
+hosts = ["admin.example.com"]
+"#,
+    ));
+    let allow = server.allow.clone().unwrap();
+    const HOST: &str = "admin.example.com";
+    let send = |from: &str, method: &str, path: &str, body: &str, headers: &[String]| {
+        form_request(&server, from, method, HOST, path, body, headers)
+    };
+    let via = |proto: &str| {
+        vec![
+            "X-Forwarded-For: 192.0.2.10".to_string(),
+            format!("X-Forwarded-Proto: {proto}"),
+        ]
+    };
+    let form = |cookie: &str, origin: &str| {
+        vec![
+            format!("Cookie: rocket_allow_csrf={cookie}"),
+            format!("Origin: {origin}"),
+            "Sec-Fetch-Site: same-origin".to_string(),
+        ]
+    };
+    let ban = |token: &str, target: &str| format!("csrf={token}&target={target}&duration=3600");
+
+    // Through the proxy, over HTTPS.
+    let page = send("127.0.0.2", "GET", "/allow/bans", "", &via("https"));
+    assert_eq!(page.status, 200, "{page:?}");
+    let set = csrf_set_cookie(&page);
+    assert!(set.contains("; Secure"), "{set}");
+    let (cookie, token) = login(&page);
+    let own = [via("https"), form(&cookie, "https://admin.example.com")].concat();
+    let r = send(
+        "127.0.0.2",
+        "POST",
+        "/allow/bans",
+        &ban(&token, "127.0.0.9"),
+        &own,
+    );
+    assert_eq!(r.status, 303, "the page's own form: {r:?}");
+    assert!(allow.is_banned("127.0.0.9".parse().unwrap()).is_some());
+    // The same form from the site's plain-http origin is another origin.
+    let plain = [via("https"), form(&cookie, "http://admin.example.com")].concat();
+    let r = send(
+        "127.0.0.2",
+        "POST",
+        "/allow/bans",
+        &ban(&token, "127.0.0.10"),
+        &plain,
+    );
+    assert_eq!(r.status, 403, "{r:?}");
+    // RFC 7239 `proto=` from the proxy says the same, when it sends no X-Forwarded-Proto.
+    let fwd = vec![
+        "X-Forwarded-For: 192.0.2.10".to_string(),
+        "Forwarded: for=192.0.2.10;proto=https".to_string(),
+    ];
+    let page = send("127.0.0.2", "GET", "/allow/bans", "", &fwd);
+    assert!(csrf_set_cookie(&page).contains("; Secure"), "{page:?}");
+    let (cookie2, token2) = login(&page);
+    let own = [fwd, form(&cookie2, "https://admin.example.com")].concat();
+    let r = send(
+        "127.0.0.2",
+        "POST",
+        "/allow/bans",
+        &ban(&token2, "127.0.0.11"),
+        &own,
+    );
+    assert_eq!(r.status, 303, "{r:?}");
+
+    // The proxy serving plain HTTP: no Secure cookie (the browser would not send it back),
+    // and the http origin is the page's.
+    let page = send("127.0.0.2", "GET", "/allow/bans", "", &via("http"));
+    assert!(!csrf_set_cookie(&page).contains("Secure"), "{page:?}");
+    let own = [via("http"), form(&cookie, "http://admin.example.com")].concat();
+    let r = send(
+        "127.0.0.2",
+        "POST",
+        "/allow/bans",
+        &ban(&token, "127.0.0.12"),
+        &own,
+    );
+    assert_eq!(r.status, 303, "{r:?}");
+
+    // A client that is not a trusted proxy (127.0.0.3, admitted) sending the header itself:
+    // not believed, the page is plain HTTP to it.
+    let page = send(
+        "127.0.0.3",
+        "GET",
+        "/allow/bans",
+        "",
+        &["X-Forwarded-Proto: https".to_string()],
+    );
+    assert_eq!(page.status, 200);
+    assert!(!csrf_set_cookie(&page).contains("Secure"), "{page:?}");
+    let (cookie3, token3) = login(&page);
+    let claimed = [
+        vec!["X-Forwarded-Proto: https".to_string()],
+        form(&cookie3, "https://admin.example.com"),
+    ]
+    .concat();
+    let r = send(
+        "127.0.0.3",
+        "POST",
+        "/allow/bans",
+        &ban(&token3, "127.0.0.13"),
+        &claimed,
+    );
+    assert_eq!(r.status, 403, "{r:?}");
+    let own = form(&cookie3, "http://admin.example.com");
+    let r = send(
+        "127.0.0.3",
+        "POST",
+        "/allow/bans",
+        &ban(&token3, "127.0.0.14"),
+        &own,
+    );
+    assert_eq!(r.status, 303, "{r:?}");
+    let banned: Vec<String> = allow.bans().iter().map(|b| b.target.to_string()).collect();
+    assert_eq!(
+        banned,
+        [
+            "127.0.0.9/32",
+            "127.0.0.11/32",
+            "127.0.0.12/32",
+            "127.0.0.14/32"
+        ]
+    );
+    server.stop().unwrap();
+}
+
 /// Cookie tossing: a page on a sibling subdomain, or on another port of the host, can set
 /// the `rocket_allow_csrf` cookie for the page's path. A value it chose must not come with a
 /// token it can write, even where the token stands alone (no Origin, no fetch metadata: a

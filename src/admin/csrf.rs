@@ -10,7 +10,12 @@
 //! random source when the process first needs one: a page on a sibling subdomain or on
 //! another port of the host can set (toss) the cookie, so a cookie value it chose must not
 //! come with a token it can compute.
+//!
+//! The page is served over HTTPS when Rocket serves TLS itself, or when a trusted proxy
+//! that terminates TLS says so (`X-Forwarded-Proto: https`, or `proto=https` in `Forwarded`):
+//! then the `Origin` it expects is `https://` and the cookie is `Secure`.
 
+use std::net::IpAddr;
 use std::sync::OnceLock;
 
 use ring::hmac;
@@ -19,6 +24,7 @@ use rocket::request::{FromRequest, Outcome, Request};
 use subtle::ConstantTimeEq;
 
 use super::Admin;
+use crate::decide::Shared;
 use crate::guard::GuardError;
 
 /// The cookie that holds the browser's secret.
@@ -52,9 +58,30 @@ fn form_token(cookie: &str) -> Option<String> {
     Some(hex(hmac::sign(key()?, cookie.as_bytes()).as_ref()))
 }
 
+/// Whether the browser's request came over HTTPS: a trusted proxy's word when `peer` is
+/// one and it says (a client's own `X-Forwarded-Proto` is never read), else whether Rocket
+/// serves TLS itself.
+pub(crate) fn served_over_https(req: &Request<'_>, shared: &Shared, peer: IpAddr) -> bool {
+    if shared
+        .generation
+        .load()
+        .trusted
+        .contains(peer.to_canonical())
+    {
+        let headers = req.headers();
+        let proto: Vec<&str> = headers.get("X-Forwarded-Proto").collect();
+        let forwarded: Vec<&str> = headers.get("Forwarded").collect();
+        if let Some(https) = crate::client::proxied_https(&proto, &forwarded) {
+            return https;
+        }
+    }
+    req.rocket().config().tls_enabled()
+}
+
 /// The token of this browser's forms: made from its cookie, or from a new cookie (set on
-/// the answer). Empty (matching nothing) without the OS's random source.
-pub(crate) fn token(req: &Request<'_>, base: &str) -> String {
+/// the answer; `Secure` when the page is served over HTTPS). Empty (matching nothing)
+/// without the OS's random source.
+pub(crate) fn token(req: &Request<'_>, base: &str, https: bool) -> String {
     let no_token = || {
         log::error!(target: "rocket_allow", "rocket-allow: admin page: no random source for a CSRF token; changes are refused");
         String::new()
@@ -77,7 +104,7 @@ pub(crate) fn token(req: &Request<'_>, base: &str) -> String {
         .path(base.to_string())
         .same_site(SameSite::Strict)
         .http_only(true)
-        .secure(req.rocket().config().tls_enabled());
+        .secure(https);
     req.cookies().add(cookie);
     token
 }
@@ -112,18 +139,14 @@ fn refuse(why: &str) -> Result<(), Status> {
 }
 
 /// The origin this request was sent to, as a browser writes it in `Origin`.
-fn own_origin(req: &Request<'_>) -> Option<String> {
+fn own_origin(req: &Request<'_>, https: bool) -> Option<String> {
     let host = req.headers().get_one("Host")?;
-    let scheme = if req.rocket().config().tls_enabled() {
-        "https"
-    } else {
-        "http"
-    };
+    let scheme = if https { "https" } else { "http" };
     Some(format!("{scheme}://{host}"))
 }
 
 /// The fetch metadata and origin checks.
-fn same_origin(req: &Request<'_>) -> Result<(), Status> {
+fn same_origin(req: &Request<'_>, https: bool) -> Result<(), Status> {
     let headers = req.headers();
     if let Some(site) = headers.get_one("Sec-Fetch-Site") {
         if !site.eq_ignore_ascii_case("same-origin") {
@@ -131,7 +154,7 @@ fn same_origin(req: &Request<'_>) -> Result<(), Status> {
         }
     }
     if let Some(origin) = headers.get_one("Origin") {
-        let own = own_origin(req);
+        let own = own_origin(req, https);
         if !own.is_some_and(|own| own.eq_ignore_ascii_case(origin)) {
             return refuse(&format!("Origin {origin:?} is not this page's"));
         }
@@ -153,7 +176,7 @@ impl<'r> FromRequest<'r> for Change {
             log::warn!(target: "rocket_allow", "rocket-allow: admin page: change refused: read_only = true");
             return Outcome::Error((Status::Forbidden, GuardError::Refused));
         }
-        if let Err(status) = same_origin(req) {
+        if let Err(status) = same_origin(req, admin.https) {
             return Outcome::Error((status, GuardError::Refused));
         }
         Outcome::Success(Change {

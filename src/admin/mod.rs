@@ -104,6 +104,9 @@ pub(crate) struct Admin {
     pub read_only: bool,
     /// The CSRF token forms carry (made from the cookie's secret).
     pub csrf: String,
+    /// Whether the browser's request came over HTTPS (Rocket's TLS, or a trusted proxy's
+    /// word): the scheme of the `Origin` a change must come from.
+    pub https: bool,
 }
 
 impl Admin {
@@ -180,7 +183,8 @@ impl<'r> FromRequest<'r> for Admin {
         let base = req
             .route()
             .map_or_else(|| "/".to_string(), |r| r.uri.base().to_string());
-        let csrf = csrf::token(req, &base);
+        let https = csrf::served_over_https(req, &handle.shared, client.peer);
+        let csrf = csrf::token(req, &base, https);
         Outcome::Success(Admin {
             handle: handle.clone(),
             client: client.ip,
@@ -188,6 +192,7 @@ impl<'r> FromRequest<'r> for Admin {
             base,
             read_only: settings.read_only,
             csrf,
+            https,
         })
     }
 }
