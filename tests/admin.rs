@@ -57,10 +57,10 @@ fn an_admin_policy_that_does_not_exist_fails_ignite() {
 fn a_ban_posted_from_the_page_refuses_the_next_request_and_unban_lifts_it() {
     let server = serve(admin_app(OPEN));
     let allow = server.allow.clone().unwrap();
-    let token = csrf_cookie(&get(&server, "127.0.0.1", "/allow/bans"));
+    let (cookie, token) = login(&get(&server, "127.0.0.1", "/allow/bans"));
     assert_eq!(get(&server, "127.0.0.9", "/").status, 200);
     let body = format!("csrf={token}&target=127.0.0.9&duration=3600&reason=probing");
-    let r = post_from_page(&server, "/allow/bans", &body, &token);
+    let r = post_from_page(&server, "/allow/bans", &body, &cookie);
     assert_eq!(r.status, 303, "{r:?}");
     assert_eq!(header(&r, "location"), Some("/allow/bans"));
     let ban = allow.is_banned("127.0.0.9".parse().unwrap()).unwrap();
@@ -73,14 +73,14 @@ fn a_ban_posted_from_the_page_refuses_the_next_request_and_unban_lifts_it() {
     );
 
     let body = format!("csrf={token}&target=127.0.0.9");
-    let r = post_from_page(&server, "/allow/unban", &body, &token);
+    let r = post_from_page(&server, "/allow/unban", &body, &cookie);
     assert_eq!(r.status, 303, "{r:?}");
     assert_eq!(get(&server, "127.0.0.9", "/").status, 200);
     assert!(allow.bans().is_empty());
 
     // A target that is not one: nothing banned, the page says why.
     let body = format!("csrf={token}&target=nope&duration=0");
-    let r = post_from_page(&server, "/allow/bans", &body, &token);
+    let r = post_from_page(&server, "/allow/bans", &body, &cookie);
     assert_eq!(r.status, 400);
     assert!(r.body.contains("nope"), "{}", r.body);
     assert!(allow.bans().is_empty());
@@ -91,11 +91,11 @@ fn a_ban_posted_from_the_page_refuses_the_next_request_and_unban_lifts_it() {
 fn posts_not_from_the_page_change_nothing() {
     let server = serve(admin_app(OPEN));
     let allow = server.allow.clone().unwrap();
-    let token = csrf_cookie(&get(&server, "127.0.0.1", "/allow/bans"));
-    let other = csrf_cookie(&get(&server, "127.0.0.1", "/allow/bans"));
+    let (secret, token) = login(&get(&server, "127.0.0.1", "/allow/bans"));
+    let other = csrf_token(&get(&server, "127.0.0.1", "/allow/bans"));
     assert_ne!(token, other, "every browser gets its own token");
     let body = format!("csrf={token}&target=127.0.0.9&duration=3600");
-    let cookie = format!("Cookie: rocket_allow_csrf={token}");
+    let cookie = format!("Cookie: rocket_allow_csrf={secret}");
     let own = format!("Origin: http://127.0.0.1:{}", server.port);
     let cases: Vec<(&str, Vec<String>, String)> = vec![
         (
@@ -160,7 +160,7 @@ fn posts_not_from_the_page_change_nothing() {
         "127.0.0.2",
         "/allow/bans",
         &body,
-        &same_origin(&server, &token),
+        &same_origin(&server, &secret),
     );
     assert_eq!(r.status, 403);
     // A script that sends no fetch metadata but the cookie and token may (the form's case).
@@ -188,7 +188,11 @@ fn read_only_shows_no_forms_and_refuses_every_post() {
         );
         assert!(page.body.contains("Read-only"), "{path}");
     }
-    let token = csrf_cookie(&get(&server, "127.0.0.1", "/allow/bans"));
+    // A cookie and token that would pass anywhere else: the read-only page shows no form,
+    // so they come from a writable page of this process (one key for the whole process).
+    let writable = serve(admin_app(OPEN));
+    let (cookie, token) = login(&get(&writable, "127.0.0.1", "/allow/bans"));
+    writable.stop().unwrap();
     for (path, body) in [
         (
             "/allow/bans",
@@ -196,7 +200,7 @@ fn read_only_shows_no_forms_and_refuses_every_post() {
         ),
         ("/allow/unban", format!("csrf={token}&target=127.0.0.50")),
     ] {
-        let r = post_from_page(&server, path, &body, &token);
+        let r = post_from_page(&server, path, &body, &cookie);
         assert_eq!(r.status, 403, "{path}");
     }
     assert_eq!(allow.bans().len(), 1);

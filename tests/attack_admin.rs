@@ -20,7 +20,7 @@ fn a_ban_that_would_refuse_the_operator_is_not_made_nor_offered() {
         page.body
     );
     assert!(page.body.contains(r#"name="target" value="127.0.0.66""#));
-    let token = csrf_cookie(&page);
+    let (cookie, token) = login(&page);
     for target in [
         "127.0.0.0/24",
         "127.0.0.1",
@@ -29,7 +29,7 @@ fn a_ban_that_would_refuse_the_operator_is_not_made_nor_offered() {
         "::ffff:0:0/96",
     ] {
         let body = format!("csrf={token}&target={target}&duration=3600&reason=oops");
-        let r = post_from_page(&server, "/allow/bans", &body, &token);
+        let r = post_from_page(&server, "/allow/bans", &body, &cookie);
         assert_eq!(r.status, 400, "{target}: {r:?}");
         assert!(r.body.contains("you"), "{target}: {}", r.body);
         assert!(allow.bans().is_empty(), "{target}: {:?}", allow.bans());
@@ -38,7 +38,7 @@ fn a_ban_that_would_refuse_the_operator_is_not_made_nor_offered() {
     // Bans that leave the operator in are made as always.
     let body = format!("csrf={token}&target=127.0.0.66&duration=3600&reason=probing");
     assert_eq!(
-        post_from_page(&server, "/allow/bans", &body, &token).status,
+        post_from_page(&server, "/allow/bans", &body, &cookie).status,
         303
     );
     assert!(allow.is_banned("127.0.0.66".parse().unwrap()).is_some());
@@ -263,7 +263,7 @@ policy = "ops"
         // The operator gets in.
         let page = get(&server, "127.0.0.1", "/allow/bans");
         assert_eq!(page.status, 200, "{toml}");
-        let token = csrf_cookie(&page);
+        let (cookie, token) = login(&page);
         // Anyone else reads nothing and gets no token.
         for path in EVERY_ROUTE {
             let r = get(&server, "127.0.0.66", path);
@@ -274,7 +274,7 @@ policy = "ops"
             );
         }
         // And changes nothing, even with a token of its own making sent as the page's form.
-        let headers = same_origin(&server, &token);
+        let headers = same_origin(&server, &cookie);
         let unban = format!("csrf={token}&target=192.0.2.1");
         let r = post(&server, "127.0.0.66", "/allow/unban", &unban, &headers);
         assert_eq!(r.status, 403, "{toml}: {r:?}");
@@ -320,8 +320,8 @@ policy = "ops"
         page.body
     );
     assert!(page.body.contains(r#"name="target" value="127.0.0.66""#));
-    let token = csrf_cookie(&page);
-    let mut headers = same_origin(&server, &token);
+    let (cookie, token) = login(&page);
+    let mut headers = same_origin(&server, &cookie);
     headers.push(XFF.to_string());
     for target in [
         "127.0.0.2",
@@ -485,5 +485,248 @@ fn the_refused_page_and_json_show_a_bounded_number_of_refusals_and_page_through_
     // Not a seq: 400, nothing listed.
     let bad = get(&server, "127.0.0.1", "/allow/api/refused?after=x");
     assert_eq!(bad.status, 400, "{bad:?}");
+    server.stop().unwrap();
+}
+
+/// The `Set-Cookie` line of the CSRF cookie.
+fn csrf_set_cookie(r: &common::http::Response) -> String {
+    r.head
+        .lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie: rocket_allow_csrf=")
+        })
+        .unwrap_or_else(|| panic!("no csrf cookie in {}", r.head))
+        .to_string()
+}
+
+/// The page behind a proxy that terminates TLS (127.0.0.2, trusted, forwarding for the
+/// operator at 192.0.2.10 under `admin.example.com`): the browser's forms say
+/// `Origin: https://admin.example.com`, and the proxy says `X-Forwarded-Proto: https`. The
+/// page's own forms must work, its cookie must be `Secure`, and a client that is not a
+/// trusted proxy changes nothing by sending the header itself.
+#[test]
+fn behind_a_tls_terminating_proxy_the_page_s_own_forms_work_and_its_cookie_is_secure() {
+    let server = serve(admin_app(
+        r#"
+[default.allow]
+trusted_proxies = ["127.0.0.2"]
+rules = []
+[default.allow.policies.ops]
+rules = [{ allow = "192.0.2.10" }, { allow = "127.0.0.3" }, { deny = "all" }]
+[default.allow.admin]
+policy = "ops"
+hosts = ["admin.example.com"]
+"#,
+    ));
+    let allow = server.allow.clone().unwrap();
+    const HOST: &str = "admin.example.com";
+    let send = |from: &str, method: &str, path: &str, body: &str, headers: &[String]| {
+        form_request(&server, from, method, HOST, path, body, headers)
+    };
+    let via = |proto: &str| {
+        vec![
+            "X-Forwarded-For: 192.0.2.10".to_string(),
+            format!("X-Forwarded-Proto: {proto}"),
+        ]
+    };
+    let form = |cookie: &str, origin: &str| {
+        vec![
+            format!("Cookie: rocket_allow_csrf={cookie}"),
+            format!("Origin: {origin}"),
+            "Sec-Fetch-Site: same-origin".to_string(),
+        ]
+    };
+    let ban = |token: &str, target: &str| format!("csrf={token}&target={target}&duration=3600");
+
+    // Through the proxy, over HTTPS.
+    let page = send("127.0.0.2", "GET", "/allow/bans", "", &via("https"));
+    assert_eq!(page.status, 200, "{page:?}");
+    let set = csrf_set_cookie(&page);
+    assert!(set.contains("; Secure"), "{set}");
+    let (cookie, token) = login(&page);
+    let own = [via("https"), form(&cookie, "https://admin.example.com")].concat();
+    let r = send(
+        "127.0.0.2",
+        "POST",
+        "/allow/bans",
+        &ban(&token, "127.0.0.9"),
+        &own,
+    );
+    assert_eq!(r.status, 303, "the page's own form: {r:?}");
+    assert!(allow.is_banned("127.0.0.9".parse().unwrap()).is_some());
+    // The same form from the site's plain-http origin is another origin.
+    let plain = [via("https"), form(&cookie, "http://admin.example.com")].concat();
+    let r = send(
+        "127.0.0.2",
+        "POST",
+        "/allow/bans",
+        &ban(&token, "127.0.0.10"),
+        &plain,
+    );
+    assert_eq!(r.status, 403, "{r:?}");
+    // RFC 7239 `proto=` from the proxy says the same, when it sends no X-Forwarded-Proto.
+    let fwd = vec![
+        "X-Forwarded-For: 192.0.2.10".to_string(),
+        "Forwarded: for=192.0.2.10;proto=https".to_string(),
+    ];
+    let page = send("127.0.0.2", "GET", "/allow/bans", "", &fwd);
+    assert!(csrf_set_cookie(&page).contains("; Secure"), "{page:?}");
+    let (cookie2, token2) = login(&page);
+    let own = [fwd, form(&cookie2, "https://admin.example.com")].concat();
+    let r = send(
+        "127.0.0.2",
+        "POST",
+        "/allow/bans",
+        &ban(&token2, "127.0.0.11"),
+        &own,
+    );
+    assert_eq!(r.status, 303, "{r:?}");
+
+    // The proxy serving plain HTTP: no Secure cookie (the browser would not send it back),
+    // and the http origin is the page's.
+    let page = send("127.0.0.2", "GET", "/allow/bans", "", &via("http"));
+    assert!(!csrf_set_cookie(&page).contains("Secure"), "{page:?}");
+    let own = [via("http"), form(&cookie, "http://admin.example.com")].concat();
+    let r = send(
+        "127.0.0.2",
+        "POST",
+        "/allow/bans",
+        &ban(&token, "127.0.0.12"),
+        &own,
+    );
+    assert_eq!(r.status, 303, "{r:?}");
+
+    // A client that is not a trusted proxy (127.0.0.3, admitted) sending the header itself:
+    // not believed, the page is plain HTTP to it.
+    let page = send(
+        "127.0.0.3",
+        "GET",
+        "/allow/bans",
+        "",
+        &["X-Forwarded-Proto: https".to_string()],
+    );
+    assert_eq!(page.status, 200);
+    assert!(!csrf_set_cookie(&page).contains("Secure"), "{page:?}");
+    let (cookie3, token3) = login(&page);
+    let claimed = [
+        vec!["X-Forwarded-Proto: https".to_string()],
+        form(&cookie3, "https://admin.example.com"),
+    ]
+    .concat();
+    let r = send(
+        "127.0.0.3",
+        "POST",
+        "/allow/bans",
+        &ban(&token3, "127.0.0.13"),
+        &claimed,
+    );
+    assert_eq!(r.status, 403, "{r:?}");
+    let own = form(&cookie3, "http://admin.example.com");
+    let r = send(
+        "127.0.0.3",
+        "POST",
+        "/allow/bans",
+        &ban(&token3, "127.0.0.14"),
+        &own,
+    );
+    assert_eq!(r.status, 303, "{r:?}");
+    let banned: Vec<String> = allow.bans().iter().map(|b| b.target.to_string()).collect();
+    assert_eq!(
+        banned,
+        [
+            "127.0.0.9/32",
+            "127.0.0.11/32",
+            "127.0.0.12/32",
+            "127.0.0.14/32"
+        ]
+    );
+    server.stop().unwrap();
+}
+
+/// Cookie tossing: a page on a sibling subdomain, or on another port of the host, can set
+/// the `rocket_allow_csrf` cookie for the page's path. A value it chose must not come with a
+/// token it can write, even where the token stands alone (no Origin, no fetch metadata: a
+/// browser that sends neither).
+#[test]
+fn a_tossed_csrf_cookie_comes_with_no_token_its_author_can_write() {
+    let server = serve(admin_app(OPEN));
+    let allow = server.allow.clone().unwrap();
+    let (cookie, token) = login(&get(&server, "127.0.0.1", "/allow/bans"));
+    let tossed = "ab".repeat(32);
+    let cases = [
+        ("a tossed cookie and its own value", &tossed, &tossed),
+        ("the real cookie sent as the token", &cookie, &cookie),
+        ("a tossed cookie with a real token", &tossed, &token),
+    ];
+    for (what, sent_cookie, form_token) in cases {
+        let body = format!("csrf={form_token}&target=127.0.0.9&duration=3600");
+        let headers = [format!("Cookie: rocket_allow_csrf={sent_cookie}")];
+        let r = post(&server, "127.0.0.1", "/allow/bans", &body, &headers);
+        assert_eq!(r.status, 403, "{what}: {r:?}");
+        assert!(allow.bans().is_empty(), "{what}");
+    }
+    // The page's own pair stands alone as it did.
+    let body = format!("csrf={token}&target=127.0.0.9&duration=3600");
+    let headers = [format!("Cookie: rocket_allow_csrf={cookie}")];
+    let r = post(&server, "127.0.0.1", "/allow/bans", &body, &headers);
+    assert_eq!(r.status, 303, "{r:?}");
+    // A browser holding a tossed cookie gets forms whose token fits it (the attacker cannot
+    // read them), and they work.
+    let req = format!(
+        "GET /allow/bans HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nCookie: rocket_allow_csrf={tossed}\r\nConnection: close\r\n\r\n",
+        server.port
+    );
+    let page = server.raw_from("127.0.0.1", req.as_bytes());
+    let fitted = csrf_token(&page);
+    assert_ne!(fitted, tossed);
+    let body = format!("csrf={fitted}&target=127.0.0.10&duration=3600");
+    let r = post_from_page(&server, "/allow/bans", &body, &tossed);
+    assert_eq!(r.status, 303, "{r:?}");
+    assert_eq!(allow.bans().len(), 2);
+    server.stop().unwrap();
+}
+
+#[rocket::catch(403)]
+fn reason(req: &rocket::Request<'_>) -> String {
+    match rocket_allow::Refused::of(req) {
+        Some(r) => format!("{r}\n{:?}\n", r.by),
+        None => "Forbidden, no reason\n".into(),
+    }
+}
+
+/// A Host the page does not answer to (behind a proxy that passes the site's name on,
+/// without `[allow.admin] hosts`): the app's catcher learns why, as for every other refusal.
+#[test]
+fn a_refused_host_tells_the_catcher_why() {
+    let server = serve(admin_app(OPEN).register("/allow", rocket::catchers![reason]));
+    let r = form_request(
+        &server,
+        "127.0.0.1",
+        "GET",
+        "app.example.com",
+        "/allow/bans?q=x",
+        "",
+        &[],
+    );
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(
+        r.body.contains("GET /allow/bans?q=x from 127.0.0.1 refused (403) by the admin page's host names: Host \"app.example.com\" is not an address, localhost or one of [allow.admin] hosts, policy rocket-allow-admin"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains(r#"Host { host: "app.example.com" }"#),
+        "{}",
+        r.body
+    );
+    // The policy's own refusal still says so.
+    let r = get(&server, "127.0.0.2", "/allow/bans");
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(
+        r.body.contains("policy rocket-allow-admin") && !r.body.contains("host names"),
+        "{}",
+        r.body
+    );
     server.stop().unwrap();
 }

@@ -216,3 +216,214 @@ fn the_howto_nginx_pair_admits_the_office_refuses_forgers_and_lets_the_probe_in(
     assert!(!log.contains("[emerg]"), "{log}");
     app.stop().unwrap();
 }
+
+/// A certificate for app.example.com, made with the openssl command: `(cert, key)` in `dir`.
+fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=app.example.com"])
+        .args(["-addext", "subjectAltName=DNS:app.example.com"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is installed (.ci/run installs it)");
+    assert!(out.status.success(), "openssl: {out:?}");
+    (cert, key)
+}
+
+/// A request to nginx's TLS listener on `port` as a browser at https://app.example.com
+/// sends it (`Host: app.example.com`, as on port 443), from the source address `from`,
+/// with curl trusting `ca`; a form `body` makes it a POST. The status, the head and the body.
+fn https(
+    from: &str,
+    port: u16,
+    ca: &Path,
+    path: &str,
+    body: Option<&str>,
+    headers: &[String],
+) -> (u16, String, String) {
+    let mut curl = Command::new("curl");
+    curl.args([
+        "-sS",
+        "-i",
+        "--http1.1",
+        "--max-time",
+        "10",
+        "--interface",
+        from,
+    ])
+    .arg("--cacert")
+    .arg(ca)
+    .arg("--resolve")
+    .arg(format!("app.example.com:{port}:127.0.0.1"))
+    .args(["-H", "Host: app.example.com"]);
+    for h in headers {
+        curl.args(["-H", h]);
+    }
+    if let Some(body) = body {
+        curl.args(["--data-raw", body]);
+    }
+    let out = curl
+        .arg(format!("https://app.example.com:{port}{path}"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("curl is installed (.ci/run installs it)");
+    assert!(out.status.success(), "curl {path}: {out:?}");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP response: {text:?}"));
+    (status, head.to_string(), body.to_string())
+}
+
+#[rocket::catch(403)]
+fn reason(req: &rocket::Request<'_>) -> String {
+    match rocket_allow::Refused::of(req) {
+        Some(r) => format!("{r}\n{:?}\n", r.by),
+        None => "Forbidden, no reason\n".into(),
+    }
+}
+
+/// The how-to's admin page behind nginx terminating TLS (`docs/howto.md`, "The admin page
+/// behind nginx, over HTTPS"), both blocks read out of the page: the page's own forms work
+/// over HTTPS and its cookie is `Secure`; without `hosts` the catcher says why it is 403.
+#[test]
+fn the_howto_admin_page_behind_nginx_over_https() {
+    let page = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/howto.md"))
+        .unwrap();
+    // The office is 127.0.0.0/29 here, the operator's machine 127.0.0.2.
+    let toml = format!(
+        "{}\n{}",
+        replaced(&block(&page, "rocket"), "198.51.100.0/24", "127.0.0.0/29"),
+        replaced(&block(&page, "admin"), "198.51.100.7", "127.0.0.2")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = certificate(dir.path());
+    let port = free_port();
+    let server = block(&page, "nginx-tls");
+    let server = replaced(
+        &server,
+        "listen 443 ssl;",
+        &format!("listen 127.0.0.1:{port} ssl;"),
+    );
+    let server = replaced(
+        &server,
+        "/etc/letsencrypt/live/app.example.com/fullchain.pem",
+        &cert.display().to_string(),
+    );
+    let server = replaced(
+        &server,
+        "/etc/letsencrypt/live/app.example.com/privkey.pem",
+        &key.display().to_string(),
+    );
+    let start = |toml: &str| {
+        let figment = Figment::from(rocket::Config::default()).merge(Toml::string(toml).nested());
+        let app = common::http::serve(
+            rocket::custom(figment)
+                .attach(AllowFairing::fairing())
+                .mount("/", routes![index, healthz])
+                .mount("/allow", rocket_allow::admin::routes())
+                .register("/", rocket::catchers![reason]),
+        );
+        let proxied = replaced(
+            &server,
+            "proxy_pass http://127.0.0.1:8000;",
+            &format!("proxy_pass http://127.0.0.1:{};", app.port),
+        );
+        (app, Nginx::start(&proxied, port))
+    };
+
+    // Without `hosts`: 403 for the operator too, and the catcher says why.
+    let (app, nginx) = start(&replaced(&toml, r#"hosts = ["app.example.com"]"#, ""));
+    let (status, _, body) = https("127.0.0.2", port, &cert, "/allow/", None, &[]);
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains(r#"Host { host: "app.example.com" }"#)
+            && body.contains("[allow.admin] hosts"),
+        "{body}"
+    );
+    drop(nginx);
+    app.stop().unwrap();
+
+    // As the how-to has it.
+    let (app, nginx) = start(&toml);
+    let allow = app.allow.clone().unwrap();
+    // A client's own X-Forwarded-Proto is overwritten by nginx.
+    let spoof = ["X-Forwarded-Proto: http".to_string()];
+    let (status, head, body) = https("127.0.0.2", port, &cert, "/allow/bans", None, &spoof);
+    assert_eq!(status, 200, "{head}\n{body}");
+    let set_cookie = head
+        .lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie: rocket_allow_csrf=")
+        })
+        .unwrap_or_else(|| panic!("no csrf cookie: {head}"));
+    assert!(set_cookie.contains("; Secure"), "{set_cookie}");
+    let cookie = set_cookie
+        .split_once('=')
+        .and_then(|(_, v)| v.split(';').next())
+        .unwrap()
+        .to_string();
+    const FIELD: &str = r#"name="csrf" value=""#;
+    let at = body.find(FIELD).expect("the ban form") + FIELD.len();
+    let token = body[at..].split('"').next().unwrap().to_string();
+    let form = |origin: &str| {
+        vec![
+            format!("Cookie: rocket_allow_csrf={cookie}"),
+            format!("Origin: {origin}"),
+            "Sec-Fetch-Site: same-origin".to_string(),
+        ]
+    };
+    let ban = |target: &str| format!("csrf={token}&target={target}&duration=3600&reason=x");
+    // The page's own form, from https://app.example.com: made.
+    let own = form("https://app.example.com");
+    let (status, head, _) = https(
+        "127.0.0.2",
+        port,
+        &cert,
+        "/allow/bans",
+        Some(&ban("127.0.0.9")),
+        &own,
+    );
+    assert_eq!(status, 303, "{head}");
+    assert!(allow.is_banned("127.0.0.9".parse().unwrap()).is_some());
+    // The same form from the site's plain-http origin: another origin, refused.
+    let plain = form("http://app.example.com");
+    let (status, ..) = https(
+        "127.0.0.2",
+        port,
+        &cert,
+        "/allow/bans",
+        Some(&ban("127.0.0.10")),
+        &plain,
+    );
+    assert_eq!(status, 403);
+    assert!(allow.is_banned("127.0.0.10".parse().unwrap()).is_none());
+    // A ban on nginx would lock the operator out: refused.
+    let (status, _, body) = https(
+        "127.0.0.2",
+        port,
+        &cert,
+        "/allow/bans",
+        Some(&ban("127.0.0.1")),
+        &own,
+    );
+    assert_eq!(status, 400, "{body}");
+    // The office, not the operator: refused by `ops`.
+    let (status, _, body) = https("127.0.0.4", port, &cert, "/allow/", None, &[]);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("policy ops"), "{body}");
+    assert_eq!(https("127.0.0.4", port, &cert, "/", None, &[]).0, 200);
+    let log = nginx.error_log();
+    drop(nginx);
+    assert!(!log.contains("[emerg]"), "{log}");
+    app.stop().unwrap();
+}

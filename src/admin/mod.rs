@@ -102,8 +102,11 @@ pub(crate) struct Admin {
     /// Where the routes are mounted (`/allow`), for links.
     pub base: String,
     pub read_only: bool,
-    /// The CSRF token forms carry (the cookie's).
+    /// The CSRF token forms carry (made from the cookie's secret).
     pub csrf: String,
+    /// Whether the browser's request came over HTTPS (Rocket's TLS, or a trusted proxy's
+    /// word): the scheme of the `Origin` a change must come from.
+    pub https: bool,
 }
 
 impl Admin {
@@ -158,16 +161,30 @@ impl<'r> FromRequest<'r> for Admin {
             Outcome::Forward(s) => return Outcome::Forward(s),
         };
         if !host::answers_to(req, &settings.hosts) {
+            let sent = req.headers().get_one("Host").unwrap_or("");
             log::warn!(target: "rocket_allow",
-                "rocket-allow: admin page: refused: Host {:?} is not an address, localhost or \
-                 one of allow.admin.hosts (a page rebound to this address by DNS?)",
-                req.headers().get_one("Host").unwrap_or(""));
+                "rocket-allow: admin page: refused: Host {sent:?} is not an address, localhost or \
+                 one of allow.admin.hosts (a page rebound to this address by DNS?)");
+            // The catcher that answers can say why (`RefusedBy::Host`).
+            crate::Refused {
+                method: req.method().as_str().to_string(),
+                uri: req.uri().to_string(),
+                client: Some(client.ip),
+                peer: Some(client.peer),
+                policy: Some(settings.policy_name().to_string()),
+                by: crate::RefusedBy::Host {
+                    host: sent.to_string(),
+                },
+                status: Status::Forbidden.code,
+            }
+            .keep(req);
             return Outcome::Error((Status::Forbidden, GuardError::Refused));
         }
         let base = req
             .route()
             .map_or_else(|| "/".to_string(), |r| r.uri.base().to_string());
-        let csrf = csrf::token(req, &base);
+        let https = csrf::served_over_https(req, &handle.shared, client.peer);
+        let csrf = csrf::token(req, &base, https);
         Outcome::Success(Admin {
             handle: handle.clone(),
             client: client.ip,
@@ -175,6 +192,7 @@ impl<'r> FromRequest<'r> for Admin {
             base,
             read_only: settings.read_only,
             csrf,
+            https,
         })
     }
 }

@@ -75,6 +75,21 @@ pub(super) fn parse_forwarded_element(element: &str) -> Option<Node> {
     Some(node.unwrap_or(Node::Opaque))
 }
 
+/// One RFC 7239 element's `proto=` value (`https`), if it has exactly one readable one.
+pub(super) fn forwarded_proto(element: &str) -> Option<String> {
+    let mut proto = None;
+    for pair in split_outside_quotes(element.trim_matches([' ', '\t']), b';')? {
+        let (name, value) = pair.trim_matches([' ', '\t']).split_once('=')?;
+        if name.eq_ignore_ascii_case("proto") {
+            if proto.is_some() {
+                return None;
+            }
+            proto = Some(unquote(value)?);
+        }
+    }
+    proto
+}
+
 /// The value of a parameter: a token, or a quoted string with `\` escapes removed.
 fn unquote(value: &str) -> Option<String> {
     match value.strip_prefix('"') {

@@ -15,7 +15,7 @@ use crate::decide::matcher::Matcher;
 mod forwarded;
 mod hops;
 
-use forwarded::{parse_forwarded_element, rsplit_elements};
+use forwarded::{forwarded_proto, parse_forwarded_element, rsplit_elements};
 
 /// The most hops read from a list header before giving up (and refusing the request).
 /// Only trusted hops can make a walk this long, so no client can trigger it.
@@ -240,6 +240,30 @@ pub fn client_addr_at(
                 None => walk(peer, trusted, list),
             }
         }
+    }
+}
+
+/// What a trusted proxy says about the scheme the browser used: `Some(true)` for `https`,
+/// `Some(false)` for `http`, `None` when it says neither. Read from the values of
+/// `X-Forwarded-Proto` (every occurrence, in order: the rightmost entry, the nearest proxy's,
+/// decides), or, when there is none, from the `proto=` of the rightmost `Forwarded` element.
+/// The caller checks that the TCP peer is a trusted proxy: anyone can send either header.
+pub(crate) fn proxied_https(x_forwarded_proto: &[&str], forwarded: &[&str]) -> Option<bool> {
+    let said = match (x_forwarded_proto.last(), forwarded.last()) {
+        (Some(line), _) => line
+            .rsplit(',')
+            .next()?
+            .trim_matches([' ', '\t'])
+            .to_string(),
+        (None, Some(line)) => forwarded_proto(rsplit_elements(line).first().copied()??)?,
+        (None, None) => return None,
+    };
+    if said.eq_ignore_ascii_case("https") {
+        Some(true)
+    } else if said.eq_ignore_ascii_case("http") {
+        Some(false)
+    } else {
+        None
     }
 }
 
@@ -529,6 +553,34 @@ mod tests {
             xff("10.0.0.1", &["203.0.113.9, 10.0.0.3:80"]).unwrap().ip,
             ip("203.0.113.9")
         );
+    }
+
+    #[test]
+    fn the_nearest_proxy_says_the_scheme() {
+        assert_eq!(proxied_https(&["https"], &[]), Some(true));
+        assert_eq!(proxied_https(&["HTTP"], &[]), Some(false));
+        // The rightmost entry of the last line: the proxy nearest the app.
+        assert_eq!(proxied_https(&["http, https"], &[]), Some(true));
+        assert_eq!(proxied_https(&["https", " http "], &[]), Some(false));
+        assert_eq!(proxied_https(&["ftp"], &[]), None);
+        assert_eq!(proxied_https(&[""], &[]), None);
+        // X-Forwarded-Proto, when sent, decides; else Forwarded's last element.
+        assert_eq!(
+            proxied_https(&["http"], &["for=1.2.3.4;proto=https"]),
+            Some(false)
+        );
+        assert_eq!(
+            proxied_https(
+                &[],
+                &["for=1.2.3.4;proto=http, for=5.6.7.8;Proto=\"https\""]
+            ),
+            Some(true)
+        );
+        assert_eq!(proxied_https(&[], &["proto=https, for=5.6.7.8"]), None);
+        assert_eq!(proxied_https(&[], &["proto=https;proto=http"]), None);
+        // Text left of the nearest element is never read.
+        assert_eq!(proxied_https(&[], &["for=\"x, proto=https"]), Some(true));
+        assert_eq!(proxied_https(&[], &[]), None);
     }
 
     use proptest::prelude::*;

@@ -39,6 +39,14 @@ pub enum RefusedBy {
     /// `on_unavailable = "refuse"`: the fleet store has been away longer than
     /// `max_stale_secs`.
     Store,
+    /// The admin page ([`crate::admin`]) was addressed by a name it does not answer to:
+    /// its policy admitted the client, but `Host` is not an IP literal, `localhost`, a name
+    /// under `.localhost` or one of `[allow.admin] hosts` (answered 403). Behind a reverse
+    /// proxy that passes the site's name on, list that name in `hosts`.
+    Host {
+        /// The `Host` header as sent (empty when there was none to read).
+        host: String,
+    },
 }
 
 /// The refusal of the request being answered, from [`Refused::of`].
@@ -105,7 +113,7 @@ impl Refused {
 
     /// What refused it, for a person: `rule #1 deny 10.0.0.0/8`, `banned 192.0.2.7/32
     /// until lifted: scanner`, `the default`, `unreadable client address (...)`, `a . or ..
-    /// in the path`.
+    /// in the path`, `the admin page's host names: Host "app.example.com" is not ...`.
     pub fn by_text(&self) -> String {
         match &self.by {
             RefusedBy::Rule { index, written, .. } => format!("rule #{index} deny {written}"),
@@ -114,6 +122,10 @@ impl Refused {
             RefusedBy::Header(why) => format!("unreadable client address ({why})"),
             RefusedBy::Path => "a . or .. in the path".into(),
             RefusedBy::Store => "the fleet store being away too long".into(),
+            RefusedBy::Host { host } => format!(
+                "the admin page's host names: Host {host:?} is not an address, localhost \
+                 or one of [allow.admin] hosts"
+            ),
         }
     }
 }

@@ -25,6 +25,22 @@ pub fn csrf_cookie(r: &Response) -> String {
         .to_string()
 }
 
+/// The token a page's forms carry (its first hidden `csrf` input): made from the cookie's
+/// secret, not the cookie itself.
+pub fn csrf_token(r: &Response) -> String {
+    let at = r
+        .body
+        .find(r#"name="csrf" value=""#)
+        .unwrap_or_else(|| panic!("no csrf field in {}", r.body))
+        + r#"name="csrf" value=""#.len();
+    r.body[at..].split('"').next().unwrap().to_string()
+}
+
+/// A browser's login on a page: its CSRF cookie and the token of the page's forms.
+pub fn login(r: &Response) -> (String, String) {
+    (csrf_cookie(r), csrf_token(r))
+}
+
 /// A header's value (first of that name, any case).
 pub fn header<'a>(r: &'a Response, name: &str) -> Option<&'a str> {
     r.head.lines().find_map(|l| {
@@ -79,18 +95,26 @@ pub const OPEN: &str = r#"
 rules = [{ deny = "127.0.0.66" }]
 "#;
 
-/// The headers a browser sends with a form posted from the page itself.
-pub fn same_origin(server: &Server, token: &str) -> Vec<String> {
+/// The headers a browser with the CSRF cookie `cookie` sends with a form posted from the
+/// page itself.
+pub fn same_origin(server: &Server, cookie: &str) -> Vec<String> {
     vec![
-        format!("Cookie: rocket_allow_csrf={token}"),
+        format!("Cookie: rocket_allow_csrf={cookie}"),
         format!("Origin: http://127.0.0.1:{}", server.port),
         "Sec-Fetch-Site: same-origin".into(),
     ]
 }
 
-/// A form posted by the page itself from 127.0.0.1 (cookie, token, Origin, Sec-Fetch-Site).
-pub fn post_from_page(server: &Server, path: &str, body: &str, token: &str) -> Response {
-    post(server, "127.0.0.1", path, body, &same_origin(server, token))
+/// A form posted by the page itself from 127.0.0.1 (the `cookie`, Origin, Sec-Fetch-Site;
+/// the token is in `body`).
+pub fn post_from_page(server: &Server, path: &str, body: &str, cookie: &str) -> Response {
+    post(
+        server,
+        "127.0.0.1",
+        path,
+        body,
+        &same_origin(server, cookie),
+    )
 }
 
 /// An admin policy `ops` that admits 127.0.0.3 only (so 127.0.0.1 is refused).
