@@ -41,3 +41,21 @@ fn runtime_answers_serialize_with_rfc3339_times() {
         .ends_with('Z'));
     assert!(hits[0]["rules"][0]["last_hit"].is_null());
 }
+
+#[test]
+fn every_kind_of_refusal_serializes() {
+    use rocket_allow::RefusedBy;
+    let header = serde_json::to_value(RefusedBy::Header("no X-Forwarded-For".into()))
+        .expect("a refusal by header serializes");
+    assert_eq!(header["kind"], "header");
+    assert_eq!(header["why"], "no X-Forwarded-For");
+    for by in [
+        RefusedBy::Default,
+        RefusedBy::Path,
+        RefusedBy::Store,
+        RefusedBy::Host { host: "x".into() },
+    ] {
+        let v = serde_json::to_value(&by).expect("serializes");
+        assert!(v["kind"].is_string(), "{v}");
+    }
+}

@@ -32,7 +32,9 @@ pub enum RefusedBy {
     /// No rule matched, and the policy's default is deny.
     Default,
     /// The client address could not be known: a trusted proxy's header that cannot be read
-    /// (the text says why), or no address at all.
+    /// (the text says why), or no address at all. Serialized as `{"kind": "header", "why":
+    /// ...}`.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "header_why"))]
     Header(String),
     /// A `.` or `..` segment under path-scoped policies (answered 400).
     Path,
@@ -47,6 +49,15 @@ pub enum RefusedBy {
         /// The `Host` header as sent (empty when there was none to read).
         host: String,
     },
+}
+
+/// `RefusedBy::Header`'s text as a field: a tagged enum cannot carry a bare string.
+#[cfg(feature = "serde")]
+fn header_why<S: serde::Serializer>(why: &str, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct;
+    let mut fields = s.serialize_struct("Header", 1)?;
+    fields.serialize_field("why", why)?;
+    fields.end()
 }
 
 /// The refusal of the request being answered, from [`Refused::of`].
