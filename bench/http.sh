@@ -62,7 +62,7 @@ if [ "${PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null;
 fi
 
 cargo build --release --example bench_app -q
-app=target/release/examples/bench_app
+app=${CARGO_TARGET_DIR:-target}/release/examples/bench_app
 tmp=$(mktemp -d)
 redis_pid=
 cleanup() {
