@@ -221,6 +221,12 @@ fn a_user_without_the_channel_is_told_so_and_the_documented_acl_works() {
     let err = std::fs::read_to_string(dir.path().join(format!("fleet-{}.err", a.port))).unwrap();
     assert!(err.contains("PUBLISH rocket-allow:changes"), "{err}");
     assert!(!err.contains("pw1"), "{err}");
+    // The channel granted: the instance connects and the status is clear again.
+    redis.cmd(&["ACL", "SETUSER", "keysonly", "&rocket-allow:changes"]);
+    common::until(15, "in sync once the channel is granted", || {
+        let s = a.store_status();
+        s.contains("connected: true") && s.contains("last_error: None")
+    });
     // The rule docs/fleet.md gives is enough: two instances share a ban.
     let acl = documented_acl("app", "pw2");
     let acl: Vec<&str> = acl.iter().map(String::as_str).collect();

@@ -216,6 +216,11 @@ fn session(
     drop(l);
     store.gate.last_sync.store(now_ms(), Ordering::Relaxed);
     store.connected.store(true, Ordering::Relaxed);
+    // What refused the last connection (a missing permission since granted) is over; a
+    // write Redis still refuses says so again at its next try.
+    if store.status().pending == 0 {
+        store.set_error(None);
+    }
     // The writer waits for this.
     store.wake.notify_all();
     metrics::gauge!(STORE_UP).set(1.0);
