@@ -7,7 +7,7 @@
 use redis::Connection;
 
 use super::failure::Failure;
-use super::sync::Keys;
+use super::keys::Keys;
 
 /// Asks Redis, for the connection's own user, about every command the store and the
 /// automatic-ban counts run (`redis.acl_check_cmd`, Redis 7). Runs as a read-only script:

@@ -20,7 +20,9 @@
 //! `on_unavailable = "refuse"`).
 
 mod acl;
+mod apply;
 mod failure;
+mod keys;
 mod read;
 mod record;
 mod sync;
@@ -297,7 +299,7 @@ impl Store {
     pub fn restore(&self, local: &dyn Local, lines: Vec<String>) {
         for line in lines {
             match record::decode_message(&line) {
-                Ok((_, r)) => sync::apply(self, local, r),
+                Ok((_, r)) => apply::apply(self, local, r),
                 Err(e) => log::warn!(target: "rocket_allow",
                     "rocket-allow: bans file: a set or mode record skipped: {e}"),
             }

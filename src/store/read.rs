@@ -11,9 +11,10 @@ use std::sync::mpsc;
 use ipnet::IpNet;
 use redis::Connection;
 
+use super::apply::apply;
 use super::failure::{connection_failed, err, malformed, Failure};
+use super::keys::{Keys, SCAN};
 use super::record::{decode, Change, Kind, Record};
-use super::sync::{apply, Keys, SCAN};
 use super::write::write_back;
 use super::{Local, Store};
 use crate::background::Priority;

@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 
 use redis::{Commands, Connection};
 
+use super::apply::apply;
 use super::failure::{count_error, malformed, Failure};
-use super::record::{decode, decode_message, decode_reference, Change, Kind, Record};
+use super::keys::{Keys, SCAN, TIMEOUT};
+use super::record::{decode, decode_message, decode_reference, Kind};
 use super::write::{flush, WRITE};
 use super::{now_ms, Local, Store, STORE_SYNC_AGE, STORE_UP};
 
@@ -33,41 +35,10 @@ end
 return #due
 "#;
 
-/// How long a connect, a command or a read may take.
-pub(super) const TIMEOUT: Duration = Duration::from_secs(2);
 /// How often a connected instance checks Redis (and counts it as a good sync).
 const HEARTBEAT: Duration = Duration::from_secs(1);
 /// How often expired records are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(2);
-/// Fields read per HSCAN.
-pub(super) const SCAN: usize = 10_000;
-
-pub(super) struct Keys {
-    epoch: String,
-    pub expiry: String,
-    pub channel: String,
-    pub log: String,
-    /// How many changes Redis took (see [`super::Store::counted`]).
-    pub seq: String,
-    pub prefix: String,
-}
-
-impl Keys {
-    pub fn new(prefix: &str) -> Keys {
-        Keys {
-            epoch: format!("{prefix}:epoch"),
-            expiry: format!("{prefix}:expiry"),
-            channel: format!("{prefix}:changes"),
-            log: format!("{prefix}:log"),
-            seq: format!("{prefix}:seq"),
-            prefix: format!("{prefix}:"),
-        }
-    }
-
-    pub(super) fn hash(&self, kind: Kind) -> String {
-        format!("{}{}", self.prefix, kind.name())
-    }
-}
 
 /// The thread's body.
 pub(super) fn run(store: &Arc<Store>, local: &Weak<dyn Local>) {
@@ -373,33 +344,6 @@ fn replay(
                     Err(e) => malformed(&key, &e),
                 },
                 Err(_) => malformed(&key, "not UTF-8"),
-            }
-        }
-    }
-}
-
-/// Applies one record from Redis if it is newer than the one held.
-pub(super) fn apply(store: &Store, local: &dyn Local, record: Record) {
-    match record {
-        Record::Ban(r) => local.merge(r),
-        Record::Set {
-            name,
-            entries,
-            version,
-        } => {
-            let held = Change::set(&name, &entries, version, "");
-            if store.take_other(Kind::Sets, &name, held) {
-                local.set(&name, &entries);
-            }
-        }
-        Record::Mode {
-            policy,
-            enforce,
-            version,
-        } => {
-            let held = Change::mode(&policy, enforce, version, "");
-            if store.take_other(Kind::Modes, &policy, held) {
-                local.mode(&policy, enforce);
             }
         }
     }

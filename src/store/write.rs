@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use redis::{Commands, Connection};
 
+use super::apply::apply;
 use super::failure::{connection_failed, count_error, err, malformed, Failure};
+use super::keys::{Keys, SCAN, TIMEOUT};
 use super::record::{decode, Change};
-use super::sync::{apply, Keys, SCAN, TIMEOUT};
 use super::{now_ms, Local, Store};
 
 /// Writes a record if it is newer than the one Redis holds (versions compared as time,
