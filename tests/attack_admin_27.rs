@@ -1,0 +1,179 @@
+//! Attack pass over issue 27's fixes (items 1, 3, 4, 7, 8, 9) on launched apps, raw HTTP.
+
+mod common;
+
+use common::admin::*;
+use common::http::serve;
+
+/// Item 3: a ban the page makes must never refuse the operator. IPv6 supernets and
+/// IPv4-embedding prefixes whose `contains(127.0.0.1)` is false as an `IpNet`, but that the
+/// ban table may still match 127.0.0.1 through (mapped space).
+#[test]
+fn no_v6_spelling_of_a_ban_locks_the_operator_out() {
+    let server = serve(admin_app(OPEN));
+    let allow = server.allow.clone().unwrap();
+    for target in [
+        "::/0",
+        "::/1",
+        "::/8",
+        "::/80",
+        "::ffff:0:0/95",
+        "::ffff:7f00:0/104",
+        "::ffff:127.0.0.1/128",
+        "::7f00:1",
+        "::127.0.0.0/104",
+        "64:ff9b::7f00:1",
+        "2002:7f00:1::/48",
+        "127.0.0.1/0",
+        "127.0.0.1/8",
+    ] {
+        let page = get(&server, "127.0.0.1", "/allow/bans");
+        assert_eq!(page.status, 200, "locked out before {target}");
+        let (cookie, token) = login(&page);
+        let body = format!(
+            "csrf={token}&target={}&duration=3600&reason=x",
+            target.replace('/', "%2F").replace(':', "%3A")
+        );
+        let r = post_from_page(&server, "/allow/bans", &body, &cookie);
+        let after = get(&server, "127.0.0.1", "/allow/").status;
+        for b in allow.bans() {
+            let _ = allow.unban(&b.target.to_string());
+        }
+        assert_eq!(
+            after, 200,
+            "ban {target} (answer {}) locked the operator out",
+            r.status
+        );
+    }
+    server.stop().unwrap();
+}
+
+/// Item 8: a token is bound to its cookie: no reuse across cookies, no case games, no
+/// empty/short tokens; `Origin: null` and foreign schemes are refused.
+#[test]
+fn tokens_do_not_cross_cookies_and_null_origin_is_refused() {
+    let server = serve(admin_app(OPEN));
+    let allow = server.allow.clone().unwrap();
+    let a = get(&server, "127.0.0.1", "/allow/bans");
+    let b = get(&server, "127.0.0.1", "/allow/bans");
+    let (ca, ta) = login(&a);
+    let (cb, tb) = login(&b);
+    assert_ne!(ca, cb);
+    assert_ne!(ta, tb);
+    let ban = |token: &str, cookie: &str, extra: &[String]| {
+        let body = format!("csrf={token}&target=127.0.0.66&duration=60&reason=x");
+        let mut h = vec![format!("Cookie: rocket_allow_csrf={cookie}")];
+        h.extend_from_slice(extra);
+        post(&server, "127.0.0.1", "/allow/bans", &body, &h).status
+    };
+    let origin = format!("Origin: http://127.0.0.1:{}", server.port);
+    // Cross-cookie, upper-cased cookie/token, the cookie itself as token, empty token.
+    for (t, c) in [
+        (ta.clone(), cb.clone()),
+        (tb.clone(), ca.clone()),
+        (ta.to_uppercase(), ca.clone()),
+        (ta.clone(), ca.to_uppercase()),
+        (ca.clone(), ca.clone()),
+        (String::new(), ca.clone()),
+        (String::new(), String::new()),
+        (ta[..32].to_string(), ca.clone()),
+    ] {
+        assert_eq!(ban(&t, &c, &[origin.clone()]), 403, "token {t} cookie {c}");
+        assert!(allow.bans().is_empty());
+    }
+    // Right pair, wrong origins.
+    for o in [
+        "Origin: null".to_string(),
+        format!("Origin: https://127.0.0.1:{}", server.port),
+        format!("Origin: http://127.0.0.1:{}.evil", server.port),
+        "Origin: http://127.0.0.1".to_string(),
+        format!("Origin: http://localhost:{}", server.port),
+    ] {
+        assert_eq!(ban(&ta, &ca, &[o.clone()]), 403, "{o}");
+        assert!(allow.bans().is_empty(), "{o}");
+    }
+    // Untrusted peer says https: the cookie stays plain, the https origin is refused.
+    let spoof = [
+        "X-Forwarded-Proto: https".to_string(),
+        "Forwarded: for=127.0.0.1;proto=https".to_string(),
+    ];
+    let page = form_request(
+        &server,
+        "127.0.0.1",
+        "GET",
+        &format!("127.0.0.1:{}", server.port),
+        "/allow/bans",
+        "",
+        &spoof,
+    );
+    assert!(!page.head.contains("Secure"), "{}", page.head);
+    let mut h = spoof.to_vec();
+    h.push(format!("Origin: https://127.0.0.1:{}", server.port));
+    assert_eq!(ban(&ta, &ca, &h), 403);
+    // The right pair and origin work.
+    assert_eq!(ban(&ta, &ca, &[origin]), 303);
+    server.stop().unwrap();
+}
+
+/// Item 4: `after=` values: bad ones are a 400 with the value as text, huge ones are fine.
+#[test]
+fn after_values_are_bounded_and_escaped() {
+    let server = serve(admin_app(OPEN));
+    for _ in 0..5 {
+        assert_eq!(get(&server, "127.0.0.66", "/x").status, 403);
+    }
+    for (after, page_status) in [
+        ("-1", 400),
+        ("18446744073709551616", 400),
+        ("99999999999999999999999999999", 400),
+        ("%3Cscript%3Ealert(1)%3C%2Fscript%3E", 400),
+        ("", 400),
+        ("1e3", 400),
+        ("18446744073709551615", 200),
+        ("0", 200),
+        ("%2B3", 200),
+        ("%203%20", 200),
+    ] {
+        let p = get(&server, "127.0.0.1", &format!("/allow/refused?after={after}"));
+        assert_eq!(p.status, page_status, "{after}: {}", p.body);
+        assert!(!p.body.contains("<script>"), "{after}");
+        let j = get(&server, "127.0.0.1", &format!("/allow/api/refused?after={after}"));
+        assert_eq!(j.status, page_status, "api {after}: {}", j.body);
+        // JSON may carry the text; it must be served as JSON that no browser sniffs.
+        assert!(
+            header(&j, "Content-Type").is_some_and(|t| t.starts_with("application/json"))
+                && header(&j, "X-Content-Type-Options") == Some("nosniff"),
+            "{after}: {}",
+            j.head
+        );
+        if page_status == 200 {
+            assert_eq!(header(&j, "X-Total-Count"), Some("5"), "{after}: {}", j.head);
+        }
+    }
+    let j = get(&server, "127.0.0.1", "/allow/api/refused?after=0");
+    assert!(j.body.contains(r#""recent":[]"#), "{}", j.body);
+    assert!(j.body.contains(r#""more":false"#), "{}", j.body);
+    server.stop().unwrap();
+}
+
+/// Item 1 and the page's methods: a refused client gets nothing from HEAD/OPTIONS on the
+/// new JSON route, nor with `after=`.
+#[test]
+fn refused_clients_get_nothing_from_the_paged_routes() {
+    let server = serve(admin_app(OPS_ONLY));
+    for method in ["GET", "HEAD", "OPTIONS", "POST"] {
+        for path in [
+            "/allow/api/refused",
+            "/allow/api/refused?after=18446744073709551615",
+            "/allow/refused?after=1",
+            "/allow/api/bans?after=0.0.0.0",
+        ] {
+            let r = server.request_from("127.0.0.1", method, path, &[]);
+            assert!(
+                r.status != 200 && !r.body.contains("\"total\""),
+                "{method} {path}: {r:?}"
+            );
+        }
+    }
+    server.stop().unwrap();
+}
