@@ -177,3 +177,130 @@ fn refused_clients_get_nothing_from_the_paged_routes() {
     }
     server.stop().unwrap();
 }
+
+/// Sends `n` pipelined keep-alive requests from `from` on one connection; returns how many
+/// answers were 403.
+fn pipeline(port: u16, from: &str, n: usize, path: &str) -> usize {
+    use std::io::{Read, Write};
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let local: std::net::SocketAddr = (from.parse::<std::net::IpAddr>().unwrap(), 0).into();
+    socket.bind(&local.into()).unwrap();
+    let server: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    socket.connect(&server.into()).unwrap();
+    let mut w: std::net::TcpStream = socket.into();
+    w.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let mut r = w.try_clone().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut count = 0;
+        let mut tail = Vec::new();
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => {
+                    tail.extend_from_slice(&buf[..k]);
+                    let text = String::from_utf8_lossy(&tail).into_owned();
+                    count += text.matches("HTTP/1.1 403").count();
+                    let keep = tail.len().min(16);
+                    tail = tail[tail.len() - keep..].to_vec();
+                    // Drop matches already counted from the kept tail.
+                    if String::from_utf8_lossy(&tail).contains("HTTP/1.1 403") {
+                        tail.clear();
+                    }
+                }
+            }
+        }
+        count
+    });
+    let one = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: {}\r\n\r\n", "u".repeat(300));
+    let mut batch = String::new();
+    for i in 0..n {
+        if i + 1 == n {
+            batch.push_str(&one.replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n"));
+        } else {
+            batch.push_str(&one);
+        }
+        if batch.len() > 1 << 16 || i + 1 == n {
+            if w.write_all(batch.as_bytes()).is_err() {
+                break;
+            }
+            batch.clear();
+        }
+    }
+    reader.join().unwrap()
+}
+
+/// Item 4 at the documented maximum: `recent = 100000` filled by one client; every view is
+/// capped (1,000 rows), paged without overlap, totals right, and views do not stall others.
+#[test]
+fn a_full_ring_of_100000_is_viewed_a_page_at_a_time() {
+    let server = serve(admin_app(
+        r#"
+[default.allow]
+rules = [{ deny = "127.0.0.66" }]
+[default.allow.admin]
+recent = 100000
+"#,
+    ));
+    let port = server.port;
+    let t0 = std::time::Instant::now();
+    let workers: Vec<_> = (0..4)
+        .map(|_| std::thread::spawn(move || pipeline(port, "127.0.0.66", 26_000, "/x?q=1")))
+        .collect();
+    let refused: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    eprintln!("filled: {refused} refusals in {:?}", t0.elapsed());
+    let j = get(&server, "127.0.0.1", "/allow/api/refused");
+    assert_eq!(j.status, 200);
+    assert_eq!(header(&j, "X-Total-Count"), Some("100000"), "{}", j.head);
+    let v: serde_json::Value = serde_json::from_str(&j.body).unwrap();
+    let rows = v["recent"].as_array().unwrap();
+    assert_eq!(rows.len(), 1000);
+    assert_eq!(v["more"], true);
+    assert_eq!(v["total"], 100000);
+    let seqs: Vec<u64> = rows.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] == w[1] + 1), "not contiguous newest-first");
+    let last = *seqs.last().unwrap();
+    let j2 = get(&server, "127.0.0.1", &format!("/allow/api/refused?after={last}"));
+    let v2: serde_json::Value = serde_json::from_str(&j2.body).unwrap();
+    let rows2 = v2["recent"].as_array().unwrap();
+    assert_eq!(rows2.len(), 1000);
+    assert_eq!(rows2[0]["seq"].as_u64().unwrap(), last - 1, "page 2 does not follow page 1");
+    // The oldest page: fewer rows, `more` false, then an empty one.
+    let oldest = seqs[0] + 1 - 100000;
+    let j3 = get(&server, "127.0.0.1", &format!("/allow/api/refused?after={}", oldest + 500));
+    let v3: serde_json::Value = serde_json::from_str(&j3.body).unwrap();
+    assert_eq!(v3["recent"].as_array().unwrap().len(), 500, "{}", &j3.body[..200]);
+    assert_eq!(v3["more"], false);
+    // Sizes and times per view, with a bystander measured during two concurrent views.
+    let t = std::time::Instant::now();
+    let html = get(&server, "127.0.0.1", "/allow/refused");
+    let html_time = t.elapsed();
+    eprintln!("html {} bytes in {html_time:?}; json {} bytes", html.body.len(), j.body.len());
+    assert!(html.body.len() < 3_000_000, "{} bytes", html.body.len());
+    assert!(j.body.len() < 1_000_000, "{} bytes", j.body.len());
+    assert!(html.body.contains("100000 kept."), "no total shown");
+    let views: Vec<_> = (0..2)
+        .map(|_| {
+            std::thread::spawn(move || {
+                common::http::send_from(
+                    port,
+                    "127.0.0.1",
+                    b"GET /allow/refused HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                )
+                .unwrap()
+                .status
+            })
+        })
+        .collect();
+    let t = std::time::Instant::now();
+    let by = common::http::send_from(port, "127.0.0.7", b"GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let bystander = t.elapsed();
+    for v in views {
+        assert_eq!(v.join().unwrap(), 200);
+    }
+    eprintln!("bystander {} in {bystander:?}", by.status);
+    assert!(bystander < std::time::Duration::from_secs(2), "{bystander:?}");
+    server.stop().unwrap();
+}
