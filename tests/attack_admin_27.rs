@@ -304,3 +304,51 @@ recent = 100000
     assert!(bystander < std::time::Duration::from_secs(2), "{bystander:?}");
     server.stop().unwrap();
 }
+
+/// Item 3 with a chain of trusted proxies (CDN 127.0.0.5 -> nginx 127.0.0.2): a ban on any
+/// hop the operator's request came through must not be made if it refuses the operator.
+#[test]
+fn a_ban_on_a_middle_proxy_of_the_chain_does_not_lock_the_operator_out() {
+    for extra in ["", "trusted_hops = 2\nclient_ip_header = \"X-Forwarded-For\"\n"] {
+        let server = serve(admin_app(&format!(
+            r#"
+[default.allow]
+trusted_proxies = ["127.0.0.2", "127.0.0.5"]
+{extra}rules = [{{ deny = "127.0.0.66" }}]
+[default.allow.policies.ops]
+rules = [{{ allow = "192.0.2.10" }}, {{ deny = "all" }}]
+[default.allow.admin]
+policy = "ops"
+"#
+        )));
+        let allow = server.allow.clone().unwrap();
+        let via: Vec<String> = vec!["X-Forwarded-For: 192.0.2.10, 127.0.0.5".into()];
+        let load = || {
+            form_request(
+                &server,
+                "127.0.0.2",
+                "GET",
+                &format!("127.0.0.1:{}", server.port),
+                "/allow/bans",
+                "",
+                &via,
+            )
+        };
+        let page = load();
+        assert_eq!(page.status, 200, "{extra}: {page:?}");
+        let (cookie, token) = login(&page);
+        for target in ["127.0.0.5", "127.0.0.4/30"] {
+            let body = format!("csrf={token}&target={target}&duration=3600&reason=x");
+            let mut h = via.clone();
+            h.extend(same_origin(&server, &cookie));
+            let r = post(&server, "127.0.0.2", "/allow/bans", &body, &h);
+            let after = load().status;
+            eprintln!("{extra:?} ban {target}: {} then page {after}", r.status);
+            for b in allow.bans() {
+                let _ = allow.unban(&b.target.to_string());
+            }
+            assert_eq!(after, 200, "{extra}: ban {target} ({}) locked the operator out", r.status);
+        }
+        server.stop().unwrap();
+    }
+}
