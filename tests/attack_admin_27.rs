@@ -352,3 +352,33 @@ policy = "ops"
         server.stop().unwrap();
     }
 }
+
+/// Item 1 at run time: `AllowHandle::set_mode` puts the admin policy (configured or
+/// built-in) or the app in report mode; the page stays shut to whom the policy refuses.
+#[test]
+fn report_mode_set_at_run_time_never_opens_the_page() {
+    use rocket_allow::Mode;
+    for (toml, refused, policy) in [
+        (OPS_ONLY, "127.0.0.1", Some("ops")),
+        (OPS_ONLY, "127.0.0.1", None),
+        (OPEN, "127.0.0.9", Some(rocket_allow::BUILTIN_ADMIN_POLICY)),
+        (OPEN, "127.0.0.9", None),
+    ] {
+        let server = serve(admin_app(toml));
+        let allow = server.allow.clone().unwrap();
+        allow.set_mode(policy, Mode::Report).unwrap();
+        for method in ["GET", "HEAD", "OPTIONS"] {
+            for path in PAGES.iter().chain(["/allow/api/refused", "/allow/api/bans"].iter()) {
+                let r = server.request_from(refused, method, path, &[]);
+                assert!(
+                    r.status >= 400 && !r.head.contains("rocket_allow_csrf"),
+                    "{policy:?} {method} {path} from {refused}: {r:?}"
+                );
+            }
+        }
+        let r = post(&server, refused, "/allow/bans", "csrf=x&target=127.0.0.66&duration=1", &[]);
+        assert!(r.status >= 400, "{r:?}");
+        assert!(allow.bans().is_empty());
+        server.stop().unwrap();
+    }
+}
