@@ -382,3 +382,71 @@ fn report_mode_set_at_run_time_never_opens_the_page() {
         server.stop().unwrap();
     }
 }
+
+/// Items 7 and 9: scheme words from a trusted proxy in their odd spellings, and Host names
+/// a rebinding page could use; each must be read as docs/proxies.md says.
+#[test]
+fn proxy_scheme_spellings_and_rebinding_hosts() {
+    let server = serve(admin_app(
+        r#"
+[default.allow]
+trusted_proxies = ["127.0.0.2"]
+rules = []
+[default.allow.policies.ops]
+rules = [{ allow = "192.0.2.10" }, { deny = "all" }]
+[default.allow.admin]
+policy = "ops"
+hosts = ["admin.example.com"]
+"#,
+    ));
+    let load = |from: &str, host: &str, extra: &[&str]| {
+        let mut h: Vec<String> = vec!["X-Forwarded-For: 192.0.2.10".into()];
+        h.extend(extra.iter().map(|s| s.to_string()));
+        form_request(&server, from, "GET", host, "/allow/", "", &h)
+    };
+    let secure = |r: &common::http::Response| {
+        r.head
+            .lines()
+            .any(|l| l.to_ascii_lowercase().starts_with("set-cookie: rocket_allow_csrf") && l.contains("Secure"))
+    };
+    for (extra, https) in [
+        (&["X-Forwarded-Proto: HTTPS"][..], true),
+        (&["X-Forwarded-Proto: http, https"][..], true),
+        (&["X-Forwarded-Proto: https, http"][..], false),
+        (&["X-Forwarded-Proto: https", "X-Forwarded-Proto: http"][..], false),
+        (&["X-Forwarded-Proto: https "][..], true),
+        (&["X-Forwarded-Proto: wss", "Forwarded: for=192.0.2.10;proto=https"][..], false),
+        (&["Forwarded: for=192.0.2.10;proto=\"https\""][..], true),
+        (&["Forwarded: for=192.0.2.10;proto=https, for=192.0.2.10;proto=http"][..], false),
+        (&["Forwarded: for=192.0.2.10;proto=https;proto=https"][..], false),
+        (&["Forwarded: proto=https"][..], true),
+    ] {
+        let r = load("127.0.0.2", "admin.example.com", extra);
+        assert_eq!(r.status, 200, "{extra:?}: {r:?}");
+        assert_eq!(secure(&r), https, "{extra:?}: {}", r.head);
+    }
+    // Names a rebinding page could use: refused before any cookie is set.
+    for host in [
+        "admin.example.com.evil.com",
+        "evil.admin.example.com",
+        "127.0.0.1.nip.io",
+        "localhost.evil.com",
+        "2130706433",
+        "0x7f.0.0.1",
+        "127.1",
+        "admin.example.com@evil.com",
+    ] {
+        let r = load("127.0.0.2", host, &["X-Forwarded-Proto: https"]);
+        assert!(
+            r.status == 403 || r.status == 400,
+            "Host {host}: {} {}",
+            r.status,
+            r.head
+        );
+        assert!(!r.head.contains("rocket_allow_csrf"), "Host {host}: {}", r.head);
+    }
+    for host in ["ADMIN.example.com", "admin.example.com.", "admin.example.com:8443", "[::1]", "foo.localhost"] {
+        assert_eq!(load("127.0.0.2", host, &[]).status, 200, "Host {host}");
+    }
+    server.stop().unwrap();
+}
