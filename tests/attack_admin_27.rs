@@ -78,7 +78,11 @@ fn tokens_do_not_cross_cookies_and_null_origin_is_refused() {
         (String::new(), String::new()),
         (ta[..32].to_string(), ca.clone()),
     ] {
-        assert_eq!(ban(&t, &c, &[origin.clone()]), 403, "token {t} cookie {c}");
+        assert_eq!(
+            ban(&t, &c, std::slice::from_ref(&origin)),
+            403,
+            "token {t} cookie {c}"
+        );
         assert!(allow.bans().is_empty());
     }
     // Right pair, wrong origins.
@@ -89,7 +93,7 @@ fn tokens_do_not_cross_cookies_and_null_origin_is_refused() {
         "Origin: http://127.0.0.1".to_string(),
         format!("Origin: http://localhost:{}", server.port),
     ] {
-        assert_eq!(ban(&ta, &ca, &[o.clone()]), 403, "{o}");
+        assert_eq!(ban(&ta, &ca, std::slice::from_ref(&o)), 403, "{o}");
         assert!(allow.bans().is_empty(), "{o}");
     }
     // Untrusted peer says https: the cookie stays plain, the https origin is refused.
@@ -134,10 +138,18 @@ fn after_values_are_bounded_and_escaped() {
         ("%2B3", 200),
         ("%203%20", 200),
     ] {
-        let p = get(&server, "127.0.0.1", &format!("/allow/refused?after={after}"));
+        let p = get(
+            &server,
+            "127.0.0.1",
+            &format!("/allow/refused?after={after}"),
+        );
         assert_eq!(p.status, page_status, "{after}: {}", p.body);
         assert!(!p.body.contains("<script>"), "{after}");
-        let j = get(&server, "127.0.0.1", &format!("/allow/api/refused?after={after}"));
+        let j = get(
+            &server,
+            "127.0.0.1",
+            &format!("/allow/api/refused?after={after}"),
+        );
         assert_eq!(j.status, page_status, "api {after}: {}", j.body);
         // JSON may carry the text; it must be served as JSON that no browser sniffs.
         assert!(
@@ -147,7 +159,12 @@ fn after_values_are_bounded_and_escaped() {
             j.head
         );
         if page_status == 200 {
-            assert_eq!(header(&j, "X-Total-Count"), Some("5"), "{after}: {}", j.head);
+            assert_eq!(
+                header(&j, "X-Total-Count"),
+                Some("5"),
+                "{after}: {}",
+                j.head
+            );
         }
     }
     let j = get(&server, "127.0.0.1", "/allow/api/refused?after=0");
@@ -182,8 +199,7 @@ fn refused_clients_get_nothing_from_the_paged_routes() {
 /// answers were 403.
 fn pipeline(port: u16, from: &str, n: usize, path: &str) -> usize {
     use std::io::{Read, Write};
-    let socket =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     let local: std::net::SocketAddr = (from.parse::<std::net::IpAddr>().unwrap(), 0).into();
     socket.bind(&local.into()).unwrap();
     let server: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
@@ -214,7 +230,10 @@ fn pipeline(port: u16, from: &str, n: usize, path: &str) -> usize {
         }
         count
     });
-    let one = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: {}\r\n\r\n", "u".repeat(300));
+    let one = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: {}\r\n\r\n",
+        "u".repeat(300)
+    );
     let mut batch = String::new();
     for i in 0..n {
         if i + 1 == n {
@@ -260,24 +279,48 @@ recent = 100000
     assert_eq!(v["more"], true);
     assert_eq!(v["total"], 100000);
     let seqs: Vec<u64> = rows.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
-    assert!(seqs.windows(2).all(|w| w[0] == w[1] + 1), "not contiguous newest-first");
+    assert!(
+        seqs.windows(2).all(|w| w[0] == w[1] + 1),
+        "not contiguous newest-first"
+    );
     let last = *seqs.last().unwrap();
-    let j2 = get(&server, "127.0.0.1", &format!("/allow/api/refused?after={last}"));
+    let j2 = get(
+        &server,
+        "127.0.0.1",
+        &format!("/allow/api/refused?after={last}"),
+    );
     let v2: serde_json::Value = serde_json::from_str(&j2.body).unwrap();
     let rows2 = v2["recent"].as_array().unwrap();
     assert_eq!(rows2.len(), 1000);
-    assert_eq!(rows2[0]["seq"].as_u64().unwrap(), last - 1, "page 2 does not follow page 1");
+    assert_eq!(
+        rows2[0]["seq"].as_u64().unwrap(),
+        last - 1,
+        "page 2 does not follow page 1"
+    );
     // The oldest page: fewer rows, `more` false, then an empty one.
     let oldest = seqs[0] + 1 - 100000;
-    let j3 = get(&server, "127.0.0.1", &format!("/allow/api/refused?after={}", oldest + 500));
+    let j3 = get(
+        &server,
+        "127.0.0.1",
+        &format!("/allow/api/refused?after={}", oldest + 500),
+    );
     let v3: serde_json::Value = serde_json::from_str(&j3.body).unwrap();
-    assert_eq!(v3["recent"].as_array().unwrap().len(), 500, "{}", &j3.body[..200]);
+    assert_eq!(
+        v3["recent"].as_array().unwrap().len(),
+        500,
+        "{}",
+        &j3.body[..200]
+    );
     assert_eq!(v3["more"], false);
     // Sizes and times per view, with a bystander measured during two concurrent views.
     let t = std::time::Instant::now();
     let html = get(&server, "127.0.0.1", "/allow/refused");
     let html_time = t.elapsed();
-    eprintln!("html {} bytes in {html_time:?}; json {} bytes", html.body.len(), j.body.len());
+    eprintln!(
+        "html {} bytes in {html_time:?}; json {} bytes",
+        html.body.len(),
+        j.body.len()
+    );
     assert!(html.body.len() < 3_000_000, "{} bytes", html.body.len());
     assert!(j.body.len() < 1_000_000, "{} bytes", j.body.len());
     assert!(html.body.contains("100000 kept."), "no total shown");
@@ -295,13 +338,21 @@ recent = 100000
         })
         .collect();
     let t = std::time::Instant::now();
-    let by = common::http::send_from(port, "127.0.0.7", b"GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let by = common::http::send_from(
+        port,
+        "127.0.0.7",
+        b"GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
     let bystander = t.elapsed();
     for v in views {
         assert_eq!(v.join().unwrap(), 200);
     }
     eprintln!("bystander {} in {bystander:?}", by.status);
-    assert!(bystander < std::time::Duration::from_secs(2), "{bystander:?}");
+    assert!(
+        bystander < std::time::Duration::from_secs(2),
+        "{bystander:?}"
+    );
     server.stop().unwrap();
 }
 
@@ -309,7 +360,10 @@ recent = 100000
 /// hop the operator's request came through must not be made if it refuses the operator.
 #[test]
 fn a_ban_on_a_middle_proxy_of_the_chain_does_not_lock_the_operator_out() {
-    for extra in ["", "trusted_hops = 2\nclient_ip_header = \"X-Forwarded-For\"\n"] {
+    for extra in [
+        "",
+        "trusted_hops = 2\nclient_ip_header = \"X-Forwarded-For\"\n",
+    ] {
         let server = serve(admin_app(&format!(
             r#"
 [default.allow]
@@ -347,7 +401,11 @@ policy = "ops"
             for b in allow.bans() {
                 let _ = allow.unban(&b.target.to_string());
             }
-            assert_eq!(after, 200, "{extra}: ban {target} ({}) locked the operator out", r.status);
+            assert_eq!(
+                after, 200,
+                "{extra}: ban {target} ({}) locked the operator out",
+                r.status
+            );
         }
         server.stop().unwrap();
     }
@@ -368,7 +426,10 @@ fn report_mode_set_at_run_time_never_opens_the_page() {
         let allow = server.allow.clone().unwrap();
         allow.set_mode(policy, Mode::Report).unwrap();
         for method in ["GET", "HEAD", "OPTIONS"] {
-            for path in PAGES.iter().chain(["/allow/api/refused", "/allow/api/bans"].iter()) {
+            for path in PAGES
+                .iter()
+                .chain(["/allow/api/refused", "/allow/api/bans"].iter())
+            {
                 let r = server.request_from(refused, method, path, &[]);
                 assert!(
                     r.status >= 400 && !r.head.contains("rocket_allow_csrf"),
@@ -376,7 +437,13 @@ fn report_mode_set_at_run_time_never_opens_the_page() {
                 );
             }
         }
-        let r = post(&server, refused, "/allow/bans", "csrf=x&target=127.0.0.66&duration=1", &[]);
+        let r = post(
+            &server,
+            refused,
+            "/allow/bans",
+            "csrf=x&target=127.0.0.66&duration=1",
+            &[],
+        );
         assert!(r.status >= 400, "{r:?}");
         assert!(allow.bans().is_empty());
         server.stop().unwrap();
@@ -405,20 +472,37 @@ hosts = ["admin.example.com"]
         form_request(&server, from, "GET", host, "/allow/", "", &h)
     };
     let secure = |r: &common::http::Response| {
-        r.head
-            .lines()
-            .any(|l| l.to_ascii_lowercase().starts_with("set-cookie: rocket_allow_csrf") && l.contains("Secure"))
+        r.head.lines().any(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie: rocket_allow_csrf")
+                && l.contains("Secure")
+        })
     };
     for (extra, https) in [
         (&["X-Forwarded-Proto: HTTPS"][..], true),
         (&["X-Forwarded-Proto: http, https"][..], true),
         (&["X-Forwarded-Proto: https, http"][..], false),
-        (&["X-Forwarded-Proto: https", "X-Forwarded-Proto: http"][..], false),
+        (
+            &["X-Forwarded-Proto: https", "X-Forwarded-Proto: http"][..],
+            false,
+        ),
         (&["X-Forwarded-Proto: https "][..], true),
-        (&["X-Forwarded-Proto: wss", "Forwarded: for=192.0.2.10;proto=https"][..], false),
+        (
+            &[
+                "X-Forwarded-Proto: wss",
+                "Forwarded: for=192.0.2.10;proto=https",
+            ][..],
+            false,
+        ),
         (&["Forwarded: for=192.0.2.10;proto=\"https\""][..], true),
-        (&["Forwarded: for=192.0.2.10;proto=https, for=192.0.2.10;proto=http"][..], false),
-        (&["Forwarded: for=192.0.2.10;proto=https;proto=https"][..], false),
+        (
+            &["Forwarded: for=192.0.2.10;proto=https, for=192.0.2.10;proto=http"][..],
+            false,
+        ),
+        (
+            &["Forwarded: for=192.0.2.10;proto=https;proto=https"][..],
+            false,
+        ),
         (&["Forwarded: proto=https"][..], true),
     ] {
         let r = load("127.0.0.2", "admin.example.com", extra);
@@ -443,9 +527,19 @@ hosts = ["admin.example.com"]
             r.status,
             r.head
         );
-        assert!(!r.head.contains("rocket_allow_csrf"), "Host {host}: {}", r.head);
+        assert!(
+            !r.head.contains("rocket_allow_csrf"),
+            "Host {host}: {}",
+            r.head
+        );
     }
-    for host in ["ADMIN.example.com", "admin.example.com.", "admin.example.com:8443", "[::1]", "foo.localhost"] {
+    for host in [
+        "ADMIN.example.com",
+        "admin.example.com.",
+        "admin.example.com:8443",
+        "[::1]",
+        "foo.localhost",
+    ] {
         assert_eq!(load("127.0.0.2", host, &[]).status, 200, "Host {host}");
     }
     server.stop().unwrap();
