@@ -189,7 +189,12 @@ fn session(
     store.connected.store(true, Ordering::Relaxed);
     // What refused the last connection (a missing permission since granted) is over; a
     // write Redis still refuses says so again at its next try.
-    if store.status().pending == 0 {
+    if store
+        .queue
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .is_empty()
+    {
         store.set_error(None);
     }
     // The writer waits for this.

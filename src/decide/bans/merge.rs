@@ -110,12 +110,7 @@ impl Bans {
         let target = record.target.trunc();
         let now = now_ms();
         let mut lifted = self.store.lock_lifted();
-        let held = self
-            .store
-            .table
-            .get(target)
-            .map(|f| f.version)
-            .or_else(|| lifted.get(&target).map(|l| l.version));
+        let held = self.held_version(target, &lifted);
         if held.is_some_and(|h| h >= record.version) {
             return Merged::Older;
         }
@@ -170,17 +165,13 @@ impl Bans {
         let labels = &self.store.labels;
         let table = &self.store.table;
         let mut lifted = self.store.lock_lifted();
-        let newer = |target: IpNet, version: Version, lifted: &HashMap<IpNet, Lift>| {
-            let held = table
-                .get(target)
-                .map(|f| f.version)
-                .or_else(|| lifted.get(&target).map(|l| l.version));
-            held.is_none_or(|h| h < version)
-        };
         let (mut bans, mut lifts) = (Vec::new(), Vec::new());
         for r in records {
             let target = r.target.trunc();
-            if !newer(target, r.version, &lifted) {
+            if self
+                .held_version(target, &lifted)
+                .is_some_and(|h| h >= r.version)
+            {
                 continue;
             }
             match r.state {
